@@ -1,0 +1,1 @@
+"""The `meshscope` command line."""

@@ -1,0 +1,85 @@
+"""`make demo`: start an agent service and stream replies from it.
+
+It starts `meshscope serve agents --agents analyst,writer` on a free port
+(a real separate process), streams two turns of one session from the
+analyst (the second remembers the first), one tool-using turn, one turn
+from the writer in the same process, then stops the service with SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+import time
+
+from meshscope.v1 import agent_pb2
+from services.runtime.client import AgentClient
+
+READY = re.compile(r"serving .* on (?P<address>\S+)$")
+
+
+async def _stream(client: AgentClient, agent: str, text: str, session: str) -> None:
+    print(f"\n> {agent} <- {text!r}")
+    print("  ", end="", flush=True)
+    async for event in client.invoke(agent, text, session_id=session, user_id="demo"):
+        kind = event.WhichOneof("kind")
+        if kind == "text_delta" and event.agent == agent:
+            print(event.text_delta.delta, end="", flush=True)
+        elif kind == "tool_call_end":
+            print(f"[tool call {event.tool_call_end.tool_call_id}] ", end="", flush=True)
+        elif kind == "reply_end" and event.agent == agent:
+            usage = event.reply_end.message.usage
+            print(f"\n  ({event.sequence} events, {usage.output_tokens} output tokens)")
+
+
+async def _demo(address: str) -> None:
+    async with AgentClient(address) as client:
+        card = await client.get_card("analyst")
+        print(f"agent card: {card.name} — {card.description} (model {card.model})")
+        await _stream(client, "analyst", "How should we split a monolith of agents?", "demo-1")
+        await _stream(client, "analyst", "And what about their state?", "demo-1")
+        await _stream(client, "analyst", "Summarise some numbers #tool", "demo-2")
+        await _stream(client, "writer", "Write one line about service meshes.", "demo-1")
+
+
+def main() -> int:
+    env = dict(os.environ, MESHSCOPE_SHUTDOWN_PAUSE_S="0", PYTHONUNBUFFERED="1")
+    env.setdefault("MESHSCOPE_MODEL", "scripted:delay_ms=25")
+    cmd = [sys.executable, "-m", "meshscope_cli.main", "serve", "agents", "--agents", "analyst,writer", "--port", "0"]
+    print("$ meshscope serve agents --agents analyst,writer --port 0")
+    proc = __import__("subprocess").Popen(cmd, stdout=__import__("subprocess").PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 60
+        address = None
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            print(line.rstrip())
+            match = READY.search(line.strip())
+            if match:
+                address = match.group("address")
+                break
+        if address is None:
+            print("demo: the agent service did not start", file=sys.stderr)
+            return 1
+        asyncio.run(_demo(address))
+        return 0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        print(f"\nagent service stopped (exit status {proc.returncode})")
+
+
+_ = agent_pb2  # the demo prints wire events; keep the import explicit for readers
+
+if __name__ == "__main__":
+    sys.exit(main())

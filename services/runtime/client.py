@@ -1,0 +1,124 @@
+"""A typed asyncio client for `AgentService`.
+
+    async with AgentClient("127.0.0.1:50051") as client:
+        async for event in client.invoke("analyst", "hello", session_id="s1"):
+            ...
+        reply = await client.reply("analyst", "and now?", session_id="s1")
+        print(reply.text)
+
+Failures surface as `grpc.aio.AioRpcError` with the server's status code and
+message (a stream that failed after it began also carried an `error` event).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import grpc
+
+from meshscope.v1 import agent_pb2, agent_pb2_grpc, common_pb2
+from services.runtime.messages import text_of, to_struct
+
+
+def user_message(content: str | common_pb2.Message) -> common_pb2.Message:
+    """A ROLE_USER message from text (or the message itself)."""
+    if isinstance(content, common_pb2.Message):
+        return content
+    return common_pb2.Message(role=common_pb2.ROLE_USER, name="user", parts=[common_pb2.Part(text=content)])
+
+
+@dataclass
+class Reply:
+    """A whole turn, collected."""
+
+    events: list[agent_pb2.AgentEvent] = field(default_factory=list)
+    message: common_pb2.Message | None = None
+    """The complete reply from `reply_end` (None if the stream never got there)."""
+
+    @property
+    def text(self) -> str:
+        """The reply's text: the final message's text parts."""
+        return text_of(self.message) if self.message is not None else streamed_text(self.events)
+
+
+def streamed_text(events: list[agent_pb2.AgentEvent]) -> str:
+    """The text deltas of the hosted agent's own reply, joined."""
+    root = next((e.reply_id for e in events if e.HasField("reply_start")), None)
+    return "".join(e.text_delta.delta for e in events if e.HasField("text_delta") and e.reply_id == root)
+
+
+class AgentClient:
+    """One channel to one agent-service process."""
+
+    def __init__(self, target: str, *, options: list[tuple[str, Any]] | None = None) -> None:
+        self.target = target
+        self._channel = grpc.aio.insecure_channel(target, options=options or [])
+        self._stub = agent_pb2_grpc.AgentServiceStub(self._channel)
+
+    async def __aenter__(self) -> AgentClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        return self._channel
+
+    async def invoke(
+        self,
+        agent: str,
+        content: str | common_pb2.Message,
+        *,
+        session_id: str = "",
+        user_id: str = "",
+        timeout: float | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> AsyncIterator[agent_pb2.AgentEvent]:
+        """Run one turn and yield its events as they arrive.
+
+        Leaving the loop early (break, exception, task cancellation) cancels
+        the call, and the server cancels the agent's turn.
+        """
+        request = agent_pb2.InvokeRequest(
+            agent=agent, input=user_message(content), session_id=session_id, user_id=user_id
+        )
+        struct = to_struct(metadata)
+        if struct is not None:
+            request.metadata.CopyFrom(struct)
+        call = self._stub.Invoke(request, timeout=timeout)
+        try:
+            async for event in call:
+                yield event
+        finally:
+            call.cancel()
+
+    async def reply(
+        self,
+        agent: str,
+        content: str | common_pb2.Message,
+        *,
+        session_id: str = "",
+        user_id: str = "",
+        timeout: float | None = None,
+    ) -> Reply:
+        """Run one turn and collect it."""
+        reply = Reply()
+        async for event in self.invoke(agent, content, session_id=session_id, user_id=user_id, timeout=timeout):
+            reply.events.append(event)
+            if event.HasField("reply_end") and event.reply_id == reply.events[0].reply_id:
+                reply.message = event.reply_end.message
+        return reply
+
+    async def get_card(self, agent: str = "", *, timeout: float | None = 10.0) -> common_pb2.AgentCard:
+        """The card of a hosted agent."""
+        card: common_pb2.AgentCard = await self._stub.GetCard(agent_pb2.GetCardRequest(agent=agent), timeout=timeout)
+        return card

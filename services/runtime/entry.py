@@ -1,0 +1,80 @@
+"""Process entry point for agent services (`meshscope serve agents`, `python -m services.<name>`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from services.catalog import load_definition, parse_agent_list
+from services.runtime.config import ServerSettings
+from services.runtime.errors import ConfigError
+from services.runtime.hosted import HostedAgent
+from services.runtime.models.factory import effective_spec
+from services.runtime.server import AgentServer, serve_until_signal
+
+
+def configure_logging() -> None:
+    """Log to stderr at MESHSCOPE_LOG_LEVEL (default INFO)."""
+    level = os.environ.get("MESHSCOPE_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(
+        level=level if level in logging.getLevelNamesMapping() else "INFO",
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def add_serve_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags every agent-service entry point accepts."""
+    parser.add_argument("--port", type=int, help="port to serve on (0: any free port); env MESHSCOPE_PORT")
+    parser.add_argument("--host", help="address to bind; env MESHSCOPE_HOST (default 127.0.0.1)")
+    parser.add_argument(
+        "--model", help="model spec for every hosted agent, e.g. scripted or openai:gpt-4o-mini"
+    )
+
+
+def build_server(agent_names: Sequence[str], args: argparse.Namespace) -> AgentServer:
+    """Validate everything a process needs before it binds anything."""
+    if args.port is not None and not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port} is not a port (0-65535)")
+    settings = ServerSettings.from_env().with_overrides(port=args.port, host=args.host)
+    hosted = []
+    for name in agent_names:
+        definition = load_definition(name)
+        spec = effective_spec(args.model or definition.model) if definition.needs_model else None
+        hosted.append(HostedAgent(definition, spec))
+    return AgentServer(hosted, settings)
+
+
+def run(agent_names: Sequence[str], args: argparse.Namespace) -> int:
+    """Serve until SIGTERM/SIGINT; exit 2 with one line on bad configuration."""
+    try:
+        server = build_server(agent_names, args)
+    except ConfigError as exc:
+        print(f"meshscope: {exc}", file=sys.stderr)
+        return 2
+    configure_logging()
+    try:
+        asyncio.run(serve_until_signal(server, announce=lambda line: print(line, flush=True)))
+    except OSError as exc:
+        print(f"meshscope: cannot serve: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(agent_names: Sequence[str] | None, argv: Sequence[str], prog: str) -> int:
+    """Parse flags, then serve `agent_names` (or `--agents` when None)."""
+    parser = argparse.ArgumentParser(prog=prog, description="Serve agents over gRPC.")
+    if agent_names is None:
+        parser.add_argument("--agents", required=True, help="comma-separated agent names")
+    add_serve_flags(parser)
+    args = parser.parse_args(argv)
+    try:
+        names = list(agent_names) if agent_names is not None else parse_agent_list(args.agents)
+    except ConfigError as exc:
+        print(f"meshscope: {exc}", file=sys.stderr)
+        return 2
+    return run(names, args)

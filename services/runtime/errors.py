@@ -1,0 +1,71 @@
+"""Errors that carry their gRPC status, so every edge reports a precise code."""
+
+from __future__ import annotations
+
+import grpc
+
+
+class MeshError(Exception):
+    """A failure with a gRPC status code and a message fit for a client."""
+
+    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    retryable: bool = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(MeshError):
+    """The request is malformed; the message names the offending field."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+
+
+class AgentNotFound(MeshError):
+    """The request names an agent this process does not host."""
+
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class ShuttingDown(MeshError):
+    """The server is draining; the caller should pick another replica."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+    retryable = True
+
+
+class SessionBusy(MeshError):
+    """Another turn of the same (session, agent) is running."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class StoreUnavailable(MeshError):
+    """A backing store (state, history, locks) cannot be reached."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+    retryable = True
+
+
+class CorruptState(MeshError):
+    """A stored state cannot be decoded; the message names the session."""
+
+    code = grpc.StatusCode.DATA_LOSS
+
+
+class ModelFailure(MeshError):
+    """The model call failed (provider error, bad response...)."""
+
+    code = grpc.StatusCode.INTERNAL
+
+
+class ConfigError(Exception):
+    """Bad flags, environment or configuration: the process must not start.
+
+    The message is one line; the CLI prints it and exits with status 2.
+    """

@@ -1,0 +1,299 @@
+"""Conversion between the wire `Message`/`Part` and AgentScope's `Msg`/blocks.
+
+Both directions are total for every block kind AgentScope has, so a message
+survives a round trip through the mesh unchanged (except that protobuf
+`Struct` metadata stores numbers as doubles).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlparse
+
+from agentscope.message import (
+    Base64Source,
+    DataBlock,
+    HintBlock,
+    Msg,
+    TextBlock,
+    ThinkingBlock,
+    ToolCallBlock,
+    ToolResultBlock,
+    URLSource,
+    Usage,
+)
+from google.protobuf import json_format, struct_pb2
+
+from meshscope.v1 import common_pb2
+from services.runtime.errors import InvalidInput
+
+_ROLE_TO_WIRE = {
+    "user": common_pb2.ROLE_USER,
+    "assistant": common_pb2.ROLE_ASSISTANT,
+    "system": common_pb2.ROLE_SYSTEM,
+}
+_ROLE_FROM_WIRE = {v: k for k, v in _ROLE_TO_WIRE.items()}
+
+_TOOL_CALL_STATES = {
+    "pending": common_pb2.TOOL_CALL_STATE_PENDING,
+    "asking": common_pb2.TOOL_CALL_STATE_ASKING,
+    "allowed": common_pb2.TOOL_CALL_STATE_ALLOWED,
+    "submitted": common_pb2.TOOL_CALL_STATE_SUBMITTED,
+    "finished": common_pb2.TOOL_CALL_STATE_FINISHED,
+}
+_TOOL_CALL_STATES_FROM_WIRE = {v: k for k, v in _TOOL_CALL_STATES.items()}
+
+TOOL_RESULT_STATES = {
+    "running": common_pb2.TOOL_RESULT_STATE_RUNNING,
+    "success": common_pb2.TOOL_RESULT_STATE_SUCCESS,
+    "error": common_pb2.TOOL_RESULT_STATE_ERROR,
+    "interrupted": common_pb2.TOOL_RESULT_STATE_INTERRUPTED,
+    "denied": common_pb2.TOOL_RESULT_STATE_DENIED,
+}
+_TOOL_RESULT_STATES_FROM_WIRE = {v: k for k, v in TOOL_RESULT_STATES.items()}
+
+MAX_ID_LENGTH = 256
+
+
+def to_struct(value: Mapping[str, Any] | None) -> struct_pb2.Struct | None:
+    """A JSON-like mapping as a protobuf Struct (None for empty)."""
+    if not value:
+        return None
+    struct = struct_pb2.Struct()
+    struct.update(dict(value))
+    return struct
+
+
+def from_struct(struct: struct_pb2.Struct) -> dict[str, Any]:
+    """A protobuf Struct as a plain dict."""
+    return json_format.MessageToDict(struct)
+
+
+def usage_to_wire(usage: Usage | None) -> common_pb2.Usage | None:
+    """AgentScope usage as the wire `Usage` (None when absent)."""
+    if usage is None:
+        return None
+    return common_pb2.Usage(
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_input_tokens=usage.cache_input_tokens,
+        cache_creation_input_tokens=usage.cache_creation_input_tokens,
+    )
+
+
+def _media_part(block: DataBlock) -> common_pb2.Part:
+    source = block.source
+    part = common_pb2.Part(id=block.id)
+    if isinstance(source, URLSource):
+        part.url.CopyFrom(
+            common_pb2.UrlPart(url=str(source.url), media_type=source.media_type, name=block.name or "")
+        )
+    else:
+        part.data.CopyFrom(
+            common_pb2.DataPart(
+                data=base64.b64decode(source.data) if source.data else b"",
+                media_type=source.media_type,
+                name=block.name or "",
+            )
+        )
+    return part
+
+
+def _content_parts(content: str | list[TextBlock | DataBlock]) -> list[common_pb2.Part]:
+    if isinstance(content, str):
+        return [common_pb2.Part(text=content)]
+    return [block_to_part(block) for block in content]
+
+
+def block_to_part(block: Any) -> common_pb2.Part:
+    """One AgentScope content block as a wire `Part`."""
+    if isinstance(block, TextBlock):
+        return common_pb2.Part(id=block.id, text=block.text)
+    if isinstance(block, ThinkingBlock):
+        return common_pb2.Part(id=block.id, thinking=block.thinking)
+    if isinstance(block, DataBlock):
+        return _media_part(block)
+    if isinstance(block, ToolCallBlock):
+        return common_pb2.Part(
+            id=block.id,
+            tool_call=common_pb2.ToolCall(
+                id=block.id,
+                name=block.name,
+                input=block.input,
+                state=_TOOL_CALL_STATES.get(str(block.state), common_pb2.TOOL_CALL_STATE_UNSPECIFIED),
+            ),
+        )
+    if isinstance(block, ToolResultBlock):
+        result = common_pb2.ToolResult(
+            id=block.id,
+            name=block.name,
+            output=_content_parts(block.output),
+            state=TOOL_RESULT_STATES.get(str(block.state), common_pb2.TOOL_RESULT_STATE_UNSPECIFIED),
+        )
+        metadata = to_struct(block.metadata)
+        if metadata is not None:
+            result.metadata.CopyFrom(metadata)
+        return common_pb2.Part(id=block.id, tool_result=result)
+    if isinstance(block, HintBlock):
+        return common_pb2.Part(
+            id=block.id,
+            hint=common_pb2.Hint(source=block.source or "", content=_content_parts(block.hint)),
+        )
+    raise TypeError(f"unsupported AgentScope block {type(block).__name__}")
+
+
+def msg_to_message(msg: Msg) -> common_pb2.Message:
+    """An AgentScope `Msg` as a wire `Message`."""
+    message = common_pb2.Message(
+        id=msg.id,
+        role=_ROLE_TO_WIRE[msg.role],
+        name=msg.name,
+        parts=[block_to_part(block) for block in msg.content],
+        created_at=msg.created_at,
+        finished_reason=str(msg.finished_reason or ""),
+    )
+    metadata = to_struct(msg.metadata)
+    if metadata is not None:
+        message.metadata.CopyFrom(metadata)
+    usage = usage_to_wire(msg.usage)
+    if usage is not None:
+        message.usage.CopyFrom(usage)
+    return message
+
+
+def _check_url(url: str, field: str) -> str:
+    parsed = urlparse(url)
+    if not parsed.scheme or not (parsed.netloc or parsed.scheme == "data"):
+        raise InvalidInput(field, f"must be an absolute URL, got {url!r}")
+    return url
+
+
+def _media_block(part: common_pb2.Part, field: str) -> DataBlock:
+    kind = part.WhichOneof("kind")
+    if kind == "data":
+        if not part.data.media_type:
+            raise InvalidInput(f"{field}.data.media_type", "is required")
+        return DataBlock(
+            **({"id": part.id} if part.id else {}),
+            source=Base64Source(
+                data=base64.b64encode(part.data.data).decode("ascii"),
+                media_type=part.data.media_type,
+            ),
+            name=part.data.name or None,
+        )
+    if not part.url.media_type:
+        raise InvalidInput(f"{field}.url.media_type", "is required")
+    return DataBlock(
+        **({"id": part.id} if part.id else {}),
+        source=URLSource(url=_check_url(part.url.url, f"{field}.url.url"), media_type=part.url.media_type),
+        name=part.url.name or None,
+    )
+
+
+def part_to_block(part: common_pb2.Part, field: str, *, user: bool) -> Any:
+    """One wire `Part` as an AgentScope block.
+
+    `user` restricts the part to what AgentScope accepts in a user message
+    (text, data, url); `field` names the part in error messages.
+    """
+    kind = part.WhichOneof("kind")
+    ids = {"id": part.id} if part.id else {}
+    if kind is None:
+        raise InvalidInput(field, "no content: set one of text, data, url")
+    if kind == "text":
+        return TextBlock(text=part.text, **ids)
+    if kind in ("data", "url"):
+        return _media_block(part, field)
+    if user:
+        raise InvalidInput(field, f"a user message may carry only text, data and url parts, not {kind}")
+    if kind == "thinking":
+        return ThinkingBlock(thinking=part.thinking, **ids)
+    if kind == "tool_call":
+        call = part.tool_call
+        return ToolCallBlock(
+            id=call.id or part.id,
+            name=call.name,
+            input=call.input,
+            state=_TOOL_CALL_STATES_FROM_WIRE.get(call.state, "pending"),
+        )
+    if kind == "tool_result":
+        result = part.tool_result
+        return ToolResultBlock(
+            id=result.id or part.id,
+            name=result.name,
+            output=[
+                part_to_block(p, f"{field}.tool_result.output[{i}]", user=True)
+                for i, p in enumerate(result.output)
+            ],
+            state=_TOOL_RESULT_STATES_FROM_WIRE.get(result.state, "running"),
+            metadata=from_struct(result.metadata),
+        )
+    hint = part.hint
+    return HintBlock(
+        hint=[part_to_block(p, f"{field}.hint.content[{i}]", user=True) for i, p in enumerate(hint.content)],
+        source=hint.source or None,
+        **ids,
+    )
+
+
+def message_to_msg(message: common_pb2.Message, field: str = "input") -> Msg:
+    """A wire `Message` sent as a turn's input, as an AgentScope user `Msg`.
+
+    Raises `InvalidInput` naming the first offending field.
+    """
+    if message.role not in (common_pb2.ROLE_UNSPECIFIED, common_pb2.ROLE_USER):
+        raise InvalidInput(f"{field}.role", "an input message must have ROLE_USER")
+    if not message.parts:
+        raise InvalidInput(f"{field}.parts", "must contain at least one part")
+    if len(message.id) > MAX_ID_LENGTH:
+        raise InvalidInput(f"{field}.id", f"must be at most {MAX_ID_LENGTH} characters")
+    blocks = [part_to_block(p, f"{field}.parts[{i}]", user=True) for i, p in enumerate(message.parts)]
+    if not any(not isinstance(b, TextBlock) or b.text.strip() for b in blocks):
+        raise InvalidInput(f"{field}.parts", "all text parts are empty")
+    fields: dict[str, Any] = {
+        "name": message.name or "user",
+        "content": blocks,
+        "role": "user",
+        "metadata": from_struct(message.metadata),
+    }
+    if message.id:
+        fields["id"] = message.id
+    if message.created_at:
+        fields["created_at"] = message.created_at
+    return Msg(**fields)
+
+
+def wire_to_msg(message: common_pb2.Message) -> Msg:
+    """Any wire `Message` (e.g. a stored reply) as an AgentScope `Msg`, unvalidated roles."""
+    role = _ROLE_FROM_WIRE.get(message.role, "user")
+    msg = Msg(
+        name=message.name or role,
+        content=[part_to_block(p, f"parts[{i}]", user=False) for i, p in enumerate(message.parts)],
+        role=role,
+        metadata=from_struct(message.metadata),
+        **({"id": message.id} if message.id else {}),
+    )
+    if message.HasField("usage"):
+        msg.usage = Usage(
+            input_tokens=message.usage.input_tokens,
+            output_tokens=message.usage.output_tokens,
+            cache_input_tokens=message.usage.cache_input_tokens,
+            cache_creation_input_tokens=message.usage.cache_creation_input_tokens,
+        )
+    return msg
+
+
+def text_of(message: common_pb2.Message) -> str:
+    """The concatenated text parts of a wire message."""
+    return "".join(part.text for part in message.parts if part.WhichOneof("kind") == "text")
+
+
+def decode_base64(data: str, field: str) -> bytes:
+    """Decode AgentScope's base64 payloads, with a field-named error."""
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInput(field, f"invalid base64: {exc}") from exc

@@ -1,0 +1,103 @@
+"""Model specs: one string per agent picks and configures its chat model.
+
+Specs (DESIGN.md §8):
+  scripted[:delay_ms=N]   deterministic offline model (default)
+  openai:<model>          OpenAI or any OpenAI-compatible server (OPENAI_BASE_URL)
+  dashscope:<model>       Alibaba DashScope, e.g. dashscope:qwen-turbo
+
+Environment read here:
+  MESHSCOPE_MODEL   when set, overrides every agent's spec (e.g. `scripted`).
+  OPENAI_API_KEY    required for openai:*, unless OPENAI_BASE_URL points at a
+                    server that needs no key (vLLM, Ollama, llama.cpp).
+  OPENAI_BASE_URL   base URL of an OpenAI-compatible server.
+  DASHSCOPE_API_KEY required for dashscope:*.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from agentscope.model import ChatModelBase
+
+from services.runtime.errors import ConfigError
+from services.runtime.models.scripted import ScriptedChatModel
+
+MODEL_OVERRIDE_ENV = "MESHSCOPE_MODEL"
+KNOWN_KINDS = ("scripted", "openai", "dashscope")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed model spec: the provider kind and its argument."""
+
+    kind: str
+    argument: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.argument}" if self.argument else self.kind
+
+
+def parse_model_spec(spec: str) -> ModelSpec:
+    """Parse and validate a spec string; ConfigError names what is wrong."""
+    kind, _, argument = spec.strip().partition(":")
+    if kind not in KNOWN_KINDS:
+        raise ConfigError(f"unknown model spec {spec!r}: expected one of {', '.join(KNOWN_KINDS)}")
+    if kind in ("openai", "dashscope") and not argument:
+        raise ConfigError(f"model spec {spec!r} needs a model name, e.g. {kind}:<model>")
+    if kind == "scripted" and argument:
+        _scripted_delay(argument, spec)
+    return ModelSpec(kind, argument)
+
+
+def effective_spec(spec: str, environ: Mapping[str, str] | None = None) -> ModelSpec:
+    """The spec an agent really runs: MESHSCOPE_MODEL wins when set."""
+    env = os.environ if environ is None else environ
+    override = env.get(MODEL_OVERRIDE_ENV, "").strip()
+    return parse_model_spec(override or spec)
+
+
+def _scripted_delay(argument: str, spec: str) -> float:
+    key, _, value = argument.partition("=")
+    if key != "delay_ms":
+        raise ConfigError(f"model spec {spec!r}: scripted takes only delay_ms=<milliseconds>")
+    try:
+        delay_ms = float(value)
+    except ValueError:
+        raise ConfigError(f"model spec {spec!r}: delay_ms must be a number") from None
+    if not 0 <= delay_ms <= 10_000:
+        raise ConfigError(f"model spec {spec!r}: delay_ms must be between 0 and 10000")
+    return delay_ms / 1000
+
+
+def _require(environ: Mapping[str, str], variable: str, spec: ModelSpec) -> str:
+    value = environ.get(variable, "").strip()
+    if not value:
+        raise ConfigError(f"model {spec} needs the environment variable {variable}")
+    return value
+
+
+def create_model(spec: ModelSpec, *, persona: str = "", environ: Mapping[str, str] | None = None) -> ChatModelBase:
+    """Build the chat model for a spec. Missing credentials raise ConfigError at start."""
+    env = os.environ if environ is None else environ
+    if spec.kind == "scripted":
+        delay = _scripted_delay(spec.argument, str(spec)) if spec.argument else 0.0
+        return ScriptedChatModel(chunk_delay_s=delay, persona=persona)
+    if spec.kind == "openai":
+        from agentscope.credential import OpenAICredential
+        from agentscope.model import OpenAIChatModel
+
+        base_url = env.get("OPENAI_BASE_URL", "").strip() or None
+        api_key = env.get("OPENAI_API_KEY", "").strip()
+        if not api_key:
+            if base_url is None:
+                raise ConfigError(f"model {spec} needs the environment variable OPENAI_API_KEY")
+            api_key = "unused"  # local OpenAI-compatible servers ignore the key
+        credential = OpenAICredential(api_key=api_key, base_url=base_url)
+        return OpenAIChatModel(credential=credential, model=spec.argument, stream=True)
+    from agentscope.credential import DashScopeCredential
+    from agentscope.model import DashScopeChatModel
+
+    api_key = _require(env, "DASHSCOPE_API_KEY", spec)
+    return DashScopeChatModel(credential=DashScopeCredential(api_key=api_key), model=spec.argument, stream=True)

@@ -1,0 +1,140 @@
+"""The agent-service process: one `grpc.aio` server hosting one or more agents.
+
+It serves `AgentService`, the standard `grpc.health.v1` health service (one
+status per agent name, plus "" and the service name) and server reflection.
+Shutdown follows DESIGN.md §5: NOT_SERVING -> before-drain hooks (discovery
+deregisters here) -> a short pause so health watchers drop this replica ->
+drain in-flight streams within the grace period -> stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from meshscope.v1 import agent_pb2, agent_pb2_grpc
+from services.runtime.config import ServerSettings
+from services.runtime.hosted import HostedAgent
+from services.runtime.servicer import AgentServicer
+from services.runtime.state import InMemoryStateStore, StateStore
+from services.runtime.turn import TurnRunner, TurnStats
+
+log = logging.getLogger("meshscope.server")
+
+AGENT_SERVICE_NAME = agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name
+Hook = Callable[[], Awaitable[None]]
+
+
+class AgentServer:
+    """Hosts agents on one port; start, then stop gracefully."""
+
+    def __init__(
+        self,
+        agents: Sequence[HostedAgent],
+        settings: ServerSettings | None = None,
+        store: StateStore | None = None,
+    ) -> None:
+        if not agents:
+            raise ValueError("an agent server needs at least one agent")
+        names = [a.name for a in agents]
+        if len(set(names)) != len(names):
+            raise ValueError(f"agent names must be unique, got {names}")
+        self.agents = {a.name: a for a in agents}
+        self.settings = settings or ServerSettings()
+        self.store = store or InMemoryStateStore()
+        self.runner = TurnRunner(self.store)
+        self.health = HealthServicer()
+        self.port = 0
+        self._draining = False
+        self._before_drain: list[Hook] = []
+        self._stopped = asyncio.Event()
+        self._stop_task: asyncio.Task[None] | None = None
+        self._server: grpc.aio.Server | None = None
+
+    @property
+    def stats(self) -> TurnStats:
+        return self.runner.stats
+
+    @property
+    def address(self) -> str:
+        return f"{self.settings.host}:{self.port}"
+
+    def add_before_drain(self, hook: Hook) -> None:
+        """Run `hook` after NOT_SERVING and before the pause (e.g. deregister)."""
+        self._before_drain.append(hook)
+
+    def _build_server(self) -> grpc.aio.Server:
+        # grpc.aio binds a server to the running loop, so it is built in start().
+        server = grpc.aio.server(options=self.settings.grpc_options())
+        agent_pb2_grpc.add_AgentServiceServicer_to_server(
+            AgentServicer(self.agents, self.runner, lambda: self._draining), server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            (
+                AGENT_SERVICE_NAME,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            server,
+        )
+        return server
+
+    async def start(self) -> None:
+        """Bind, serve and mark every hosted agent SERVING."""
+        if self._server is not None:
+            raise RuntimeError("server already started")
+        self._server = self._build_server()
+        self.port = self._server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
+        if self.port == 0:
+            raise OSError(f"cannot bind {self.settings.host}:{self.settings.port}")
+        await self._server.start()
+        serving = health_pb2.HealthCheckResponse.SERVING
+        for name in ("", AGENT_SERVICE_NAME, *self.agents):
+            await self.health.set(name, serving)
+        log.info("serving %s on %s", ", ".join(self.agents), self.address)
+
+    async def stop(self) -> None:
+        """Graceful shutdown; concurrent callers all wait for the same one."""
+        if self._stop_task is None:
+            self._stop_task = asyncio.ensure_future(self._shutdown())
+        await asyncio.shield(self._stop_task)
+
+    async def _shutdown(self) -> None:
+        self._draining = True
+        await self.health.enter_graceful_shutdown()
+        for hook in self._before_drain:
+            try:
+                await hook()
+            except Exception as exc:
+                log.warning("shutdown hook failed: %s", exc)
+        if self.settings.shutdown_pause_s:
+            await asyncio.sleep(self.settings.shutdown_pause_s)
+        log.info("draining %d in-flight turn(s), grace %.1fs", self.stats.in_flight, self.settings.shutdown_grace_s)
+        if self._server is not None:
+            await self._server.stop(self.settings.shutdown_grace_s)
+        await self.store.close()
+        self._stopped.set()
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+
+async def serve_until_signal(server: AgentServer, announce: Callable[[str], None] = print) -> None:
+    """Start, announce the address, and shut down gracefully on SIGTERM/SIGINT."""
+    await server.start()
+    announce(f"meshscope: serving {', '.join(server.agents)} on {server.address}")
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    announce("meshscope: shutting down (draining in-flight turns)")
+    await server.stop()
