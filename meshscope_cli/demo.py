@@ -48,7 +48,17 @@ async def _demo(address: str) -> None:
 def main() -> int:
     env = dict(os.environ, MESHSCOPE_SHUTDOWN_PAUSE_S="0", PYTHONUNBUFFERED="1")
     env.setdefault("MESHSCOPE_MODEL", "scripted:delay_ms=25")
-    cmd = [sys.executable, "-m", "meshscope_cli.main", "serve", "agents", "--agents", "analyst,writer", "--port", "0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "meshscope_cli.main",
+        "serve",
+        "agents",
+        "--agents",
+        "analyst,writer",
+        "--port",
+        "0",
+    ]
     print("$ meshscope serve agents --agents analyst,writer --port 0")
     proc = __import__("subprocess").Popen(cmd, stdout=__import__("subprocess").PIPE, text=True, env=env)
     try:

@@ -16,7 +16,9 @@ from services.runtime.errors import ConfigError
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="meshscope", description="A service mesh of gRPC AgentScope agents.")
+    parser = argparse.ArgumentParser(
+        prog="meshscope", description="A service mesh of gRPC AgentScope agents."
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = commands.add_parser("serve", help="run one mesh process")
     serve_what = serve.add_subparsers(dest="what", required=True, metavar="WHAT")

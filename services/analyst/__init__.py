@@ -20,8 +20,7 @@ def summarize_numbers(values: list[float]) -> str:
     if not values:
         return "no values given"
     return (
-        f"count={len(values)} mean={statistics.fmean(values):.3g} "
-        f"min={min(values):.3g} max={max(values):.3g}"
+        f"count={len(values)} mean={statistics.fmean(values):.3g} min={min(values):.3g} max={max(values):.3g}"
     )
 
 

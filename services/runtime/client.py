@@ -112,7 +112,9 @@ class AgentClient:
     ) -> Reply:
         """Run one turn and collect it."""
         reply = Reply()
-        async for event in self.invoke(agent, content, session_id=session_id, user_id=user_id, timeout=timeout):
+        async for event in self.invoke(
+            agent, content, session_id=session_id, user_id=user_id, timeout=timeout
+        ):
             reply.events.append(event)
             if event.HasField("reply_end") and event.reply_id == reply.events[0].reply_id:
                 reply.message = event.reply_end.message
@@ -120,5 +122,7 @@ class AgentClient:
 
     async def get_card(self, agent: str = "", *, timeout: float | None = 10.0) -> common_pb2.AgentCard:
         """The card of a hosted agent."""
-        card: common_pb2.AgentCard = await self._stub.GetCard(agent_pb2.GetCardRequest(agent=agent), timeout=timeout)
+        card: common_pb2.AgentCard = await self._stub.GetCard(
+            agent_pb2.GetCardRequest(agent=agent), timeout=timeout
+        )
         return card

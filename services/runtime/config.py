@@ -100,10 +100,18 @@ class ServerSettings:
                 env, "MESHSCOPE_GRPC_KEEPALIVE_TIME_S", _non_negative, d.keepalive_time_s, "seconds >= 0"
             ),
             keepalive_timeout_s=_read(
-                env, "MESHSCOPE_GRPC_KEEPALIVE_TIMEOUT_S", _non_negative, d.keepalive_timeout_s, "seconds >= 0"
+                env,
+                "MESHSCOPE_GRPC_KEEPALIVE_TIMEOUT_S",
+                _non_negative,
+                d.keepalive_timeout_s,
+                "seconds >= 0",
             ),
             min_ping_interval_s=_read(
-                env, "MESHSCOPE_GRPC_MIN_PING_INTERVAL_S", _non_negative, d.min_ping_interval_s, "seconds >= 0"
+                env,
+                "MESHSCOPE_GRPC_MIN_PING_INTERVAL_S",
+                _non_negative,
+                d.min_ping_interval_s,
+                "seconds >= 0",
             ),
         )
 

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from agentscope.model import ChatModelBase
 from agentscope.state import AgentState
-from agentscope.tool import Toolkit, ToolBase
+from agentscope.tool import ToolBase, Toolkit
 
 
 class StreamingAgent(Protocol):

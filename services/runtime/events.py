@@ -13,12 +13,14 @@ import base64
 from typing import Any
 
 from agentscope.event import EventType
-from agentscope.message import AssistantMsg, Msg
+from agentscope.message import AssistantMsg, HintBlock, Msg
 
 from meshscope.v1 import agent_pb2, common_pb2
 from services.runtime.messages import (
     TOOL_RESULT_STATES,
+    block_from_part,
     block_to_part,
+    from_struct,
     msg_to_message,
     to_struct,
 )
@@ -83,7 +85,9 @@ class EventEncoder:
         """How many events were encoded so far."""
         return self._sequence
 
-    def _envelope(self, *, event_id: str = "", reply_id: str = "", created_at: str = "") -> agent_pb2.AgentEvent:
+    def _envelope(
+        self, *, event_id: str = "", reply_id: str = "", created_at: str = ""
+    ) -> agent_pb2.AgentEvent:
         self._sequence += 1
         return agent_pb2.AgentEvent(
             sequence=self._sequence,
@@ -118,7 +122,7 @@ def _custom(out: agent_pb2.AgentEvent, event: Any) -> None:
         out.custom.value.CopyFrom(struct)
 
 
-def _fill(out: agent_pb2.AgentEvent, event: Any, assembler: ReplyAssembler) -> None:  # noqa: C901
+def _fill(out: agent_pb2.AgentEvent, event: Any, assembler: ReplyAssembler) -> None:
     """Set the `kind` of `out` from an AgentScope event."""
     match event.type:
         case EventType.REPLY_START:
@@ -148,7 +152,9 @@ def _fill(out: agent_pb2.AgentEvent, event: Any, assembler: ReplyAssembler) -> N
                 )
             )
         case EventType.TEXT_BLOCK_START | EventType.THINKING_BLOCK_START:
-            out.block_start.CopyFrom(agent_pb2.BlockStart(block_id=event.block_id, kind=_BLOCK_KINDS[event.type]))
+            out.block_start.CopyFrom(
+                agent_pb2.BlockStart(block_id=event.block_id, kind=_BLOCK_KINDS[event.type])
+            )
         case EventType.DATA_BLOCK_START:
             out.block_start.CopyFrom(
                 agent_pb2.BlockStart(
@@ -170,17 +176,19 @@ def _fill(out: agent_pb2.AgentEvent, event: Any, assembler: ReplyAssembler) -> N
                 delta.data = base64.b64decode(event.data or "")
             out.data_delta.CopyFrom(delta)
         case EventType.TEXT_BLOCK_END | EventType.THINKING_BLOCK_END | EventType.DATA_BLOCK_END:
-            end = agent_pb2.BlockEnd(block_id=event.block_id, kind=_BLOCK_KINDS[event.type])
+            block_end = agent_pb2.BlockEnd(block_id=event.block_id, kind=_BLOCK_KINDS[event.type])
             text = getattr(event, "text", None)
             if text is not None:
-                end.text = text
-            out.block_end.CopyFrom(end)
+                block_end.text = text
+            out.block_end.CopyFrom(block_end)
         case EventType.TOOL_CALL_START:
             out.tool_call_start.CopyFrom(
                 agent_pb2.ToolCallStart(tool_call_id=event.tool_call_id, name=event.tool_call_name)
             )
         case EventType.TOOL_CALL_DELTA:
-            out.tool_call_delta.CopyFrom(agent_pb2.ToolCallDelta(tool_call_id=event.tool_call_id, delta=event.delta))
+            out.tool_call_delta.CopyFrom(
+                agent_pb2.ToolCallDelta(tool_call_id=event.tool_call_id, delta=event.delta)
+            )
         case EventType.TOOL_CALL_END:
             out.tool_call_end.tool_call_id = event.tool_call_id
         case EventType.TOOL_RESULT_START:
@@ -189,7 +197,9 @@ def _fill(out: agent_pb2.AgentEvent, event: Any, assembler: ReplyAssembler) -> N
             )
         case EventType.TOOL_RESULT_TEXT_DELTA:
             out.tool_result_delta.CopyFrom(
-                agent_pb2.ToolResultDelta(tool_call_id=event.tool_call_id, part=common_pb2.Part(text=event.delta))
+                agent_pb2.ToolResultDelta(
+                    tool_call_id=event.tool_call_id, part=common_pb2.Part(text=event.delta)
+                )
             )
         case EventType.TOOL_RESULT_DATA_DELTA:
             part = common_pb2.Part(id=event.block_id)
@@ -199,16 +209,18 @@ def _fill(out: agent_pb2.AgentEvent, event: Any, assembler: ReplyAssembler) -> N
                 part.data.CopyFrom(
                     common_pb2.DataPart(data=base64.b64decode(event.data or ""), media_type=event.media_type)
                 )
-            out.tool_result_delta.CopyFrom(agent_pb2.ToolResultDelta(tool_call_id=event.tool_call_id, part=part))
+            out.tool_result_delta.CopyFrom(
+                agent_pb2.ToolResultDelta(tool_call_id=event.tool_call_id, part=part)
+            )
         case EventType.TOOL_RESULT_END:
-            end = agent_pb2.ToolResultEnd(
+            result_end = agent_pb2.ToolResultEnd(
                 tool_call_id=event.tool_call_id,
                 state=TOOL_RESULT_STATES.get(str(event.state), common_pb2.TOOL_RESULT_STATE_UNSPECIFIED),
             )
             metadata = to_struct(event.metadata)
             if metadata is not None:
-                end.metadata.CopyFrom(metadata)
-            out.tool_result_end.CopyFrom(end)
+                result_end.metadata.CopyFrom(metadata)
+            out.tool_result_end.CopyFrom(result_end)
         case EventType.HINT_BLOCK:
             hint_part = block_to_part(_hint_block(event))
             out.hint.CopyFrom(agent_pb2.HintEvent(block_id=event.block_id, hint=hint_part.hint))
@@ -216,7 +228,148 @@ def _fill(out: agent_pb2.AgentEvent, event: Any, assembler: ReplyAssembler) -> N
             _custom(out, event)
 
 
-def _hint_block(event: Any) -> Any:
-    from agentscope.message import HintBlock
-
+def _hint_block(event: Any) -> HintBlock:
     return HintBlock(id=event.block_id, hint=event.hint, source=event.source)
+
+
+_REVERSE_STATES = {v: k for k, v in TOOL_RESULT_STATES.items()}
+
+
+def decode_event(wire: agent_pb2.AgentEvent) -> Any | None:
+    """The AgentScope event a wire event carries (None for error/custom events).
+
+    With `rebuild_reply` this is the proof that the wire loses nothing: the
+    receiver replays the events into an `AssistantMsg` exactly as the sender did.
+    """
+    decoded = _decode(wire)
+    if decoded is not None:
+        if wire.event_id:
+            decoded.id = wire.event_id
+        if wire.created_at:
+            decoded.created_at = wire.created_at
+    return decoded
+
+
+def _decode(wire: agent_pb2.AgentEvent) -> Any | None:
+    # Payloads go through `model_validate` so pydantic coerces strings to
+    # AgentScope's enums exactly as it does for events it parses itself.
+    from agentscope import event as ev
+
+    kind = wire.WhichOneof("kind")
+    cls: Any = None
+    fields: dict[str, Any] = {"reply_id": wire.reply_id}
+    if kind == "reply_start":
+        cls = ev.ReplyStartEvent
+        fields |= {"session_id": wire.reply_start.session_id, "name": wire.reply_start.name}
+    elif kind == "reply_end":
+        cls = ev.ReplyEndEvent
+        fields |= {"session_id": "", "finished_reason": wire.reply_end.finished_reason or "completed"}
+    elif kind == "model_call_start":
+        cls = ev.ModelCallStartEvent
+        fields["model_name"] = wire.model_call_start.model_name
+    elif kind == "model_call_end":
+        cls = ev.ModelCallEndEvent
+        u = wire.model_call_end.usage
+        fields |= {
+            "input_tokens": u.input_tokens,
+            "output_tokens": u.output_tokens,
+            "cache_input_tokens": u.cache_input_tokens,
+            "cache_creation_input_tokens": u.cache_creation_input_tokens,
+            "finished_reason": wire.model_call_end.finished_reason or "completed",
+        }
+    elif kind == "block_start":
+        start = wire.block_start
+        fields["block_id"] = start.block_id
+        if start.kind == agent_pb2.BLOCK_KIND_TEXT:
+            cls = ev.TextBlockStartEvent
+        elif start.kind == agent_pb2.BLOCK_KIND_THINKING:
+            cls = ev.ThinkingBlockStartEvent
+        else:
+            cls = ev.DataBlockStartEvent
+            fields |= {"media_type": start.media_type, "name": start.name or None}
+    elif kind == "text_delta":
+        cls = ev.TextBlockDeltaEvent
+        fields |= {"block_id": wire.text_delta.block_id, "delta": wire.text_delta.delta}
+    elif kind == "thinking_delta":
+        cls = ev.ThinkingBlockDeltaEvent
+        fields |= {"block_id": wire.thinking_delta.block_id, "delta": wire.thinking_delta.delta}
+    elif kind == "data_delta":
+        cls = ev.DataBlockDeltaEvent
+        data = wire.data_delta
+        fields |= {"block_id": data.block_id, "media_type": data.media_type}
+        if data.WhichOneof("source") == "url":
+            fields["url"] = data.url
+        else:
+            fields["data"] = base64.b64encode(data.data).decode("ascii")
+    elif kind == "block_end":
+        end = wire.block_end
+        fields["block_id"] = end.block_id
+        if end.kind == agent_pb2.BLOCK_KIND_TEXT:
+            cls = ev.TextBlockEndEvent
+            fields["text"] = end.text if end.HasField("text") else None
+        elif end.kind == agent_pb2.BLOCK_KIND_THINKING:
+            cls = ev.ThinkingBlockEndEvent
+        else:
+            cls = ev.DataBlockEndEvent
+    elif kind == "tool_call_start":
+        cls = ev.ToolCallStartEvent
+        fields |= {
+            "tool_call_id": wire.tool_call_start.tool_call_id,
+            "tool_call_name": wire.tool_call_start.name,
+        }
+    elif kind == "tool_call_delta":
+        cls = ev.ToolCallDeltaEvent
+        fields |= {"tool_call_id": wire.tool_call_delta.tool_call_id, "delta": wire.tool_call_delta.delta}
+    elif kind == "tool_call_end":
+        cls = ev.ToolCallEndEvent
+        fields["tool_call_id"] = wire.tool_call_end.tool_call_id
+    elif kind == "tool_result_start":
+        cls = ev.ToolResultStartEvent
+        fields |= {
+            "tool_call_id": wire.tool_result_start.tool_call_id,
+            "tool_call_name": wire.tool_result_start.name,
+        }
+    elif kind == "tool_result_delta":
+        delta = wire.tool_result_delta
+        part = delta.part
+        fields["tool_call_id"] = delta.tool_call_id
+        part_kind = part.WhichOneof("kind")
+        if part_kind == "text":
+            cls = ev.ToolResultTextDeltaEvent
+            fields["delta"] = part.text
+        elif part_kind == "url":
+            cls = ev.ToolResultDataDeltaEvent
+            fields |= {"block_id": part.id, "media_type": part.url.media_type, "url": part.url.url}
+        else:
+            cls = ev.ToolResultDataDeltaEvent
+            fields |= {
+                "block_id": part.id,
+                "media_type": part.data.media_type,
+                "data": base64.b64encode(part.data.data).decode("ascii"),
+            }
+    elif kind == "tool_result_end":
+        cls = ev.ToolResultEndEvent
+        end_result = wire.tool_result_end
+        fields |= {
+            "tool_call_id": end_result.tool_call_id,
+            "state": _REVERSE_STATES.get(end_result.state, "success"),
+            "metadata": from_struct(end_result.metadata),
+        }
+    elif kind == "hint":
+        cls = ev.HintBlockEvent
+        hint = wire.hint
+        block = block_from_part(common_pb2.Part(id=hint.block_id, hint=hint.hint))
+        fields |= {"block_id": hint.block_id, "source": hint.hint.source or None, "hint": block.hint}
+    if cls is None:
+        return None
+    return cls.model_validate(fields)
+
+
+def rebuild_reply(events: list[agent_pb2.AgentEvent]) -> Msg | None:
+    """Rebuild the hosted agent's reply from wire events alone."""
+    assembler = ReplyAssembler()
+    for wire in events:
+        decoded = decode_event(wire)
+        if decoded is not None:
+            assembler.apply(decoded)
+    return assembler.root_reply

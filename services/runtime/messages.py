@@ -8,8 +8,8 @@ survives a round trip through the mesh unchanged (except that protobuf
 from __future__ import annotations
 
 import base64
-import binascii
-from collections.abc import Mapping
+import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlparse
 
@@ -21,11 +21,14 @@ from agentscope.message import (
     TextBlock,
     ThinkingBlock,
     ToolCallBlock,
+    ToolCallState,
     ToolResultBlock,
+    ToolResultState,
     URLSource,
     Usage,
 )
 from google.protobuf import json_format, struct_pb2
+from pydantic import ValidationError
 
 from meshscope.v1 import common_pb2
 from services.runtime.errors import InvalidInput
@@ -44,7 +47,7 @@ _TOOL_CALL_STATES = {
     "submitted": common_pb2.TOOL_CALL_STATE_SUBMITTED,
     "finished": common_pb2.TOOL_CALL_STATE_FINISHED,
 }
-_TOOL_CALL_STATES_FROM_WIRE = {v: k for k, v in _TOOL_CALL_STATES.items()}
+_TOOL_CALL_STATES_FROM_WIRE = {v: ToolCallState(k) for k, v in _TOOL_CALL_STATES.items()}
 
 TOOL_RESULT_STATES = {
     "running": common_pb2.TOOL_RESULT_STATE_RUNNING,
@@ -53,9 +56,14 @@ TOOL_RESULT_STATES = {
     "interrupted": common_pb2.TOOL_RESULT_STATE_INTERRUPTED,
     "denied": common_pb2.TOOL_RESULT_STATE_DENIED,
 }
-_TOOL_RESULT_STATES_FROM_WIRE = {v: k for k, v in TOOL_RESULT_STATES.items()}
+_TOOL_RESULT_STATES_FROM_WIRE = {v: ToolResultState(k) for k, v in TOOL_RESULT_STATES.items()}
 
 MAX_ID_LENGTH = 256
+
+
+def _id_of(part: common_pb2.Part) -> str:
+    """The part's id, or a fresh one (AgentScope's blocks always carry an id)."""
+    return part.id or uuid.uuid4().hex
 
 
 def to_struct(value: Mapping[str, Any] | None) -> struct_pb2.Struct | None:
@@ -103,9 +111,17 @@ def _media_part(block: DataBlock) -> common_pb2.Part:
 
 
 def _content_parts(content: str | list[TextBlock | DataBlock]) -> list[common_pb2.Part]:
+    # A plain-string content travels as one text part without an id, so the
+    # receiver can restore the string form (see `_content_from_parts`).
     if isinstance(content, str):
         return [common_pb2.Part(text=content)]
     return [block_to_part(block) for block in content]
+
+
+def _content_from_parts(parts: Sequence[common_pb2.Part], field: str) -> str | list[Any]:
+    if len(parts) == 1 and not parts[0].id and parts[0].WhichOneof("kind") == "text":
+        return parts[0].text
+    return [part_to_block(p, f"{field}[{i}]", user=True) for i, p in enumerate(parts)]
 
 
 def block_to_part(block: Any) -> common_pb2.Part:
@@ -172,12 +188,11 @@ def _check_url(url: str, field: str) -> str:
 
 
 def _media_block(part: common_pb2.Part, field: str) -> DataBlock:
-    kind = part.WhichOneof("kind")
-    if kind == "data":
+    if part.WhichOneof("kind") == "data":
         if not part.data.media_type:
             raise InvalidInput(f"{field}.data.media_type", "is required")
         return DataBlock(
-            **({"id": part.id} if part.id else {}),
+            id=_id_of(part),
             source=Base64Source(
                 data=base64.b64encode(part.data.data).decode("ascii"),
                 media_type=part.data.media_type,
@@ -186,11 +201,12 @@ def _media_block(part: common_pb2.Part, field: str) -> DataBlock:
         )
     if not part.url.media_type:
         raise InvalidInput(f"{field}.url.media_type", "is required")
-    return DataBlock(
-        **({"id": part.id} if part.id else {}),
-        source=URLSource(url=_check_url(part.url.url, f"{field}.url.url"), media_type=part.url.media_type),
-        name=part.url.name or None,
-    )
+    url = _check_url(part.url.url, f"{field}.url.url")
+    try:
+        source = URLSource.model_validate({"url": url, "media_type": part.url.media_type})
+    except ValidationError as exc:
+        raise InvalidInput(f"{field}.url.url", f"is not a valid URL: {exc.errors()[0]['msg']}") from exc
+    return DataBlock(id=_id_of(part), source=source, name=part.url.name or None)
 
 
 def part_to_block(part: common_pb2.Part, field: str, *, user: bool) -> Any:
@@ -200,43 +216,44 @@ def part_to_block(part: common_pb2.Part, field: str, *, user: bool) -> Any:
     (text, data, url); `field` names the part in error messages.
     """
     kind = part.WhichOneof("kind")
-    ids = {"id": part.id} if part.id else {}
     if kind is None:
         raise InvalidInput(field, "no content: set one of text, data, url")
     if kind == "text":
-        return TextBlock(text=part.text, **ids)
+        return TextBlock(text=part.text, id=_id_of(part))
     if kind in ("data", "url"):
         return _media_block(part, field)
     if user:
         raise InvalidInput(field, f"a user message may carry only text, data and url parts, not {kind}")
     if kind == "thinking":
-        return ThinkingBlock(thinking=part.thinking, **ids)
+        return ThinkingBlock(thinking=part.thinking, id=_id_of(part))
     if kind == "tool_call":
         call = part.tool_call
         return ToolCallBlock(
             id=call.id or part.id,
             name=call.name,
             input=call.input,
-            state=_TOOL_CALL_STATES_FROM_WIRE.get(call.state, "pending"),
+            state=_TOOL_CALL_STATES_FROM_WIRE.get(call.state, ToolCallState.PENDING),
         )
     if kind == "tool_result":
         result = part.tool_result
         return ToolResultBlock(
             id=result.id or part.id,
             name=result.name,
-            output=[
-                part_to_block(p, f"{field}.tool_result.output[{i}]", user=True)
-                for i, p in enumerate(result.output)
-            ],
-            state=_TOOL_RESULT_STATES_FROM_WIRE.get(result.state, "running"),
+            output=_content_from_parts(result.output, f"{field}.tool_result.output"),
+            state=_TOOL_RESULT_STATES_FROM_WIRE.get(result.state, ToolResultState.RUNNING),
             metadata=from_struct(result.metadata),
         )
     hint = part.hint
     return HintBlock(
-        hint=[part_to_block(p, f"{field}.hint.content[{i}]", user=True) for i, p in enumerate(hint.content)],
+        hint=_content_from_parts(hint.content, f"{field}.hint.content"),
         source=hint.source or None,
-        **ids,
+        id=_id_of(part),
     )
+
+
+def block_from_part(part: common_pb2.Part) -> Any:
+    """Any wire part (any role) as an AgentScope block."""
+    return part_to_block(part, "part", user=False)
 
 
 def message_to_msg(message: common_pb2.Message, field: str = "input") -> Msg:
@@ -267,14 +284,16 @@ def message_to_msg(message: common_pb2.Message, field: str = "input") -> Msg:
 
 
 def wire_to_msg(message: common_pb2.Message) -> Msg:
-    """Any wire `Message` (e.g. a stored reply) as an AgentScope `Msg`, unvalidated roles."""
+    """Any wire `Message` (e.g. a previous step's reply) as an AgentScope `Msg`."""
     role = _ROLE_FROM_WIRE.get(message.role, "user")
-    msg = Msg(
-        name=message.name or role,
-        content=[part_to_block(p, f"parts[{i}]", user=False) for i, p in enumerate(message.parts)],
-        role=role,
-        metadata=from_struct(message.metadata),
-        **({"id": message.id} if message.id else {}),
+    msg = Msg.model_validate(
+        {
+            "name": message.name or role,
+            "content": [part_to_block(p, f"parts[{i}]", user=False) for i, p in enumerate(message.parts)],
+            "role": role,
+            "metadata": from_struct(message.metadata),
+            "id": message.id or uuid.uuid4().hex,
+        }
     )
     if message.HasField("usage"):
         msg.usage = Usage(
@@ -289,11 +308,3 @@ def wire_to_msg(message: common_pb2.Message) -> Msg:
 def text_of(message: common_pb2.Message) -> str:
     """The concatenated text parts of a wire message."""
     return "".join(part.text for part in message.parts if part.WhichOneof("kind") == "text")
-
-
-def decode_base64(data: str, field: str) -> bytes:
-    """Decode AgentScope's base64 payloads, with a field-named error."""
-    try:
-        return base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidInput(field, f"invalid base64: {exc}") from exc

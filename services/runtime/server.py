@@ -117,7 +117,9 @@ class AgentServer:
                 log.warning("shutdown hook failed: %s", exc)
         if self.settings.shutdown_pause_s:
             await asyncio.sleep(self.settings.shutdown_pause_s)
-        log.info("draining %d in-flight turn(s), grace %.1fs", self.stats.in_flight, self.settings.shutdown_grace_s)
+        log.info(
+            "draining %d in-flight turn(s), grace %.1fs", self.stats.in_flight, self.settings.shutdown_grace_s
+        )
         if self._server is not None:
             await self._server.stop(self.settings.shutdown_grace_s)
         await self.store.close()

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from agentscope.model import ChatModelBase
+from pydantic import SecretStr
 
 from services.runtime.errors import ConfigError
 from services.runtime.models.scripted import ScriptedChatModel
@@ -78,7 +79,9 @@ def _require(environ: Mapping[str, str], variable: str, spec: ModelSpec) -> str:
     return value
 
 
-def create_model(spec: ModelSpec, *, persona: str = "", environ: Mapping[str, str] | None = None) -> ChatModelBase:
+def create_model(
+    spec: ModelSpec, *, persona: str = "", environ: Mapping[str, str] | None = None
+) -> ChatModelBase:
     """Build the chat model for a spec. Missing credentials raise ConfigError at start."""
     env = os.environ if environ is None else environ
     if spec.kind == "scripted":
@@ -94,10 +97,12 @@ def create_model(spec: ModelSpec, *, persona: str = "", environ: Mapping[str, st
             if base_url is None:
                 raise ConfigError(f"model {spec} needs the environment variable OPENAI_API_KEY")
             api_key = "unused"  # local OpenAI-compatible servers ignore the key
-        credential = OpenAICredential(api_key=api_key, base_url=base_url)
+        credential = OpenAICredential(api_key=SecretStr(api_key), base_url=base_url)
         return OpenAIChatModel(credential=credential, model=spec.argument, stream=True)
     from agentscope.credential import DashScopeCredential
     from agentscope.model import DashScopeChatModel
 
     api_key = _require(env, "DASHSCOPE_API_KEY", spec)
-    return DashScopeChatModel(credential=DashScopeCredential(api_key=api_key), model=spec.argument, stream=True)
+    return DashScopeChatModel(
+        credential=DashScopeCredential(api_key=SecretStr(api_key)), model=spec.argument, stream=True
+    )

@@ -9,8 +9,8 @@ the text. A few markers in the latest user message steer it:
 - `#tool` or `#tool:<name>`: call a tool (the first offered, or the named
   one) with arguments derived from its JSON schema, then report the result;
 - `#fail`: raise `ScriptedModelError` instead of answering;
-- `#slow`: stream a long answer with a pause per word (for cancellation,
-  deadline and drain scenarios).
+- `#slow` or `#slow=<n>`: stream a long answer (400 words, or n) with a
+  50 ms pause per word (for cancellation, deadline and drain scenarios).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from agentscope.model import ChatModelBase, ChatResponse, ChatUsage
 from pydantic import BaseModel
 
 _TOOL_MARKER = re.compile(r"#tool(?::(?P<name>[A-Za-z0-9_\-]+))?")
+_SLOW_MARKER = re.compile(r"#slow(?:=(?P<words>\d{1,5}))?")
 SLOW_WORDS = 400
 SLOW_DELAY_S = 0.05
 
@@ -54,7 +55,7 @@ def _text(msg: Msg) -> str:
 
 def _sample_value(schema: dict[str, Any]) -> Any:
     """A deterministic value of the JSON-schema type, for scripted tool calls."""
-    if "enum" in schema and schema["enum"]:
+    if schema.get("enum"):
         return schema["enum"][0]
     kind = schema.get("type")
     if kind == "integer":
@@ -112,9 +113,7 @@ class ScriptedChatModel(ChatModelBase):
         user_turns = [_text(m) for m in messages if m.role == "user" and _text(m)]
         latest = user_turns[-1] if user_turns else ""
         last = messages[-1] if messages else None
-        tool_results = (
-            [b for b in last.content if isinstance(b, ToolResultBlock)] if last is not None else []
-        )
+        tool_results = [b for b in last.content if isinstance(b, ToolResultBlock)] if last is not None else []
         if tool_results:
             return self._stream_words(self._after_tools(tool_results), messages)
         if "#fail" in latest:
@@ -122,7 +121,9 @@ class ScriptedChatModel(ChatModelBase):
         marker = _TOOL_MARKER.search(latest)
         if marker and tools:
             return self._stream_tool_call(marker.group("name"), tools, messages)
-        return self._stream_words(self._answer(user_turns), messages, slow="#slow" in latest)
+        slow = _SLOW_MARKER.search(latest)
+        extra = (int(slow.group("words") or SLOW_WORDS)) if slow else 0
+        return self._stream_words(self._answer(user_turns), messages, slow_words=extra)
 
     def _answer(self, user_turns: list[str]) -> list[str]:
         who = f"{self.persona}: " if self.persona else ""
@@ -151,11 +152,10 @@ class ScriptedChatModel(ChatModelBase):
         return ChatUsage(input_tokens=input_words, output_tokens=output_words, time=0.0)
 
     async def _stream_words(
-        self, words: list[str], messages: list[Msg], slow: bool = False
+        self, words: list[str], messages: list[Msg], slow_words: int = 0
     ) -> AsyncGenerator[ChatResponse, None]:
-        if slow:
-            words = words + [f" w{i}" for i in range(SLOW_WORDS)]
-        delay = SLOW_DELAY_S if slow else self.chunk_delay_s
+        words = words + [f" w{i}" for i in range(slow_words)]
+        delay = SLOW_DELAY_S if slow_words else self.chunk_delay_s
         block_id = f"text-{self.calls}"
         try:
             for word in words:

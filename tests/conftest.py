@@ -1,0 +1,58 @@
+"""Fixtures: real gRPC agent servers on loopback ephemeral ports."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+
+import pytest
+
+from services.catalog import load_definition
+from services.runtime.client import AgentClient
+from services.runtime.config import ServerSettings
+from services.runtime.definition import AgentDefinition
+from services.runtime.hosted import HostedAgent
+from services.runtime.models import parse_model_spec
+from services.runtime.server import AgentServer
+from services.runtime.state import StateStore
+
+StartServer = Callable[..., Awaitable[AgentServer]]
+
+
+def hosted(definition: AgentDefinition | str, model: str = "scripted") -> HostedAgent:
+    """A hosted agent from a definition or a shipped agent's name."""
+    d = load_definition(definition) if isinstance(definition, str) else definition
+    return HostedAgent(d, parse_model_spec(model) if d.needs_model else None)
+
+
+@pytest.fixture
+async def start_server() -> AsyncIterator[StartServer]:
+    """Start in-process agent servers on 127.0.0.1:0; all are stopped after the test."""
+    servers: list[AgentServer] = []
+
+    async def start(
+        agents: Sequence[HostedAgent | str],
+        *,
+        store: StateStore | None = None,
+        **settings: float | int | str,
+    ) -> AgentServer:
+        config = ServerSettings(port=0, shutdown_pause_s=0, shutdown_grace_s=5).with_overrides(**settings)
+        server = AgentServer([a if isinstance(a, HostedAgent) else hosted(a) for a in agents], config, store)
+        await server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        await server.stop()
+
+
+@pytest.fixture
+async def analyst_writer(start_server: StartServer) -> AgentServer:
+    """One process hosting the analyst and the writer (seed mode 1)."""
+    return await start_server(["analyst", "writer"])
+
+
+@pytest.fixture
+async def client(analyst_writer: AgentServer) -> AsyncIterator[AgentClient]:
+    async with AgentClient(analyst_writer.address) as c:
+        yield c

@@ -1,0 +1,57 @@
+"""Bad flags and configuration stop the process at start with one line."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support import run_cli
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (
+            ["--agents", "analyst,poet"],
+            {},
+            "meshscope: unknown agent 'poet': known agents are analyst, writer",
+        ),
+        (["--agents", ","], {}, "meshscope: --agents needs at least one agent name"),
+        (["--agents", "analyst,analyst"], {}, "meshscope: --agents names analyst more than once"),
+        (["--agents", "analyst", "--port", "70000"], {}, "meshscope: --port 70000 is not a port (0-65535)"),
+        (
+            ["--agents", "analyst"],
+            {"MESHSCOPE_SHUTDOWN_GRACE_S": "soon"},
+            "meshscope: MESHSCOPE_SHUTDOWN_GRACE_S='soon' is not valid: expected seconds >= 0",
+        ),
+        (["--agents", "analyst", "--model", "gpt4"], {}, "meshscope: unknown model spec 'gpt4'"),
+        (
+            ["--agents", "analyst", "--model", "openai:gpt-4o-mini"],
+            {},
+            "meshscope: model openai:gpt-4o-mini needs the environment variable OPENAI_API_KEY",
+        ),
+        (
+            ["--agents", "writer", "--model", "dashscope:qwen-turbo"],
+            {},
+            "meshscope: model dashscope:qwen-turbo needs the environment variable DASHSCOPE_API_KEY",
+        ),
+        (
+            ["--agents", "writer"],
+            {"MESHSCOPE_MODEL": "dashscope:qwen-turbo"},
+            "meshscope: model dashscope:qwen-turbo needs the environment variable DASHSCOPE_API_KEY",
+        ),
+    ],
+)
+def test_bad_configuration_exits_2_with_one_line(args: list[str], env: dict[str, str], message: str) -> None:
+    result = run_cli(["serve", "agents", *args], env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(message), lines[0]
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    result = run_cli(["serve", "everything"])
+    assert result.returncode == 2
+    assert "invalid choice" in result.stderr

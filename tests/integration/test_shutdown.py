@@ -1,0 +1,111 @@
+"""Health, graceful shutdown and signals, in-process and as a real process."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+
+from services.runtime.client import AgentClient
+from tests.conftest import StartServer
+from tests.support import health_status, start_agents, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+async def test_health_is_serving_per_agent_and_unknown_names_are_not_found(start_server: StartServer) -> None:
+    server = await start_server(["analyst", "writer"])
+    for service in ("", "meshscope.v1.AgentService", "analyst", "writer"):
+        assert await health_status(server.address, service) == "SERVING"
+    assert await health_status(server.address, "poet") == "NOT_FOUND"
+
+
+async def test_shutdown_goes_not_serving_then_drains_the_in_flight_stream(start_server: StartServer) -> None:
+    server = await start_server(["analyst"], shutdown_pause_s=1.0, shutdown_grace_s=20)
+    async with AgentClient(server.address) as client:
+        events = []
+        first_delta = asyncio.Event()
+
+        async def consume() -> None:
+            async for event in client.invoke("analyst", "long answer #slow=40", session_id="s-drain"):
+                events.append(event)
+                if event.HasField("text_delta"):
+                    first_delta.set()
+
+        stream = asyncio.create_task(consume())
+        await asyncio.wait_for(first_delta.wait(), 10)
+        stopping = asyncio.create_task(server.stop())
+        await wait_for(
+            lambda: health_status(server.address, "analyst"), lambda s: s == "NOT_SERVING", timeout=5
+        )
+        # A new turn during the drain is refused so the caller can go elsewhere.
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await client.reply("analyst", "one more?", session_id="s-other")
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        await asyncio.wait_for(stream, 30)
+        await asyncio.wait_for(stopping, 30)
+    assert events[-1].HasField("reply_end")
+    assert events[-1].reply_end.finished_reason == "completed"
+    assert server.stats.completed == 1 and server.stats.cancelled == 0
+
+
+def test_sigterm_drains_then_exits_cleanly() -> None:
+    agents = start_agents(
+        ["--agents", "analyst"], {"MESHSCOPE_SHUTDOWN_PAUSE_S": "0.5", "MESHSCOPE_SHUTDOWN_GRACE_S": "20"}
+    )
+    try:
+
+        async def scenario() -> list[str]:
+            assert await health_status(agents.address, "analyst") == "SERVING"
+            kinds: list[str] = []
+            async with AgentClient(agents.address) as client:
+                stream = client.invoke("analyst", "long answer #slow=30", session_id="s")
+                async for event in stream:
+                    kinds.append(str(event.WhichOneof("kind")))
+                    if kinds.count("text_delta") == 1:
+                        agents.terminate()
+                        await wait_for(
+                            lambda: health_status(agents.address, "analyst"),
+                            lambda s: s == "NOT_SERVING",
+                            timeout=5,
+                        )
+            return kinds
+
+        kinds = asyncio.run(scenario())
+        assert kinds[-1] == "reply_end"
+        assert kinds.count("text_delta") > 30
+        assert agents.proc.wait(timeout=30) == 0
+        assert any("shutting down" in line for line in agents.stdout_lines())
+    finally:
+        agents.stop()
+
+
+def test_python_dash_m_runs_a_single_agent() -> None:
+    import subprocess
+    import sys
+
+    from tests.support import READY, REPO, child_env
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.coder", "--port", "0"],
+        cwd=REPO,
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        match = READY.search(line)
+        assert match, line
+
+        async def ask() -> str:
+            async with AgentClient(match.group("address")) as client:
+                return (await client.reply("coder", "write a loop #tool", session_id="c")).text
+
+        assert "valid Python" in asyncio.run(ask())
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
