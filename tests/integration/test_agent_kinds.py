@@ -6,6 +6,7 @@ import pytest
 from agentscope.agent import Agent, InjectionConfig, ReActConfig
 from agentscope.pipeline import TeamPipeline
 from agentscope.pipeline._team_pipeline import TeamMember
+from agentscope.state import AgentState
 
 from services.echo import CHUNKS, WORDS_PER_CHUNK
 from services.runtime.client import AgentClient
@@ -33,14 +34,14 @@ async def test_a_plain_object_with_reply_stream_is_an_agent(start_server: StartS
 def _team(context: BuildContext) -> StreamingAgent:
     """A manager leading a researcher, as AgentScope's TeamPipeline runs it."""
 
-    def agent(name: str, model: ScriptedChatModel, state: object = None) -> Agent:
+    def agent(name: str, model: ScriptedChatModel, state: AgentState | None = None) -> Agent:
         return Agent(
             name=name,
             system_prompt=f"You are the {name}.",
             model=model,
             react_config=ReActConfig(interruption_raise_cancelled_error=True),
             injection_config=InjectionConfig(inject_runtime_state=False),
-            **({"state": state} if state is not None else {}),
+            state=state,
         )
 
     assert isinstance(context.model, ScriptedChatModel)
