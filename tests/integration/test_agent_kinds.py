@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 from agentscope.agent import Agent, InjectionConfig, ReActConfig
-from agentscope.pipeline import TeamPipeline
-from agentscope.pipeline._team_pipeline import TeamMember
+from agentscope.pipeline import TeamMember, TeamPipeline
 from agentscope.state import AgentState
 
 from services.echo import CHUNKS, WORDS_PER_CHUNK
