@@ -7,11 +7,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.meshscope-installed
 PROTO_SRC := $(wildcard protos/meshscope/v1/*.proto)
+CONSUL := .tools/bin/consul
 
-.PHONY: setup protos protos-check lint typecheck test test-all demo bench clean help
+.PHONY: setup consul protos protos-check lint test demo bench clean help
 
 help:
 	@echo "make setup        create .venv and install meshscope with its dev tools"
+	@echo "make consul       put a consul binary in .tools/bin (PATH's, or Debian 11's package)"
 	@echo "make demo         start an agent service and stream a reply from it"
 	@echo "make test         run the test suite (unit + integration)"
 	@echo "make lint         ruff + mypy + stale-stub check"
@@ -26,6 +28,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
+
+# Consul is not in Debian 12: use one on PATH, or unpack Debian 11's package
+# (fetched with a private apt state, so the machine's apt setup is untouched).
+consul: $(CONSUL)
+
+$(CONSUL):
+	$(PYTHON) scripts/fetch_consul.py --dest .tools
 
 # Stubs are generated beside the .proto files and committed, so that
 # `pip install -e .` alone makes `import meshscope.v1` work.
@@ -49,7 +58,7 @@ lint: $(STAMP) protos-check
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-test: $(STAMP)
+test: $(STAMP) $(CONSUL)
 	$(PY) -m pytest tests
 
 demo: $(STAMP)
@@ -59,4 +68,4 @@ bench: $(STAMP)
 	$(PY) bench/agent_path.py
 
 clean:
-	rm -rf .build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .build .pytest_cache .mypy_cache .ruff_cache .tools

@@ -46,7 +46,8 @@ async def _demo(address: str) -> None:
 
 
 def main() -> int:
-    env = dict(os.environ, MESHSCOPE_SHUTDOWN_PAUSE_S="0", PYTHONUNBUFFERED="1")
+    # No Consul in this demo yet: the service is reached at the address it prints.
+    env = dict(os.environ, MESHSCOPE_SHUTDOWN_PAUSE_S="0", PYTHONUNBUFFERED="1", MESHSCOPE_DISCOVERY="static")
     env.setdefault("MESHSCOPE_MODEL", "scripted:delay_ms=25")
     cmd = [
         sys.executable,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,7 @@ from services.runtime.hosted import HostedAgent
 from services.runtime.models import parse_model_spec
 from services.runtime.server import AgentServer
 from services.runtime.state import StateStore
+from tests.consul_support import ConsulAgent
 
 StartServer = Callable[..., Awaitable[AgentServer]]
 
@@ -56,3 +58,12 @@ async def analyst_writer(start_server: StartServer) -> AgentServer:
 async def client(analyst_writer: AgentServer) -> AsyncIterator[AgentClient]:
     async with AgentClient(analyst_writer.address) as c:
         yield c
+
+
+@pytest.fixture
+def consul(tmp_path: Path) -> Iterator[ConsulAgent]:
+    """A fresh Consul dev agent for one test."""
+    agent = ConsulAgent(tmp_path)
+    agent.start()
+    yield agent
+    agent.stop()

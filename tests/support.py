@@ -63,6 +63,8 @@ class AgentProcess:
     proc: subprocess.Popen[str]
     address: str
     lines: queue.Queue[str] = field(default_factory=queue.Queue)
+    log: list[str] = field(default_factory=list)
+    """Every line the process printed (stdout and stderr), appended as they come."""
 
     def stdout_lines(self) -> list[str]:
         out = []
@@ -89,6 +91,10 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MESHSCOPE_", "OPENAI_", "DASHSCOPE_"))}
     env["PYTHONUNBUFFERED"] = "1"
     env["MESHSCOPE_SHUTDOWN_PAUSE_S"] = "0"
+    # Never register into a Consul that happens to run on this machine.
+    env["MESHSCOPE_DISCOVERY"] = "static"
+    env.pop("CONSUL_HTTP_ADDR", None)
+    env.pop("CONSUL_HTTP_TOKEN", None)
     env.update(extra or {})
     return env
 
@@ -102,14 +108,16 @@ def start_agents(
         cwd=REPO,
         env=child_env(env),
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
         text=True,
     )
     lines: queue.Queue[str] = queue.Queue()
+    log: list[str] = []
 
     def pump() -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
+            log.append(line.rstrip("\n"))
             lines.put(line.rstrip("\n"))
 
     threading.Thread(target=pump, daemon=True).start()
@@ -119,11 +127,13 @@ def start_agents(
             line = lines.get(timeout=0.1)
         except queue.Empty:
             if proc.poll() is not None:
-                raise AssertionError(f"agent process exited early with {proc.returncode}") from None
+                raise AssertionError(
+                    f"agent process exited early with {proc.returncode}: " + "\n".join(log[-5:])
+                ) from None
             continue
         match = READY.search(line)
         if match:
-            return AgentProcess(proc, match.group("address"), lines)
+            return AgentProcess(proc, match.group("address"), lines, log)
     proc.kill()
     raise AssertionError("agent process did not report ready in time")
 

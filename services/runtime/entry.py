@@ -8,12 +8,16 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
+from discovery.config import DiscoverySettings
+from discovery.errors import DiscoveryConfigError
 from services.catalog import load_definition, parse_agent_list
 from services.runtime.config import ServerSettings
 from services.runtime.errors import ConfigError
 from services.runtime.hosted import HostedAgent
 from services.runtime.models.factory import effective_spec
+from services.runtime.registration import register_server
 from services.runtime.server import AgentServer, serve_until_signal
 
 
@@ -34,9 +38,15 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", help="model spec for every hosted agent, e.g. scripted or openai:gpt-4o-mini"
     )
+    parser.add_argument(
+        "--advertise-host",
+        help="address other processes reach this replica at; env MESHSCOPE_ADVERTISE_HOST",
+    )
 
 
-def build_server(agent_names: Sequence[str], args: argparse.Namespace) -> AgentServer:
+def build_server(
+    agent_names: Sequence[str], args: argparse.Namespace
+) -> tuple[AgentServer, DiscoverySettings]:
     """Validate everything a process needs before it binds anything."""
     if args.port is not None and not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port} is not a port (0-65535)")
@@ -46,19 +56,28 @@ def build_server(agent_names: Sequence[str], args: argparse.Namespace) -> AgentS
         definition = load_definition(name)
         spec = effective_spec(args.model or definition.model) if definition.needs_model else None
         hosted.append(HostedAgent(definition, spec))
-    return AgentServer(hosted, settings)
+    discovery = DiscoverySettings.from_env()
+    if args.advertise_host:
+        discovery = replace(discovery, advertise_host=args.advertise_host)
+    return AgentServer(hosted, settings), discovery
 
 
 def run(agent_names: Sequence[str], args: argparse.Namespace) -> int:
     """Serve until SIGTERM/SIGINT; exit 2 with one line on bad configuration."""
     try:
-        server = build_server(agent_names, args)
-    except ConfigError as exc:
+        server, discovery = build_server(agent_names, args)
+    except (ConfigError, DiscoveryConfigError) as exc:
         print(f"meshscope: {exc}", file=sys.stderr)
         return 2
     configure_logging()
+
+    async def register(started: AgentServer) -> None:
+        await register_server(started, discovery)
+
     try:
-        asyncio.run(serve_until_signal(server, announce=lambda line: print(line, flush=True)))
+        asyncio.run(
+            serve_until_signal(server, announce=lambda line: print(line, flush=True), on_started=register)
+        )
     except OSError as exc:
         print(f"meshscope: cannot serve: {exc}", file=sys.stderr)
         return 1

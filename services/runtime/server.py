@@ -129,9 +129,15 @@ class AgentServer:
         await self._stopped.wait()
 
 
-async def serve_until_signal(server: AgentServer, announce: Callable[[str], None] = print) -> None:
-    """Start, announce the address, and shut down gracefully on SIGTERM/SIGINT."""
+async def serve_until_signal(
+    server: AgentServer,
+    announce: Callable[[str], None] = print,
+    on_started: Callable[[AgentServer], Awaitable[object]] | None = None,
+) -> None:
+    """Start, run `on_started` (e.g. register), announce, and stop gracefully on SIGTERM/SIGINT."""
     await server.start()
+    if on_started is not None:
+        await on_started(server)
     announce(f"meshscope: serving {', '.join(server.agents)} on {server.address}")
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

@@ -1,0 +1,5 @@
+"""Discovery errors."""
+
+
+class DiscoveryConfigError(ValueError):
+    """Bad discovery configuration; the process must not start. One line."""

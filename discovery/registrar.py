@@ -1,0 +1,122 @@
+"""Keeping a replica registered for as long as it serves.
+
+The registrar registers every agent a process hosts, then checks once per
+`recheck_s` that the registry still holds them and registers again what it
+lost (a restarted Consul dev agent forgets everything). While Consul is
+unreachable it keeps retrying with jittered back-off, logging one line per
+step; the agent serves all along.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+from discovery.backoff import Backoff
+from discovery.consul_client import UNREACHABLE, describe_error
+from discovery.model import Registration
+from discovery.registry import RegistrationDenied, Registry
+
+log = logging.getLogger("meshscope.discovery")
+
+
+class Registrar:
+    """Owns the registrations of one process."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        registrations: Sequence[Registration],
+        *,
+        recheck_s: float = 1.0,
+        where: str = "the registry",
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.registry = registry
+        self.registrations = list(registrations)
+        self.recheck_s = recheck_s
+        self.where = where
+        self.registered_once: set[str] = set()
+        self.registration_count = 0
+        self._backoff = backoff or Backoff(base_s=0.25, cap_s=2.0)
+        self._task: asyncio.Task[None] | None = None
+        self.in_sync = asyncio.Event()
+        """Set while every registration is known to be in the registry."""
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._maintain(), name="meshscope-registrar")
+
+    async def _sync_once(self) -> None:
+        present = await self.registry.registered_ids()
+        for registration in self.registrations:
+            if registration.replica_id in present:
+                continue
+            self.in_sync.clear()
+            await self.registry.register(registration)
+            self.registration_count += 1
+            if registration.replica_id in self.registered_once:
+                log.warning(
+                    "re-registered %s as %s at %s: %s had lost it",
+                    registration.agent,
+                    registration.replica_id,
+                    registration.address,
+                    self.where,
+                )
+            else:
+                self.registered_once.add(registration.replica_id)
+                log.info(
+                    "registered %s as %s at %s in %s",
+                    registration.agent,
+                    registration.replica_id,
+                    registration.address,
+                    self.where,
+                )
+        self.in_sync.set()
+
+    async def _maintain(self) -> None:
+        while True:
+            try:
+                await self._sync_once()
+            except RegistrationDenied as exc:
+                self.in_sync.clear()
+                delay = self._backoff.next_delay()
+                log.error("%s; retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            except UNREACHABLE as exc:
+                self.in_sync.clear()
+                delay = self._backoff.next_delay()
+                log.warning(
+                    "%s unreachable (%s); retrying registration in %.1fs",
+                    self.where,
+                    describe_error(exc),
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                continue
+            except Exception as exc:  # Consul answered with an error status
+                self.in_sync.clear()
+                delay = self._backoff.next_delay()
+                log.warning("registration failed (%s); retrying in %.1fs", describe_error(exc), delay)
+                await asyncio.sleep(delay)
+                continue
+            self._backoff.reset()
+            await asyncio.sleep(self.recheck_s)
+
+    async def stop(self, timeout_s: float = 3.0) -> None:
+        """Stop maintaining and deregister every replica (best effort, bounded)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for registration in self.registrations:
+            try:
+                await asyncio.wait_for(self.registry.deregister(registration.replica_id), timeout_s)
+                log.info("deregistered %s (%s)", registration.agent, registration.replica_id)
+            except Exception as exc:
+                log.warning("could not deregister %s: %s", registration.replica_id, describe_error(exc))
+        await self.registry.close()

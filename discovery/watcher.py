@@ -1,0 +1,239 @@
+"""Watching the mesh: an up-to-date set of healthy replicas per agent.
+
+`ConsulWatcher` runs one long-lived blocking query per agent on
+`health/service/<agent>?passing` and one on the catalog (to learn new agent
+names by their tag). On Consul errors it keeps the last good sets, backs off
+with jitter and resumes; an index that goes backwards (Consul restarted and
+lost its state) resets the query. `StaticWatcher` serves fixed endpoints.
+Both notify listeners on every change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+from discovery.backoff import Backoff
+from discovery.config import ConsulSettings
+from discovery.consul_client import connect, describe_error, duration
+from discovery.model import AGENT_TAG, Instance, replica_id_for
+
+log = logging.getLogger("meshscope.discovery")
+
+Listener = Callable[[str, tuple[Instance, ...]], None]
+"""Called with an agent name and its new set of healthy instances."""
+
+
+class Watcher(Protocol):
+    """What consumers (the orchestrator, the CLI) read the mesh from."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def agents(self) -> list[str]:
+        """Known agent names, sorted."""
+        ...
+
+    def instances(self, agent: str) -> tuple[Instance, ...]:
+        """The healthy instances of an agent (empty when unknown)."""
+        ...
+
+    def add_listener(self, listener: Listener) -> None: ...
+
+
+class _Notifier:
+    def __init__(self) -> None:
+        self._sets: dict[str, tuple[Instance, ...]] = {}
+        self._listeners: list[Listener] = []
+
+    def agents(self) -> list[str]:
+        return sorted(self._sets)
+
+    def instances(self, agent: str) -> tuple[Instance, ...]:
+        return self._sets.get(agent, ())
+
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def _publish(self, agent: str, instances: tuple[Instance, ...]) -> None:
+        if self._sets.get(agent) == instances and agent in self._sets:
+            return
+        self._sets[agent] = instances
+        for listener in self._listeners:
+            try:
+                listener(agent, instances)
+            except Exception:
+                log.exception("discovery listener failed")
+
+    def _forget(self, agent: str) -> None:
+        if agent in self._sets:
+            self._publish(agent, ())
+            del self._sets[agent]
+
+
+class StaticWatcher(_Notifier):
+    """Fixed endpoints per agent: tests, and platforms where DNS does discovery."""
+
+    def __init__(self, endpoints: Mapping[str, Sequence[tuple[str, int]]]) -> None:
+        super().__init__()
+        self._endpoints = endpoints
+
+    async def start(self) -> None:
+        for agent, pairs in self._endpoints.items():
+            self._publish(
+                agent,
+                tuple(Instance(agent, replica_id_for(agent, host, port), host, port) for host, port in pairs),
+            )
+
+    async def stop(self) -> None:
+        return None
+
+
+def _instances(agent: str, entries: Iterable[Mapping[str, Any]]) -> tuple[Instance, ...]:
+    found = []
+    for entry in entries:
+        service = entry.get("Service", {})
+        host = service.get("Address") or entry.get("Node", {}).get("Address", "")
+        checks = entry.get("Checks", [])
+        statuses = {c.get("Status") for c in checks}
+        health = "critical" if "critical" in statuses else "warning" if "warning" in statuses else "passing"
+        found.append(
+            Instance(
+                agent=agent,
+                replica_id=service.get("ID", ""),
+                host=host,
+                port=int(service.get("Port", 0)),
+                meta=dict(service.get("Meta") or {}),
+                health=health,
+            )
+        )
+    return tuple(sorted(found, key=lambda i: i.replica_id))
+
+
+def next_index(previous: int | None, returned: Any) -> int | None:
+    """The index for the next blocking query, following Consul's rules.
+
+    Indexes come back as strings; one that went backwards (or is not
+    positive) means Consul's state was reset, so the query starts over.
+    """
+    try:
+        index = int(returned)
+    except (TypeError, ValueError):
+        return None
+    if index <= 0 or (previous is not None and index < previous):
+        return None
+    return index
+
+
+class ConsulWatcher(_Notifier):
+    """Blocking queries on Consul's catalog and health endpoints."""
+
+    def __init__(self, settings: ConsulSettings, agents: Sequence[str] | None = None) -> None:
+        super().__init__()
+        self.settings = settings
+        self._fixed = list(agents) if agents is not None else None
+        self._client: Any = None
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._catalog_task: asyncio.Task[None] | None = None
+        self.errors = 0
+        self.synced = asyncio.Event()
+        """Set once the first answer for every watched name has arrived."""
+
+    async def start(self) -> None:
+        self._client = connect(self.settings)
+        if self._fixed is None:
+            self._catalog_task = asyncio.create_task(self._watch_catalog(), name="meshscope-watch-catalog")
+        else:
+            for agent in self._fixed:
+                self._watch(agent)
+
+    def _watch(self, agent: str) -> None:
+        if agent not in self._tasks:
+            self._tasks[agent] = asyncio.create_task(
+                self._watch_agent(agent), name=f"meshscope-watch-{agent}"
+            )
+
+    async def stop(self) -> None:
+        tasks = list(self._tasks.values()) + ([self._catalog_task] if self._catalog_task else [])
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def _retry(self, backoff: Backoff, what: str, exc: BaseException) -> None:
+        self.errors += 1
+        delay = backoff.next_delay()
+        log.warning(
+            "watching %s failed (%s); keeping the last known set, retrying in %.1fs",
+            what,
+            describe_error(exc),
+            delay,
+        )
+        await asyncio.sleep(delay)
+
+    async def _watch_catalog(self) -> None:
+        index: int | None = None
+        backoff = Backoff()
+        while True:
+            try:
+                returned, services = await self._client.catalog.services(
+                    index=index, wait=duration(self.settings.wait_s)
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await self._retry(backoff, "the catalog", exc)
+                continue
+            backoff.reset()
+            index = next_index(index, returned)
+            names = {name for name, tags in services.items() if AGENT_TAG in (tags or [])}
+            for name in names:
+                self._watch(name)
+            for name in set(self._tasks) - names:
+                self._tasks.pop(name).cancel()
+                self._forget(name)
+            if not names:
+                self.synced.set()
+
+    async def _watch_agent(self, agent: str) -> None:
+        index: int | None = None
+        backoff = Backoff()
+        while True:
+            try:
+                returned, entries = await self._client.health.service(
+                    agent, index=index, wait=duration(self.settings.wait_s), passing=True
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await self._retry(backoff, f"agent {agent!r}", exc)
+                continue
+            backoff.reset()
+            index = next_index(index, returned)
+            self._publish(agent, _instances(agent, entries))
+            if all(name in self._sets for name in self._tasks):
+                self.synced.set()
+
+
+async def list_replicas(settings: ConsulSettings) -> dict[str, tuple[Instance, ...]]:
+    """Every agent in Consul with all its replicas, healthy or not (one-shot, for the CLI)."""
+    client = connect(settings)
+    try:
+        _, services = await client.catalog.services()
+        names = sorted(n for n, tags in services.items() if AGENT_TAG in (tags or []))
+        result = {}
+        for name in names:
+            _, entries = await client.health.service(name)
+            result[name] = _instances(name, entries)
+        return result
+    finally:
+        await client.close()
