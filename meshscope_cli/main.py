@@ -1,7 +1,8 @@
 """`meshscope`: one console script for every process and client of the mesh.
 
 Commands so far:
-  meshscope serve agents --agents a,b [--port P] [--host H] [--model SPEC]
+  meshscope serve agents --agents a,b [--port P] [--host H] [--model SPEC] [--advertise-host H]
+  meshscope agents [--json]
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from discovery.errors import DiscoveryConfigError
+from meshscope_cli import agents as agents_command
 from services.catalog import parse_agent_list
 from services.runtime import entry
 from services.runtime.errors import ConfigError
@@ -25,11 +28,19 @@ def _parser() -> argparse.ArgumentParser:
     agents = serve_what.add_parser("agents", help="serve one or more agents from one gRPC server")
     agents.add_argument("--agents", required=True, help="comma-separated agent names, e.g. analyst,writer")
     entry.add_serve_flags(agents)
+    listing = commands.add_parser("agents", help="list the mesh's agents, replicas, health and meta")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    if args.command == "agents":
+        try:
+            return agents_command.run(args.json)
+        except DiscoveryConfigError as exc:
+            print(f"meshscope: {exc}", file=sys.stderr)
+            return 2
     if args.command == "serve" and args.what == "agents":
         try:
             names = parse_agent_list(args.agents)

@@ -1,0 +1,88 @@
+"""`meshscope agents`: every agent in the mesh, its replicas, their health and meta."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Mapping
+
+from discovery.config import DiscoverySettings
+from discovery.consul_client import UNREACHABLE, describe_error
+from discovery.model import Instance, replica_id_for
+from discovery.watcher import list_replicas
+
+COLUMNS = ("AGENT", "REPLICA", "ADDRESS", "HEALTH", "SKILLS", "DESCRIPTION")
+
+
+def _static(settings: DiscoverySettings) -> dict[str, tuple[Instance, ...]]:
+    return {
+        agent: tuple(Instance(agent, replica_id_for(agent, h, p), h, p, health="unchecked") for h, p in pairs)
+        for agent, pairs in sorted(settings.static.items())
+    }
+
+
+def render_table(agents: Mapping[str, tuple[Instance, ...]]) -> str:
+    """Replicas as an aligned text table, one row each."""
+    rows = [COLUMNS]
+    for name, instances in agents.items():
+        for i in instances:
+            rows.append(
+                (
+                    name,
+                    i.replica_id,
+                    i.address,
+                    i.health,
+                    i.meta.get("skills", ""),
+                    i.meta.get("description", ""),
+                )
+            )
+        if not instances:
+            rows.append((name, "-", "-", "no replicas", "", ""))
+    widths = [max(len(row[c]) for row in rows) for c in range(len(COLUMNS) - 1)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)) + "  " + row[-1]
+        for row in rows
+    )
+
+
+def render_json(agents: Mapping[str, tuple[Instance, ...]]) -> str:
+    return json.dumps(
+        {
+            name: [
+                {"replica": i.replica_id, "address": i.address, "health": i.health, "meta": dict(i.meta)}
+                for i in instances
+            ]
+            for name, instances in agents.items()
+        },
+        indent=2,
+    )
+
+
+def run(as_json: bool) -> int:
+    """Print the mesh's agents; exit 1 with one line when Consul cannot be asked."""
+    settings = DiscoverySettings.from_env()
+    if settings.backend == "static":
+        agents = _static(settings)
+    else:
+        try:
+            agents = asyncio.run(list_replicas(settings.consul))
+        except UNREACHABLE as exc:
+            print(
+                f"meshscope: Consul at {settings.consul.http_addr} is unreachable: {describe_error(exc)}",
+                file=sys.stderr,
+            )
+            return 1
+        except Exception as exc:
+            print(
+                f"meshscope: Consul at {settings.consul.http_addr} refused: {describe_error(exc)}",
+                file=sys.stderr,
+            )
+            return 1
+    if as_json:
+        print(render_json(agents))
+    elif not agents:
+        print("no agents registered")
+    else:
+        print(render_table(agents))
+    return 0
