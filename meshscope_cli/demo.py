@@ -10,15 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
-import signal
 import sys
-import time
 
-from meshscope.v1 import agent_pb2
+from meshscope_cli.launch import LaunchError, launch, meshscope_command
 from services.runtime.client import AgentClient
-
-READY = re.compile(r"serving .* on (?P<address>\S+)$")
 
 
 async def _stream(client: AgentClient, agent: str, text: str, session: str) -> None:
@@ -49,48 +44,23 @@ def main() -> int:
     # No Consul in this demo yet: the service is reached at the address it prints.
     env = dict(os.environ, MESHSCOPE_SHUTDOWN_PAUSE_S="0", PYTHONUNBUFFERED="1", MESHSCOPE_DISCOVERY="static")
     env.setdefault("MESHSCOPE_MODEL", "scripted:delay_ms=25")
-    cmd = [
-        sys.executable,
-        "-m",
-        "meshscope_cli.main",
-        "serve",
-        "agents",
-        "--agents",
-        "analyst,writer",
-        "--port",
-        "0",
-    ]
     print("$ meshscope serve agents --agents analyst,writer --port 0")
-    proc = __import__("subprocess").Popen(cmd, stdout=__import__("subprocess").PIPE, text=True, env=env)
     try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 60
-        address = None
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            print(line.rstrip())
-            match = READY.search(line.strip())
-            if match:
-                address = match.group("address")
-                break
-        if address is None:
-            print("demo: the agent service did not start", file=sys.stderr)
-            return 1
-        asyncio.run(_demo(address))
+        service = launch(
+            meshscope_command("serve", "agents", "--agents", "analyst,writer", "--port", "0"),
+            env,
+            echo=lambda line: print(f"  | {line}"),
+        )
+    except LaunchError as exc:
+        print(f"demo: the agent service did not start: {exc}", file=sys.stderr)
+        return 1
+    try:
+        asyncio.run(_demo(service.address))
         return 0
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-        print(f"\nagent service stopped (exit status {proc.returncode})")
+        status = service.stop()
+        print(f"\nagent service stopped (exit status {status})")
 
-
-_ = agent_pb2  # the demo prints wire events; keep the import explicit for readers
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from meshscope_cli.consul_dev import ConsulDevAgent
 from services.catalog import load_definition
 from services.runtime.client import AgentClient
 from services.runtime.config import ServerSettings
@@ -15,7 +16,6 @@ from services.runtime.hosted import HostedAgent
 from services.runtime.models import parse_model_spec
 from services.runtime.server import AgentServer
 from services.runtime.state import StateStore
-from tests.consul_support import ConsulAgent
 
 StartServer = Callable[..., Awaitable[AgentServer]]
 
@@ -61,9 +61,9 @@ async def client(analyst_writer: AgentServer) -> AsyncIterator[AgentClient]:
 
 
 @pytest.fixture
-def consul(tmp_path: Path) -> Iterator[ConsulAgent]:
+def consul(tmp_path: Path) -> Iterator[ConsulDevAgent]:
     """A fresh Consul dev agent for one test."""
-    agent = ConsulAgent(tmp_path)
+    agent = ConsulDevAgent(tmp_path)
     agent.start()
     yield agent
     agent.stop()

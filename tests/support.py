@@ -7,23 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import os
-import queue
-import re
-import signal
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from meshscope_cli.launch import ServiceProcess, launch, meshscope_command
+
 REPO = Path(__file__).resolve().parent.parent
-READY = re.compile(r"serving .* on (?P<address>\S+)$")
 T = TypeVar("T")
 
 
@@ -56,36 +51,6 @@ async def health_status(address: str, service: str = "") -> str:
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
 
 
-@dataclass
-class AgentProcess:
-    """An agent service in its own process, as users run it."""
-
-    proc: subprocess.Popen[str]
-    address: str
-    lines: queue.Queue[str] = field(default_factory=queue.Queue)
-    log: list[str] = field(default_factory=list)
-    """Every line the process printed (stdout and stderr), appended as they come."""
-
-    def stdout_lines(self) -> list[str]:
-        out = []
-        while not self.lines.empty():
-            out.append(self.lines.get_nowait())
-        return out
-
-    def terminate(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-
-    def stop(self, timeout: float = 30) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment for child processes: no host model settings leak in."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MESHSCOPE_", "OPENAI_", "DASHSCOPE_"))}
@@ -101,41 +66,11 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 def start_agents(
     args: Sequence[str], env: Mapping[str, str] | None = None, *, timeout: float = 60
-) -> AgentProcess:
+) -> ServiceProcess:
     """Start `meshscope serve agents ARGS --port 0` and wait for its ready line."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "meshscope_cli.main", "serve", "agents", *args, "--port", "0"],
-        cwd=REPO,
-        env=child_env(env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    return launch(
+        meshscope_command("serve", "agents", *args, "--port", "0"), child_env(env), cwd=REPO, timeout=timeout
     )
-    lines: queue.Queue[str] = queue.Queue()
-    log: list[str] = []
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            log.append(line.rstrip("\n"))
-            lines.put(line.rstrip("\n"))
-
-    threading.Thread(target=pump, daemon=True).start()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=0.1)
-        except queue.Empty:
-            if proc.poll() is not None:
-                raise AssertionError(
-                    f"agent process exited early with {proc.returncode}: " + "\n".join(log[-5:])
-                ) from None
-            continue
-        match = READY.search(line)
-        if match:
-            return AgentProcess(proc, match.group("address"), lines, log)
-    proc.kill()
-    raise AssertionError("agent process did not report ready in time")
 
 
 def run_cli(
@@ -143,7 +78,7 @@ def run_cli(
 ) -> subprocess.CompletedProcess[str]:
     """Run the `meshscope` CLI to completion, capturing its output."""
     return subprocess.run(
-        [sys.executable, "-m", "meshscope_cli.main", *args],
+        meshscope_command(*args),
         cwd=REPO,
         env=child_env(env),
         capture_output=True,

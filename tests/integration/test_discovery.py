@@ -16,22 +16,22 @@ from discovery.model import Instance
 from discovery.registrar import Registrar
 from discovery.registry import ConsulRegistry
 from discovery.watcher import ConsulWatcher, StaticWatcher
+from meshscope_cli.consul_dev import ConsulDevAgent
 from services.runtime.client import AgentClient
-from tests.consul_support import ConsulAgent
 from tests.support import run_cli, start_agents, wait_for
 
 pytestmark = pytest.mark.integration
 
 
-def consul_settings(consul: ConsulAgent, **overrides: str) -> ConsulSettings:
+def consul_settings(consul: ConsulDevAgent, **overrides: str) -> ConsulSettings:
     return ConsulSettings.from_env({"CONSUL_HTTP_ADDR": consul.http_addr, **overrides})
 
 
-async def passing(consul: ConsulAgent, agent: str) -> list[str]:
+async def passing(consul: ConsulDevAgent, agent: str) -> list[str]:
     return await asyncio.to_thread(consul.passing, agent)
 
 
-async def test_an_agent_registers_and_passes_its_grpc_check_within_3s(consul: ConsulAgent) -> None:
+async def test_an_agent_registers_and_passes_its_grpc_check_within_3s(consul: ConsulDevAgent) -> None:
     agents = start_agents(["--agents", "analyst,writer"], consul.env())
     ready = time.monotonic()  # the ready line comes right after the server starts serving
     try:
@@ -57,7 +57,7 @@ async def test_an_agent_registers_and_passes_its_grpc_check_within_3s(consul: Co
         agents.stop()
 
 
-async def test_two_replicas_are_both_visible_with_their_meta(consul: ConsulAgent) -> None:
+async def test_two_replicas_are_both_visible_with_their_meta(consul: ConsulDevAgent) -> None:
     first = start_agents(["--agents", "coder"], consul.env())
     second = start_agents(["--agents", "coder"], consul.env())
     watcher = ConsulWatcher(consul_settings(consul))
@@ -79,7 +79,7 @@ async def _instances(watcher: ConsulWatcher, agent: str) -> tuple[Instance, ...]
     return watcher.instances(agent)
 
 
-async def test_a_sigkilled_replica_leaves_the_passing_set_within_3s(consul: ConsulAgent) -> None:
+async def test_a_sigkilled_replica_leaves_the_passing_set_within_3s(consul: ConsulDevAgent) -> None:
     survivor = start_agents(["--agents", "writer"], consul.env())
     victim = start_agents(["--agents", "writer"], consul.env())
     watcher = ConsulWatcher(consul_settings(consul), agents=["writer"])
@@ -99,7 +99,7 @@ async def test_a_sigkilled_replica_leaves_the_passing_set_within_3s(consul: Cons
         survivor.stop()
 
 
-async def test_sigterm_deregisters_before_the_process_exits(consul: ConsulAgent) -> None:
+async def test_sigterm_deregisters_before_the_process_exits(consul: ConsulDevAgent) -> None:
     agents = start_agents(["--agents", "researcher"], consul.env())
     replica = f"researcher@{agents.address}"
     await wait_for(lambda: passing(consul, "researcher"), lambda ids: ids == [replica], timeout=10)
@@ -114,7 +114,7 @@ async def test_sigterm_deregisters_before_the_process_exits(consul: ConsulAgent)
 
 
 async def test_consul_restart_re_registers_every_live_replica_and_the_watcher_recovers(
-    consul: ConsulAgent,
+    consul: ConsulDevAgent,
 ) -> None:
     one = start_agents(["--agents", "analyst,writer"], consul.env())
     two = start_agents(["--agents", "analyst"], consul.env())
@@ -150,7 +150,7 @@ async def _errors(watcher: ConsulWatcher) -> int:
 async def test_an_agent_serves_while_consul_is_unreachable_and_registers_once_it_appears(
     tmp_path: Path,
 ) -> None:
-    consul = ConsulAgent(tmp_path)  # not started yet
+    consul = ConsulDevAgent(tmp_path)  # not started yet
     agents = start_agents(["--agents", "writer"], consul.env())
     try:
         async with AgentClient(agents.address) as client:
@@ -173,7 +173,7 @@ async def _lines(log: list[str], needle: str) -> list[str]:
 
 
 async def test_acl_default_deny_accepts_a_proper_token_and_refuses_without(tmp_path: Path) -> None:
-    consul = ConsulAgent(tmp_path, acl_master_token="root-secret")
+    consul = ConsulDevAgent(tmp_path, acl_master_token="root-secret")
     consul.start()
     try:
         refused = start_agents(["--agents", "coder"], consul.env())
@@ -201,7 +201,7 @@ async def test_acl_default_deny_accepts_a_proper_token_and_refuses_without(tmp_p
         consul.stop()
 
 
-async def test_registrar_deregisters_on_stop(consul: ConsulAgent) -> None:
+async def test_registrar_deregisters_on_stop(consul: ConsulDevAgent) -> None:
     from discovery.model import Registration
 
     registry = ConsulRegistry(consul_settings(consul))
@@ -266,7 +266,7 @@ def test_bad_discovery_config_stops_the_process_at_start(env: dict[str, str], me
     assert result.stderr.strip() == f"meshscope: {message}"
 
 
-async def test_meshscope_agents_lists_agents_replicas_health_and_meta(consul: ConsulAgent) -> None:
+async def test_meshscope_agents_lists_agents_replicas_health_and_meta(consul: ConsulDevAgent) -> None:
     first = start_agents(["--agents", "analyst,writer"], consul.env())
     second = start_agents(["--agents", "analyst"], consul.env())
     try:
@@ -293,7 +293,7 @@ async def test_meshscope_agents_lists_agents_replicas_health_and_meta(consul: Co
 
 
 def test_meshscope_agents_says_when_consul_is_unreachable(tmp_path: Path) -> None:
-    nowhere = ConsulAgent(tmp_path)  # never started
+    nowhere = ConsulDevAgent(tmp_path)  # never started
     result = run_cli(["agents"], nowhere.env())
     assert result.returncode == 1
     assert result.stderr.strip().startswith(f"meshscope: Consul at http://{nowhere.http_addr} is unreachable")

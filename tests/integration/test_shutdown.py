@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import grpc
 import pytest
 
+from meshscope_cli.launch import launch
 from services.runtime.client import AgentClient
 from tests.conftest import StartServer
-from tests.support import health_status, start_agents, wait_for
+from tests.support import REPO, child_env, health_status, start_agents, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -76,36 +78,19 @@ def test_sigterm_drains_then_exits_cleanly() -> None:
         assert kinds[-1] == "reply_end"
         assert kinds.count("text_delta") > 30
         assert agents.proc.wait(timeout=30) == 0
-        assert any("shutting down" in line for line in agents.stdout_lines())
+        assert any("shutting down" in line for line in agents.log)
     finally:
         agents.stop()
 
 
 def test_python_dash_m_runs_a_single_agent() -> None:
-    import subprocess
-    import sys
-
-    from tests.support import READY, REPO, child_env
-
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "services.coder", "--port", "0"],
-        cwd=REPO,
-        env=child_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    coder = launch([sys.executable, "-m", "services.coder", "--port", "0"], child_env(), cwd=REPO)
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().strip()
-        match = READY.search(line)
-        assert match, line
 
         async def ask() -> str:
-            async with AgentClient(match.group("address")) as client:
+            async with AgentClient(coder.address) as client:
                 return (await client.reply("coder", "write a loop #tool", session_id="c")).text
 
         assert "valid Python" in asyncio.run(ask())
     finally:
-        proc.terminate()
-        assert proc.wait(timeout=30) == 0
+        assert coder.stop() == 0

@@ -1,6 +1,6 @@
-"""A real Consul dev agent on free loopback ports, for tests.
+"""A throw-away Consul dev agent on free loopback ports (tests, benchmarks, local runs).
 
-The binary comes from `make consul` (.tools/bin/consul), MESHSCOPE_TEST_CONSUL,
+The binary comes from MESHSCOPE_CONSUL_BIN, `make consul` (.tools/bin/consul)
 or PATH. Dev mode keeps everything in memory, so a restart on the same ports
 is a Consul that "forgot everything".
 """
@@ -19,12 +19,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.support import REPO
+REPO = Path(__file__).resolve().parent.parent
 
 
 def consul_binary() -> str:
     """Where the consul binary is; fails with how to get one."""
-    for candidate in (os.environ.get("MESHSCOPE_TEST_CONSUL"), str(REPO / ".tools" / "bin" / "consul")):
+    for candidate in (os.environ.get("MESHSCOPE_CONSUL_BIN"), str(REPO / ".tools" / "bin" / "consul")):
         if candidate and Path(candidate).exists():
             return candidate
     found = shutil.which("consul")
@@ -39,7 +39,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class ConsulAgent:
+class ConsulDevAgent:
     """`consul agent -dev` on free ports; optionally with ACLs on (default deny)."""
 
     def __init__(self, workdir: Path, *, acl_master_token: str | None = None) -> None:
