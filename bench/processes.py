@@ -1,0 +1,69 @@
+"""Server processes under test, and what /proc says about them."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from meshscope_cli.launch import ServiceProcess, launch, meshscope_command
+
+REPO = Path(__file__).resolve().parent.parent
+CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def child_env() -> dict[str, str]:
+    """The environment of server processes: no host model settings, no discovery, fast shutdown."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MESHSCOPE_", "OPENAI_", "DASHSCOPE_"))}
+    env["PYTHONUNBUFFERED"] = "1"
+    env["MESHSCOPE_SHUTDOWN_PAUSE_S"] = "0"
+    env["MESHSCOPE_DISCOVERY"] = "static"
+    env["MESHSCOPE_LOG_LEVEL"] = "WARNING"
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+@dataclass
+class ServerProcess:
+    """One server in its own process, ready to take calls at `address`."""
+
+    label: str
+    service: ServiceProcess
+
+    @property
+    def pid(self) -> int:
+        return self.service.pid
+
+    @property
+    def address(self) -> str:
+        return self.service.address
+
+    def rss_mib(self) -> float:
+        """Resident set size (VmRSS) in MiB."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError(f"no VmRSS for pid {self.pid}")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the whole process (all threads), in seconds."""
+        stat = Path(f"/proc/{self.pid}/stat").read_text()
+        fields = stat.rsplit(")", 1)[1].split()
+        utime, stime = int(fields[11]), int(fields[12])
+        return (utime + stime) / CLOCK_TICKS_PER_S
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self.service.stop(timeout)
+
+
+def start_server(label: str, argv: Sequence[str], *, timeout: float = 60.0) -> ServerProcess:
+    """Start `python ARGV` from the repo root and wait for its ready line."""
+    return ServerProcess(label, launch([sys.executable, *argv], child_env(), cwd=REPO, timeout=timeout))
+
+
+def start_agent_server(label: str, agents: str, *extra: str) -> ServerProcess:
+    """`meshscope serve agents --agents AGENTS --port 0 [EXTRA]`, as users run it."""
+    command = meshscope_command("serve", "agents", "--agents", agents, "--port", "0", *extra)
+    return ServerProcess(label, launch(command, child_env(), cwd=REPO))
