@@ -8,7 +8,6 @@ is the input's words, cycled to `CHUNKS` chunks of `WORDS_PER_CHUNK` words.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from itertools import cycle, islice
 from typing import Any
@@ -40,20 +39,19 @@ class EchoAgent:
         msg: Msg = inputs
         words = " ".join(b.text for b in msg.content if isinstance(b, TextBlock)).split() or ["echo"]
         stream = list(islice(cycle(words), CHUNKS * WORDS_PER_CHUNK))
-        reply = AssistantMsg(name=self.name, content=[])
-        block = TextBlock(text="")
-        yield ReplyStartEvent(session_id=self.state.session_id, reply_id=reply.id, name=self.name)
-        yield TextBlockStartEvent(reply_id=reply.id, block_id=block.id)
-        for i in range(CHUNKS):
-            chunk = stream[i * WORDS_PER_CHUNK : (i + 1) * WORDS_PER_CHUNK]
-            delta = (" " if i else "") + " ".join(chunk)
-            block.text += delta
-            yield TextBlockDeltaEvent(reply_id=reply.id, block_id=block.id, delta=delta)
-            await asyncio.sleep(0)  # let the transport interleave, as a model stream would
-        yield TextBlockEndEvent(reply_id=reply.id, block_id=block.id)
-        reply.content.append(block)
+        deltas = [
+            (" " if i else "") + " ".join(stream[i * WORDS_PER_CHUNK : (i + 1) * WORDS_PER_CHUNK])
+            for i in range(CHUNKS)
+        ]
+        reply = AssistantMsg(name=self.name, content=[TextBlock(text="".join(deltas))])
+        reply_id, block_id = reply.id, reply.content[0].id
+        yield ReplyStartEvent(session_id=self.state.session_id, reply_id=reply_id, name=self.name)
+        yield TextBlockStartEvent(reply_id=reply_id, block_id=block_id)
+        for delta in deltas:
+            yield TextBlockDeltaEvent(reply_id=reply_id, block_id=block_id, delta=delta)
+        yield TextBlockEndEvent(reply_id=reply_id, block_id=block_id)
         self.state.context.extend([msg, reply])
-        yield ReplyEndEvent(session_id=self.state.session_id, reply_id=reply.id)
+        yield ReplyEndEvent(session_id=self.state.session_id, reply_id=reply_id)
 
 
 def _build(context: BuildContext) -> StreamingAgent:

@@ -13,7 +13,7 @@ import base64
 from typing import Any
 
 from agentscope.event import EventType
-from agentscope.message import AssistantMsg, HintBlock, Msg
+from agentscope.message import AssistantMsg, HintBlock, Msg, TextBlock
 
 from meshscope.v1 import agent_pb2, common_pb2
 from services.runtime.messages import (
@@ -41,6 +41,7 @@ class ReplyAssembler:
     def __init__(self) -> None:
         self._replies: dict[str, Msg] = {}
         self._authors: dict[str, str] = {}
+        self._pending_text: dict[str, list[tuple[str, str]]] = {}
         self.root_reply_id: str | None = None
 
     def apply(self, event: Any) -> None:
@@ -48,6 +49,12 @@ class ReplyAssembler:
         reply_id = getattr(event, "reply_id", None)
         if reply_id is None:
             return
+        if event.type == EventType.TEXT_BLOCK_DELTA and reply_id in self._replies:
+            # Text deltas are the bulk of a stream; appending each one to the
+            # pydantic block is costly, so they are joined once per block.
+            self._pending_text.setdefault(reply_id, []).append((event.block_id, event.delta))
+            return
+        self._flush_text(reply_id)
         if event.type == EventType.REPLY_START:
             self._replies[reply_id] = AssistantMsg(name=event.name, content=[], id=reply_id)
             self._authors[reply_id] = event.name
@@ -58,18 +65,31 @@ class ReplyAssembler:
         if reply is not None:
             reply.append_event(event)
 
+    def _flush_text(self, reply_id: str) -> None:
+        pending = self._pending_text.pop(reply_id, None)
+        if not pending:
+            return
+        joined: dict[str, list[str]] = {}
+        for block_id, delta in pending:
+            joined.setdefault(block_id, []).append(delta)
+        for block in self._replies[reply_id].content:
+            if isinstance(block, TextBlock) and block.id in joined:
+                block.text += "".join(joined.pop(block.id))
+
     def author(self, reply_id: str) -> str:
         """The agent that produced a reply ('' when unknown)."""
         return self._authors.get(reply_id, "")
 
     def reply(self, reply_id: str) -> Msg | None:
         """The reply rebuilt so far."""
+        if reply_id in self._replies:
+            self._flush_text(reply_id)
         return self._replies.get(reply_id)
 
     @property
     def root_reply(self) -> Msg | None:
         """The hosted agent's own reply (the first one that started)."""
-        return None if self.root_reply_id is None else self._replies.get(self.root_reply_id)
+        return None if self.root_reply_id is None else self.reply(self.root_reply_id)
 
 
 class EventEncoder:
@@ -165,9 +185,12 @@ def _fill(out: agent_pb2.AgentEvent, event: Any, assembler: ReplyAssembler) -> N
                 )
             )
         case EventType.TEXT_BLOCK_DELTA:
-            out.text_delta.CopyFrom(agent_pb2.TextDelta(block_id=event.block_id, delta=event.delta))
+            # Hot path: set fields in place rather than build and copy a sub-message.
+            out.text_delta.block_id = event.block_id
+            out.text_delta.delta = event.delta
         case EventType.THINKING_BLOCK_DELTA:
-            out.thinking_delta.CopyFrom(agent_pb2.ThinkingDelta(block_id=event.block_id, delta=event.delta))
+            out.thinking_delta.block_id = event.block_id
+            out.thinking_delta.delta = event.delta
         case EventType.DATA_BLOCK_DELTA:
             delta = agent_pb2.DataDelta(block_id=event.block_id, media_type=event.media_type)
             if event.url is not None:
@@ -186,9 +209,8 @@ def _fill(out: agent_pb2.AgentEvent, event: Any, assembler: ReplyAssembler) -> N
                 agent_pb2.ToolCallStart(tool_call_id=event.tool_call_id, name=event.tool_call_name)
             )
         case EventType.TOOL_CALL_DELTA:
-            out.tool_call_delta.CopyFrom(
-                agent_pb2.ToolCallDelta(tool_call_id=event.tool_call_id, delta=event.delta)
-            )
+            out.tool_call_delta.tool_call_id = event.tool_call_id
+            out.tool_call_delta.delta = event.delta
         case EventType.TOOL_CALL_END:
             out.tool_call_end.tool_call_id = event.tool_call_id
         case EventType.TOOL_RESULT_START:

@@ -1,8 +1,11 @@
 """A hosted agent: its definition plus the model and toolkit built once per process.
 
-Building an AgentScope `Agent` is cheap (a few ms) and keeps turns isolated,
-so each turn builds a fresh one around the state it loaded; the expensive
-parts (model client, toolkit) are created here once and shared.
+Each turn runs on an AgentScope `Agent` bound to the state loaded for that
+turn. Model client and toolkit are created once and shared. The `Agent`
+objects themselves are pooled: `Agent.__init__` costs ~1.3 ms of CPU (it
+re-derives the context-compression tool's JSON schema each time), about
+half of a whole scripted turn, so an idle agent is re-bound to the next
+turn's state instead (see `rebind_state`).
 """
 
 from __future__ import annotations
@@ -41,6 +44,24 @@ def build_standard_agent(context: BuildContext) -> StreamingAgent:
     )
 
 
+def rebind_state(agent: Agent, state: AgentState) -> None:
+    """Point a finished, idle `Agent` at another turn's state.
+
+    AgentScope 2.0.10 (pinned) binds exactly two things to the state in
+    `Agent.__init__`: `agent.state` and the permission engine built over
+    `state.permission_context`; everything else is per reply or per process.
+    tests/unit/test_hosted.py checks that re-bound agents keep sessions apart.
+    """
+    from agentscope.permission import PermissionEngine
+
+    agent.state = state
+    agent._engine = PermissionEngine(state.permission_context)
+
+
+MAX_IDLE_AGENTS = 64
+"""Idle `Agent` objects kept per hosted agent (one per concurrent turn is reused)."""
+
+
 class HostedAgent:
     """One agent served by this process."""
 
@@ -54,13 +75,18 @@ class HostedAgent:
         )
         self.toolkit = Toolkit(tools=list(definition.tools()))
         self._build = definition.build or build_standard_agent
+        self._idle: list[Agent] = []
 
     @property
     def name(self) -> str:
         return self.definition.name
 
-    def build(self, state: AgentState) -> StreamingAgent:
-        """A fresh agent for one turn, around the state loaded for it."""
+    def acquire(self, state: AgentState) -> StreamingAgent:
+        """An agent for one turn, bound to the state loaded for it."""
+        if self._idle:
+            agent = self._idle.pop()
+            rebind_state(agent, state)
+            return agent
         return self._build(
             BuildContext(
                 name=self.definition.name,
@@ -70,6 +96,13 @@ class HostedAgent:
                 state=state,
             )
         )
+
+    def release(self, agent: StreamingAgent, *, reusable: bool) -> None:
+        """Give back a turn's agent; only agents whose turn completed normally are reused."""
+        if not (reusable and self._build is build_standard_agent and isinstance(agent, Agent)):
+            return
+        if len(self._idle) < MAX_IDLE_AGENTS:
+            self._idle.append(agent)
 
     @staticmethod
     def state_of(agent: StreamingAgent) -> AgentState | None:

@@ -122,16 +122,19 @@ class TurnRunner:
         self._track(name, +1)
         try:
             state, loaded = await self._load(key)
-            agent = turn.agent.build(state)
+            agent = turn.agent.acquire(state)
+            finished = False
             try:
                 async for item in agent.reply_stream(turn.input):
                     if isinstance(item, Msg):
                         continue
                     yield encoder.encode(item)
+                finished = True
             finally:
                 final_state = HostedAgent.state_of(agent)
                 if key is not None and final_state is not None:
                     await asyncio.shield(self._save(key, final_state, loaded))
+                turn.agent.release(agent, reusable=finished)
         except asyncio.CancelledError:
             self.stats.cancelled += 1
             log.info("turn of %r in session %r cancelled by the caller", name, turn.session_id)
