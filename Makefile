@@ -64,8 +64,9 @@ test: $(STAMP) $(CONSUL)
 demo: $(STAMP)
 	$(PY) -m meshscope_cli.demo
 
-bench: $(STAMP)
+bench: $(STAMP) $(CONSUL)
 	$(PY) bench/agent_path.py
+	$(PY) bench/discovery_times.py
 
 clean:
 	rm -rf .build .pytest_cache .mypy_cache .ruff_cache .tools

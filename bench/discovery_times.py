@@ -1,0 +1,93 @@
+"""How fast the mesh sees replicas come and go, against a real Consul dev agent.
+
+Three timings, each repeated and quoted as median (min-max):
+  register -> passing   from an agent process's ready line until Consul lists it under `?passing`
+  SIGKILL -> gone       from SIGKILL of a replica until `?passing` no longer lists it
+  restart -> registered from a restarted (empty) Consul electing itself leader until every live
+                        replica is registered again
+
+Run: `.venv/bin/python bench/discovery_times.py [--trials N]` (needs `make consul`). Check interval 1 s.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import argparse
+import signal
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+
+from bench.processes import REPO, child_env
+from meshscope_cli.consul_dev import ConsulDevAgent
+from meshscope_cli.launch import ServiceProcess, launch, meshscope_command
+
+
+def until(condition: Callable[[], bool], timeout: float = 30.0) -> float:
+    """Poll until `condition` holds; the seconds it took."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout:
+            raise TimeoutError("condition not met in time")
+        time.sleep(0.01)
+    return time.monotonic() - start
+
+
+def start_agent(consul: ConsulDevAgent, agent: str) -> ServiceProcess:
+    env = child_env() | consul.env() | {"MESHSCOPE_LOG_LEVEL": "WARNING"}
+    return launch(meshscope_command("serve", "agents", "--agents", agent, "--port", "0"), env, cwd=REPO)
+
+
+def summary(values: list[float]) -> str:
+    return f"{statistics.median(values) * 1000:7.0f} ms  ({min(values) * 1000:.0f}-{max(values) * 1000:.0f})"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--trials", type=int, default=5)
+    args = parser.parse_args()
+    registered, gone, restored = [], [], []
+    with tempfile.TemporaryDirectory() as workdir:
+        consul = ConsulDevAgent(Path(workdir))
+        consul.start()
+        try:
+            for trial in range(args.trials):
+                agent = start_agent(consul, "writer")
+                replica = f"writer@{agent.address}"
+
+                def listed(replica: str = replica) -> bool:
+                    return replica in consul.passing("writer")
+
+                registered.append(until(listed))
+                other = start_agent(consul, "analyst")
+                until(lambda: len(consul.passing("analyst")) == 1)
+                consul.restart()
+                restored.append(until(lambda: len(consul.registered()) == 2))
+                until(listed)
+                agent.proc.send_signal(signal.SIGKILL)
+                gone.append(until(lambda: not listed()))
+                agent.stop()
+                other.stop()
+                print(
+                    f"trial {trial + 1}: {registered[-1]:.3f}s {gone[-1]:.3f}s {restored[-1]:.3f}s",
+                    flush=True,
+                )
+        finally:
+            consul.stop()
+    print(f"\nConsul dev agent 1.8, check interval 1 s, {args.trials} trials, median (min-max):")
+    print(f"  register -> passing          {summary(registered)}   target < 3 s")
+    print(f"  SIGKILL  -> gone from passing {summary(gone)}   target < 3 s")
+    print(f"  Consul restart -> re-registered {summary(restored)}   target < 5 s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
