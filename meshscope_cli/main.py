@@ -2,7 +2,10 @@
 
 Commands so far:
   meshscope serve agents --agents a,b [--port P] [--host H] [--model SPEC] [--advertise-host H]
+  meshscope serve orchestrator [-f FILE] [--port P] [--host H]
   meshscope agents [--json]
+  meshscope run TARGET TEXT [--session S] [--user U] [--timeout SECONDS]
+  meshscope pipelines
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from collections.abc import Sequence
 
 from discovery.errors import DiscoveryConfigError
 from meshscope_cli import agents as agents_command
+from meshscope_cli import runs as run_commands
+from orchestrator import entry as orchestrator_entry
 from services.catalog import parse_agent_list
 from services.runtime import entry
 from services.runtime.errors import ConfigError
@@ -28,6 +33,17 @@ def _parser() -> argparse.ArgumentParser:
     agents = serve_what.add_parser("agents", help="serve one or more agents from one gRPC server")
     agents.add_argument("--agents", required=True, help="comma-separated agent names, e.g. analyst,writer")
     entry.add_serve_flags(agents)
+    orchestrator = serve_what.add_parser("orchestrator", help="serve the orchestrator")
+    orchestrator.add_argument("-f", "--file", dest="mesh_file", help="mesh file (default mesh.yaml)")
+    orchestrator.add_argument("--port", type=int, help="port (default 50050; 0: any free port)")
+    orchestrator.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    run = commands.add_parser("run", help="run an agent or a pipeline and stream its steps")
+    run.add_argument("target", help="an agent or pipeline name")
+    run.add_argument("text", help="the input message")
+    run.add_argument("--session", default="", help="session id (continue a conversation)")
+    run.add_argument("--user", default="", help="user id")
+    run.add_argument("--timeout", type=float, help="deadline of the whole run, in seconds")
+    commands.add_parser("pipelines", help="list the orchestrator's pipelines")
     listing = commands.add_parser("agents", help="list the mesh's agents, replicas, health and meta")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
@@ -41,6 +57,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         except DiscoveryConfigError as exc:
             print(f"meshscope: {exc}", file=sys.stderr)
             return 2
+    if args.command == "run":
+        return run_commands.run(args.target, args.text, args.session, args.user, args.timeout)
+    if args.command == "pipelines":
+        return run_commands.pipelines()
+    if args.command == "serve" and args.what == "orchestrator":
+        return orchestrator_entry.run(orchestrator_entry.ServeArgs(args.mesh_file, args.port, args.host))
     if args.command == "serve" and args.what == "agents":
         try:
             names = parse_agent_list(args.agents)

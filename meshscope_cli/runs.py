@@ -1,0 +1,115 @@
+"""`meshscope run` and `meshscope pipelines`: clients of the orchestrator."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import TextIO
+
+import grpc
+
+from orchestrator.client import OrchestratorClient
+
+
+class StepPrinter:
+    """Prints step text as it streams, one step at a time.
+
+    Parallel steps stream interleaved; printing word by word from two agents
+    on one terminal is unreadable, so the first step to speak has the floor
+    and the others are buffered until it finishes, then printed in turn.
+    """
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.active: tuple[str, str] | None = None
+        self.buffers: dict[tuple[str, str], list[str]] = {}
+        self.done: set[tuple[str, str]] = set()
+        self.printed_any = False
+
+    def _label(self, source: tuple[str, str]) -> str:
+        step, agent = source
+        return agent if step == agent else f"{step} · {agent}"
+
+    def _start(self, source: tuple[str, str]) -> None:
+        self.out.write(f"{chr(10) if self.printed_any else ''}[{self._label(source)}] ")
+        self.printed_any = True
+        self.active = source
+
+    def text(self, source: tuple[str, str], delta: str) -> None:
+        if self.active is None:
+            self._start(source)
+        if source == self.active:
+            self.out.write(delta)
+            self.out.flush()
+        else:
+            self.buffers.setdefault(source, []).append(delta)
+
+    def finished(self, source: tuple[str, str]) -> None:
+        self.done.add(source)
+        if source != self.active:
+            return
+        self.active = None
+        while self.buffers:
+            nxt = next(iter(self.buffers))
+            self._start(nxt)
+            self.out.write("".join(self.buffers.pop(nxt)))
+            if nxt not in self.done:
+                return  # still streaming: it has the floor now
+            self.active = None
+        self.out.flush()
+
+
+async def _run(target: str, text: str, session: str, user: str, timeout: float | None, out: TextIO) -> int:
+    printer = StepPrinter(out)
+    reported = False
+    async with OrchestratorClient() as client:
+        try:
+            async for event in client.run(target, text, session_id=session, user_id=user, timeout=timeout):
+                kind = event.WhichOneof("kind")
+                source = (event.step, event.agent)
+                if kind == "agent_event" and event.agent_event.HasField("text_delta"):
+                    printer.text(source, event.agent_event.text_delta.delta)
+                elif kind == "agent_event" and event.agent_event.HasField("reply_end"):
+                    printer.finished(source)
+                elif kind == "error":
+                    out.write("\n")
+                    print(
+                        f"meshscope: run failed: {event.error.code}: {event.error.message}", file=sys.stderr
+                    )
+                    reported = True
+                elif kind == "run_end":
+                    end = event.run_end
+                    out.write(
+                        f"\n\n({end.steps} step(s), {len(end.replicas)} replica(s), "
+                        f"{end.usage.output_tokens} output tokens, {end.duration_ms:.0f} ms)\n"
+                    )
+        except grpc.aio.AioRpcError as error:
+            if not reported:
+                print(f"meshscope: {error.code().name}: {error.details()}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def run(target: str, text: str, session: str, user: str, timeout: float | None) -> int:
+    """Stream a run to the terminal, labelled by step and agent; exit 1 on failure."""
+    if timeout is not None and timeout <= 0:
+        print("meshscope: --timeout must be positive", file=sys.stderr)
+        return 2
+    return asyncio.run(_run(target, text, session, user, timeout, sys.stdout))
+
+
+async def _pipelines() -> int:
+    async with OrchestratorClient() as client:
+        try:
+            response = await client.list_pipelines()
+        except grpc.aio.AioRpcError as error:
+            print(f"meshscope: {error.code().name}: {error.details()}", file=sys.stderr)
+            return 1
+    width = max((len(p.name) for p in response.pipelines), default=4)
+    for p in response.pipelines:
+        print(f"{p.name.ljust(width)}  {p.kind:<10}  {', '.join(p.agents):<30}  {p.description}")
+    return 0
+
+
+def pipelines() -> int:
+    return asyncio.run(_pipelines())

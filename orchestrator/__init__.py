@@ -1,0 +1,1 @@
+"""The orchestrator: discovers agents, balances across replicas, runs pipelines, streams every step."""

@@ -1,0 +1,92 @@
+"""Calling one agent step: pick a replica, stream, retry only before the first event.
+
+A failure before any event (the replica is down, draining, unreachable)
+ejects that replica and retries on another, a bounded number of times.
+After the first event a failure is never replayed (model calls are not
+idempotent): it surfaces as `StepFailed` with `started=True`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import grpc
+
+from meshscope.v1 import agent_pb2
+from orchestrator.pool import Endpoint, EndpointPool, NoReplica
+
+RETRYABLE_BEFORE_FIRST_EVENT = frozenset({grpc.StatusCode.UNAVAILABLE})
+
+
+class StepFailed(Exception):
+    """A step failed with a gRPC status; `started` tells whether events had been streamed."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, *, started: bool, replica: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.started = started
+        self.replica = replica
+
+
+@dataclass(frozen=True, slots=True)
+class StepEvent:
+    """One event of a step, with the replica that produced it."""
+
+    endpoint: Endpoint
+    event: agent_pb2.AgentEvent
+
+
+async def stream_step(
+    pool: EndpointPool,
+    request: agent_pb2.InvokeRequest,
+    *,
+    deadline: float | None,
+    attempts: int,
+) -> AsyncIterator[StepEvent]:
+    """Stream one agent turn from the best replica (see the module docstring)."""
+    tried: set[str] = set()
+    last: StepFailed | None = None
+    for _ in range(max(1, attempts)):
+        try:
+            endpoint = pool.pick(request.agent, exclude=tried)
+        except NoReplica as exc:
+            if last is not None:
+                raise last from exc
+            raise StepFailed(grpc.StatusCode.UNAVAILABLE, str(exc), started=False) from exc
+        tried.add(endpoint.replica_id)
+        timeout = None
+        if deadline is not None:
+            timeout = deadline - time.monotonic()
+            if timeout <= 0:
+                raise StepFailed(
+                    grpc.StatusCode.DEADLINE_EXCEEDED, "the run's deadline passed", started=False
+                )
+        endpoint.in_flight += 1
+        endpoint.served += 1
+        call = endpoint.stub.Invoke(request, timeout=timeout)
+        started = False
+        try:
+            async for event in call:
+                started = True
+                yield StepEvent(endpoint, event)
+            return
+        except grpc.aio.AioRpcError as error:
+            code = error.code()
+            failure = StepFailed(
+                code,
+                f"agent {request.agent!r} on {endpoint.replica_id}: {error.details() or code.name}",
+                started=started,
+                replica=endpoint.replica_id,
+            )
+            if started or code not in RETRYABLE_BEFORE_FIRST_EVENT:
+                raise failure from error
+            pool.eject(endpoint)
+            last = failure
+        finally:
+            endpoint.in_flight -= 1
+            call.cancel()
+    assert last is not None
+    raise last

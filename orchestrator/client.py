@@ -1,0 +1,86 @@
+"""A typed asyncio client for the `Orchestrator` service.
+
+async with OrchestratorClient() as client:          # MESHSCOPE_ORCHESTRATOR or 127.0.0.1:50050
+    async for event in client.run("analysis", "Compare gRPC and REST", session_id="s1"):
+        ...
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from types import TracebackType
+from typing import Any
+
+import grpc
+from google.protobuf import duration_pb2
+
+from meshscope.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+
+DEFAULT_TARGET = "127.0.0.1:50050"
+
+
+def orchestrator_address() -> str:
+    """Where clients find the orchestrator: MESHSCOPE_ORCHESTRATOR, or the default."""
+    return os.environ.get("MESHSCOPE_ORCHESTRATOR", "").strip() or DEFAULT_TARGET
+
+
+class OrchestratorClient:
+    def __init__(self, target: str | None = None, *, options: list[tuple[str, Any]] | None = None) -> None:
+        self.target = target or orchestrator_address()
+        self._channel = grpc.aio.insecure_channel(self.target, options=options or [])
+        self._stub = orchestrator_pb2_grpc.OrchestratorStub(self._channel)
+
+    async def __aenter__(self) -> OrchestratorClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def run(
+        self,
+        target: str,
+        text: str | common_pb2.Message,
+        *,
+        session_id: str = "",
+        user_id: str = "",
+        timeout: float | None = None,
+    ) -> AsyncIterator[orchestrator_pb2.RunEvent]:
+        """Run an agent or a pipeline; yields its events as they happen. Leaving early cancels the run."""
+        message = (
+            text
+            if isinstance(text, common_pb2.Message)
+            else common_pb2.Message(
+                role=common_pb2.ROLE_USER, name="user", parts=[common_pb2.Part(text=text)]
+            )
+        )
+        request = orchestrator_pb2.RunRequest(
+            target=target, input=message, session_id=session_id, user_id=user_id
+        )
+        if timeout is not None:
+            request.timeout.CopyFrom(duration_pb2.Duration())
+            request.timeout.FromTimedelta(timedelta(seconds=timeout))
+        call = self._stub.Run(request, timeout=None if timeout is None else timeout + 5)
+        try:
+            async for event in call:
+                yield event
+        finally:
+            call.cancel()
+
+    async def list_agents(self, timeout: float = 10.0) -> orchestrator_pb2.ListAgentsResponse:
+        response: orchestrator_pb2.ListAgentsResponse = await self._stub.ListAgents(
+            orchestrator_pb2.ListAgentsRequest(), timeout=timeout
+        )
+        return response
+
+    async def list_pipelines(self, timeout: float = 10.0) -> orchestrator_pb2.ListPipelinesResponse:
+        response: orchestrator_pb2.ListPipelinesResponse = await self._stub.ListPipelines(
+            orchestrator_pb2.ListPipelinesRequest(), timeout=timeout
+        )
+        return response

@@ -1,0 +1,83 @@
+"""Orchestrator settings, from flags and the environment.
+
+  --port / MESHSCOPE_ORCHESTRATOR_PORT   port (0: any free)                       50050
+  --host / MESHSCOPE_ORCHESTRATOR_HOST   bind address                             127.0.0.1
+  -f FILE / MESHSCOPE_MESH_FILE          the mesh file (agents and pipelines)     mesh.yaml
+  MESHSCOPE_RUN_TIMEOUT_S                a run's deadline when the caller sets none  300
+  MESHSCOPE_RETRY_ATTEMPTS               replicas tried per step before the first event  3
+  MESHSCOPE_EJECT_S                      how long a failed replica is skipped     5
+  MESHSCOPE_GRPC_MAX_MESSAGE_BYTES       largest message accepted or sent         4194304
+  MESHSCOPE_SHUTDOWN_GRACE_S             how long in-flight runs may finish on SIGTERM  10
+
+Discovery settings (MESHSCOPE_DISCOVERY, CONSUL_*...) are read by `discovery.config`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+DEFAULT_ORCHESTRATOR_PORT = 50050
+
+
+class OrchestratorConfigError(ValueError):
+    """Bad orchestrator configuration; one line."""
+
+
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise OrchestratorConfigError(f"{name}={raw!r} is not valid: expected a number") from None
+    if value < minimum:
+        raise OrchestratorConfigError(f"{name}={raw!r} is not valid: expected >= {minimum:g}")
+    return value
+
+
+@dataclass(frozen=True)
+class OrchestratorSettings:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_ORCHESTRATOR_PORT
+    mesh_file: str = "mesh.yaml"
+    run_timeout_s: float = 300.0
+    retry_attempts: int = 3
+    eject_s: float = 5.0
+    max_message_bytes: int = 4 * 1024 * 1024
+    shutdown_grace_s: float = 10.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> OrchestratorSettings:
+        env = os.environ if environ is None else environ
+        d = cls()
+        port = _number(env, "MESHSCOPE_ORCHESTRATOR_PORT", d.port, 0)
+        if port > 65535 or port != int(port):
+            raise OrchestratorConfigError(f"MESHSCOPE_ORCHESTRATOR_PORT={port:g} is not a port")
+        return cls(
+            host=env.get("MESHSCOPE_ORCHESTRATOR_HOST", "").strip() or d.host,
+            port=int(port),
+            mesh_file=env.get("MESHSCOPE_MESH_FILE", "").strip() or d.mesh_file,
+            run_timeout_s=_number(env, "MESHSCOPE_RUN_TIMEOUT_S", d.run_timeout_s, 0.001),
+            retry_attempts=int(_number(env, "MESHSCOPE_RETRY_ATTEMPTS", d.retry_attempts, 1)),
+            eject_s=_number(env, "MESHSCOPE_EJECT_S", d.eject_s, 0),
+            max_message_bytes=int(_number(env, "MESHSCOPE_GRPC_MAX_MESSAGE_BYTES", d.max_message_bytes, 1)),
+            shutdown_grace_s=_number(env, "MESHSCOPE_SHUTDOWN_GRACE_S", d.shutdown_grace_s, 0),
+        )
+
+    def with_overrides(self, **overrides: Any) -> OrchestratorSettings:
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def channel_options(self) -> list[tuple[str, int]]:
+        """For the server and for the channels to agent replicas."""
+        return [
+            ("grpc.max_receive_message_length", self.max_message_bytes),
+            ("grpc.max_send_message_length", self.max_message_bytes),
+            ("grpc.keepalive_time_ms", 30_000),
+            ("grpc.keepalive_timeout_ms", 10_000),
+            ("grpc.http2.max_pings_without_data", 0),
+            ("grpc.keepalive_permit_without_calls", 1),
+        ]

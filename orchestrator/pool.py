@@ -1,0 +1,129 @@
+"""The endpoint pool: one gRPC channel per agent replica, picked by load.
+
+Python gRPC has no pluggable resolver or balancer, so the pool keeps one
+channel per replica, opened when discovery reports it and closed when it
+leaves, and picks a replica by power-of-two-choices on the fewest in-flight
+streams. A replica that fails before its first event is ejected for a
+cooldown so retries go elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from discovery.model import Instance
+from meshscope.v1 import agent_pb2_grpc
+
+log = logging.getLogger("meshscope.pool")
+
+
+@dataclass
+class Endpoint:
+    """One replica of one agent, with its channel and live load."""
+
+    instance: Instance
+    channel: grpc.aio.Channel
+    stub: Any
+    in_flight: int = 0
+    ejected_until: float = 0.0
+    served: int = 0
+
+    @property
+    def replica_id(self) -> str:
+        return self.instance.replica_id
+
+    def available(self, now: float) -> bool:
+        return self.ejected_until <= now
+
+    def health(self, now: float) -> str:
+        return "ejected" if not self.available(now) else self.instance.health
+
+
+@dataclass
+class _AgentEndpoints:
+    by_id: dict[str, Endpoint] = field(default_factory=dict)
+
+
+class NoReplica(Exception):
+    """No healthy, non-ejected replica of an agent."""
+
+    def __init__(self, agent: str, known: int) -> None:
+        detail = "no replica is registered" if known == 0 else f"all {known} replica(s) are unavailable"
+        super().__init__(f"agent {agent!r} is unavailable: {detail}")
+        self.agent = agent
+
+
+class EndpointPool:
+    """Channels to every replica discovery reports, and load-aware picking."""
+
+    def __init__(self, channel_options: Sequence[tuple[str, Any]] = (), eject_s: float = 5.0) -> None:
+        self._agents: dict[str, _AgentEndpoints] = {}
+        self._options = list(channel_options)
+        self.eject_s = eject_s
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def update(self, agent: str, instances: Iterable[Instance]) -> None:
+        """Discovery listener: open channels to new replicas, close those that left."""
+        current = self._agents.setdefault(agent, _AgentEndpoints())
+        wanted = {i.replica_id: i for i in instances}
+        for replica_id in list(current.by_id):
+            endpoint = current.by_id[replica_id]
+            if replica_id not in wanted or wanted[replica_id].address != endpoint.instance.address:
+                del current.by_id[replica_id]
+                self._close_later(endpoint)
+                log.info("replica %s of %s left", replica_id, agent)
+        for replica_id, instance in wanted.items():
+            if replica_id in current.by_id:
+                current.by_id[replica_id].instance = instance
+                continue
+            channel = grpc.aio.insecure_channel(instance.address, options=self._options)
+            current.by_id[replica_id] = Endpoint(instance, channel, agent_pb2_grpc.AgentServiceStub(channel))
+            log.info("replica %s of %s at %s joined", replica_id, agent, instance.address)
+
+    def _close_later(self, endpoint: Endpoint) -> None:
+        # In-flight streams on a departing replica keep running; the channel
+        # closes with a grace period so they can finish.
+        task = asyncio.ensure_future(endpoint.channel.close(grace=30.0))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    def agents(self) -> list[str]:
+        return sorted(name for name, group in self._agents.items() if group.by_id)
+
+    def endpoints(self, agent: str) -> list[Endpoint]:
+        group = self._agents.get(agent)
+        return sorted(group.by_id.values(), key=lambda e: e.replica_id) if group else []
+
+    def pick(self, agent: str, exclude: set[str] | None = None) -> Endpoint:
+        """Power of two choices on fewest in-flight streams, among available replicas."""
+        now = time.monotonic()
+        all_endpoints = self.endpoints(agent)
+        candidates = [
+            e for e in all_endpoints if e.available(now) and not (exclude and e.replica_id in exclude)
+        ]
+        if not candidates:
+            raise NoReplica(agent, len(all_endpoints))
+        if len(candidates) == 1:
+            return candidates[0]
+        first, second = random.sample(candidates, 2)
+        return first if first.in_flight <= second.in_flight else second
+
+    def eject(self, endpoint: Endpoint) -> None:
+        endpoint.ejected_until = time.monotonic() + self.eject_s
+        log.warning("ejected replica %s for %.1fs", endpoint.replica_id, self.eject_s)
+
+    async def close(self) -> None:
+        for group in self._agents.values():
+            for endpoint in group.by_id.values():
+                await endpoint.channel.close()
+            group.by_id.clear()
+        for task in list(self._closing):
+            task.cancel()

@@ -1,0 +1,305 @@
+"""Running a target (an agent or a pipeline) and streaming every step's events.
+
+Steps push their events into one queue as they happen, so the streams of
+parallel workers interleave on the way to the caller, each labelled with
+its step, agent and replica. Each agent keeps its own session,
+`<session>:<agent>`, so a conversation with a pipeline continues per agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+import grpc
+
+from meshscope.v1 import agent_pb2, common_pb2, orchestrator_pb2
+from orchestrator.calls import StepFailed, stream_step
+from orchestrator.pipelines import MeshFile, Pipeline
+from orchestrator.pool import EndpointPool
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_\-]*")
+
+
+class RunFailed(Exception):
+    """The run failed; the stream already carries its `error` event."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def text_of(message: common_pb2.Message) -> str:
+    return "".join(p.text for p in message.parts if p.WhichOneof("kind") == "text")
+
+
+def user_input(text: str, name: str = "user") -> common_pb2.Message:
+    return common_pb2.Message(role=common_pb2.ROLE_USER, name=name, parts=[common_pb2.Part(text=text)])
+
+
+def as_input(message: common_pb2.Message) -> common_pb2.Message:
+    """A step's reply as the next step's input: a user message with its text, data and url parts."""
+    parts = [p for p in message.parts if p.WhichOneof("kind") in ("text", "data", "url")]
+    if not any(p.WhichOneof("kind") != "text" or p.text.strip() for p in parts):
+        parts = [common_pb2.Part(text=text_of(message) or "(no content)")]
+    return common_pb2.Message(role=common_pb2.ROLE_USER, name=message.name or "user", parts=parts)
+
+
+@dataclass
+class Run:
+    """One run in progress."""
+
+    request: orchestrator_pb2.RunRequest
+    deadline: float | None
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    queue: asyncio.Queue[orchestrator_pb2.RunEvent | None] = field(default_factory=asyncio.Queue)
+    steps: int = 0
+    replicas: list[str] = field(default_factory=list)
+    usage: common_pb2.Usage = field(default_factory=common_pb2.Usage)
+
+
+class Runner:
+    """Executes runs against the pool, following the mesh file's pipelines."""
+
+    def __init__(self, pool: EndpointPool, mesh: MeshFile, *, attempts: int = 3) -> None:
+        self.pool = pool
+        self.mesh = mesh
+        self.attempts = attempts
+
+    def kind_of(self, target: str) -> str:
+        pipeline = self.mesh.pipelines.get(target)
+        return pipeline.kind if pipeline else "agent"
+
+    def agents_of(self, target: str) -> list[str]:
+        """Every agent a target may call (nested pipelines included)."""
+        pipeline = self.mesh.pipelines.get(target)
+        if pipeline is None:
+            return [target]
+        found: list[str] = []
+        for name in pipeline.referenced():
+            for agent in self.agents_of(name) if name in self.mesh.pipelines else [name]:
+                if agent not in found:
+                    found.append(agent)
+        return found
+
+    async def _step(self, run: Run, step: str, agent: str, message: common_pb2.Message) -> common_pb2.Message:
+        session = run.request.session_id
+        request = agent_pb2.InvokeRequest(
+            agent=agent,
+            input=message,
+            session_id=f"{session}:{agent}" if session else "",
+            user_id=run.request.user_id,
+        )
+        if run.request.HasField("metadata"):
+            request.metadata.CopyFrom(run.request.metadata)
+        run.steps += 1
+        root: str | None = None
+        final: common_pb2.Message | None = None
+        async for item in stream_step(self.pool, request, deadline=run.deadline, attempts=self.attempts):
+            event = item.event
+            if root is None and event.HasField("reply_start"):
+                root = event.reply_id
+                if item.endpoint.replica_id not in run.replicas:
+                    run.replicas.append(item.endpoint.replica_id)
+            if event.HasField("reply_end") and event.reply_id == root:
+                final = event.reply_end.message
+                usage = final.usage
+                run.usage.input_tokens += usage.input_tokens
+                run.usage.output_tokens += usage.output_tokens
+                run.usage.cache_input_tokens += usage.cache_input_tokens
+                run.usage.cache_creation_input_tokens += usage.cache_creation_input_tokens
+            run.queue.put_nowait(
+                orchestrator_pb2.RunEvent(
+                    run_id=run.run_id,
+                    step=step,
+                    agent=event.agent or agent,
+                    replica=item.endpoint.replica_id,
+                    agent_event=event,
+                )
+            )
+        if final is None:
+            raise StepFailed(grpc.StatusCode.INTERNAL, f"agent {agent!r} ended without a reply", started=True)
+        return final
+
+    async def _parallel(
+        self, run: Run, calls: Sequence[tuple[str, str, common_pb2.Message]]
+    ) -> list[common_pb2.Message]:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(self._step(run, step, agent, msg)) for step, agent, msg in calls]
+        return [task.result() for task in tasks]
+
+    async def execute(
+        self, run: Run, target: str, message: common_pb2.Message, prefix: str = ""
+    ) -> common_pb2.Message:
+        """Run a target on a message; returns the final message."""
+        pipeline = self.mesh.pipelines.get(target)
+        if pipeline is None:
+            return await self._step(run, f"{prefix}{target}", target, message)
+        if pipeline.kind == "sequential":
+            return await self._sequential(run, pipeline, message, prefix)
+        if pipeline.kind == "team":
+            return await self._team(run, pipeline, message, prefix)
+        if pipeline.kind == "fanout":
+            return await self._fanout(run, pipeline, message, prefix)
+        return await self._route(run, pipeline, message, prefix)
+
+    async def _sequential(
+        self, run: Run, p: Pipeline, message: common_pb2.Message, prefix: str
+    ) -> common_pb2.Message:
+        current = message
+        for index, step in enumerate(p.steps):
+            nested = f"{prefix}{step}/" if step in self.mesh.pipelines else prefix
+            reply = await self.execute(run, step, current, nested)
+            current = reply if index == len(p.steps) - 1 else as_input(reply)
+        return current
+
+    async def _team(
+        self, run: Run, p: Pipeline, message: common_pb2.Message, prefix: str
+    ) -> common_pb2.Message:
+        request_text = text_of(message)
+        plan = await self._step(run, f"{prefix}plan", p.manager, message)
+        brief = f"Task from {p.manager}: {text_of(plan)}\n\nOriginal request: {request_text}"
+        results = await self._parallel(
+            run, [(f"{prefix}worker:{w}", w, user_input(brief, p.manager)) for w in p.workers]
+        )
+        report = "\n\n".join(f"[{w}] {text_of(r)}" for w, r in zip(p.workers, results, strict=True))
+        return await self._step(
+            run, f"{prefix}synthesis", p.manager, user_input(f"Results from the team:\n\n{report}", "team")
+        )
+
+    async def _fanout(
+        self, run: Run, p: Pipeline, message: common_pb2.Message, prefix: str
+    ) -> common_pb2.Message:
+        results = await self._parallel(run, [(f"{prefix}{a}", a, message) for a in p.agents])
+        combined = "\n\n".join(f"[{a}] {text_of(r)}" for a, r in zip(p.agents, results, strict=True))
+        if p.aggregator:
+            return await self._step(
+                run,
+                f"{prefix}aggregate",
+                p.aggregator,
+                user_input(f"Summarise these answers:\n\n{combined}", p.name),
+            )
+        return common_pb2.Message(
+            id=uuid.uuid4().hex,
+            role=common_pb2.ROLE_ASSISTANT,
+            name=p.name,
+            parts=[common_pb2.Part(text=combined)],
+        )
+
+    async def _route(
+        self, run: Run, p: Pipeline, message: common_pb2.Message, prefix: str
+    ) -> common_pb2.Message:
+        decision = await self._step(run, f"{prefix}route", p.router, message)
+        choice = self.choice_in(text_of(decision), p)
+        allowed = ", ".join(p.choices)
+        if choice is None:
+            raise StepFailed(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"router {p.router!r} named no agent; allowed: {allowed}",
+                started=True,
+            )
+        if choice not in p.choices:
+            raise StepFailed(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"router {p.router!r} chose {choice!r}, which is not among the allowed agents: {allowed}",
+                started=True,
+            )
+        return await self._step(run, f"{prefix}{choice}", choice, message)
+
+    def choice_in(self, text: str, p: Pipeline) -> str | None:
+        """The first mesh agent (other than the router) the router's reply names."""
+        candidates = (set(self.mesh.agents) | set(p.choices)) - {p.router}
+        for word in _WORD.findall(text):
+            name = str(word).lower()
+            if name in candidates:
+                return name
+        return None
+
+    async def stream(self, run: Run) -> AsyncIterator[orchestrator_pb2.RunEvent]:
+        """Run start, every step's events as they happen, run end; `RunFailed` on failure."""
+        request = run.request
+        started = time.monotonic()
+        sequence = 0
+
+        def numbered(event: orchestrator_pb2.RunEvent) -> orchestrator_pb2.RunEvent:
+            nonlocal sequence
+            sequence += 1
+            event.sequence = sequence
+            event.run_id = run.run_id
+            return event
+
+        yield numbered(
+            orchestrator_pb2.RunEvent(
+                run_start=orchestrator_pb2.RunStart(
+                    target=request.target, kind=self.kind_of(request.target), session_id=request.session_id
+                )
+            )
+        )
+        outcome: dict[str, common_pb2.Message] = {}
+
+        async def produce() -> None:
+            try:
+                timeout = None if run.deadline is None else max(0.0, run.deadline - time.monotonic())
+                async with asyncio.timeout(timeout):
+                    outcome["output"] = await self.execute(run, request.target, request.input)
+            finally:
+                run.queue.put_nowait(None)
+
+        producer = asyncio.create_task(produce())
+        try:
+            while (event := await run.queue.get()) is not None:
+                yield numbered(event)
+            await producer
+        except Exception as exc:
+            code, message = _status_of(exc)
+            yield numbered(
+                orchestrator_pb2.RunEvent(
+                    error=agent_pb2.ErrorEvent(
+                        code=code.name, message=message, retryable=code == grpc.StatusCode.UNAVAILABLE
+                    )
+                )
+            )
+            raise RunFailed(code, message) from exc
+        finally:
+            if not producer.done():
+                producer.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await producer
+        yield numbered(
+            orchestrator_pb2.RunEvent(
+                run_end=orchestrator_pb2.RunEnd(
+                    steps=run.steps,
+                    replicas=run.replicas,
+                    usage=run.usage,
+                    duration_ms=(time.monotonic() - started) * 1000,
+                    output=outcome["output"],
+                )
+            )
+        )
+
+
+def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    """The status a failed run ends with (never a traceback)."""
+    failure = _first_failure(exc)
+    if failure is not None:
+        return failure.code, failure.message
+    if isinstance(exc, TimeoutError):
+        return grpc.StatusCode.DEADLINE_EXCEEDED, "the run's deadline passed"
+    return grpc.StatusCode.INTERNAL, f"run failed: {type(exc).__name__}: {exc}"
+
+
+def _first_failure(exc: BaseException) -> StepFailed | None:
+    if isinstance(exc, StepFailed):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _first_failure(inner)
+            if found is not None:
+                return found
+    return None

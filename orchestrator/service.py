@@ -1,0 +1,182 @@
+"""The `Orchestrator` gRPC service and the server that hosts it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from discovery.watcher import Watcher
+from meshscope.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from orchestrator.config import OrchestratorSettings
+from orchestrator.pipelines import MeshFile
+from orchestrator.pool import EndpointPool
+from orchestrator.runs import Run, RunFailed, Runner
+
+log = logging.getLogger("meshscope.orchestrator")
+
+SERVICE_NAME = orchestrator_pb2.DESCRIPTOR.services_by_name["Orchestrator"].full_name
+MAX_KEY_LENGTH = 256
+
+
+def _check_key(value: str, field: str) -> str | None:
+    """Why a session or user id is unacceptable (None when it is fine)."""
+    if len(value) > MAX_KEY_LENGTH:
+        return f"{field}: must be at most {MAX_KEY_LENGTH} characters"
+    if any(ord(c) < 32 or ord(c) == 127 for c in value) or value != value.strip():
+        return f"{field}: must not contain control characters or surrounding white space"
+    return None
+
+
+class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
+    def __init__(self, runner: Runner, pool: EndpointPool, settings: OrchestratorSettings) -> None:
+        self.runner = runner
+        self.pool = pool
+        self.settings = settings
+
+    def _invalid(self, request: orchestrator_pb2.RunRequest) -> str | None:
+        if not request.target:
+            return "target: is required (an agent or a pipeline name)"
+        if not request.HasField("input") or not request.input.parts:
+            return "input: is required and must contain at least one part"
+        if request.input.role not in (common_pb2.ROLE_UNSPECIFIED, common_pb2.ROLE_USER):
+            return "input.role: an input message must have ROLE_USER"
+        if request.HasField("timeout") and request.timeout.ToTimedelta().total_seconds() <= 0:
+            return "timeout: must be positive"
+        return _check_key(request.session_id, "session_id") or _check_key(request.user_id, "user_id")
+
+    async def Run(  # noqa: N802 - gRPC method name
+        self, request: orchestrator_pb2.RunRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[orchestrator_pb2.RunEvent]:
+        problem = self._invalid(request)
+        if problem:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        mesh = self.runner.mesh
+        if request.target not in mesh.pipelines and request.target not in mesh.agents:
+            known = ", ".join(sorted({*mesh.pipelines, *mesh.agents}))
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND, f"no agent or pipeline {request.target!r}; known: {known}"
+            )
+        for agent in self.runner.agents_of(request.target):
+            if not self.pool.endpoints(agent):
+                await context.abort(grpc.StatusCode.UNAVAILABLE, f"agent {agent!r} has no healthy replica")
+        budget = self.settings.run_timeout_s
+        if request.HasField("timeout"):
+            budget = min(budget, request.timeout.ToTimedelta().total_seconds())
+        remaining = context.time_remaining()
+        if remaining is not None:
+            budget = min(budget, remaining)
+        run = Run(request=request, deadline=time.monotonic() + budget)
+        try:
+            async for event in self.runner.stream(run):
+                yield event
+        except RunFailed as failure:
+            await context.abort(failure.code, failure.message)
+
+    async def ListAgents(  # noqa: N802
+        self, request: orchestrator_pb2.ListAgentsRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.ListAgentsResponse:
+        now = time.monotonic()
+        response = orchestrator_pb2.ListAgentsResponse()
+        for name in sorted(set(self.pool.agents()) | set(self.runner.mesh.agents)):
+            endpoints = self.pool.endpoints(name)
+            info = response.agents.add(name=name)
+            if endpoints:
+                meta = endpoints[0].instance.meta
+                info.card.CopyFrom(
+                    common_pb2.AgentCard(
+                        name=name,
+                        description=meta.get("description", ""),
+                        skills=[common_pb2.Skill(id=s) for s in meta.get("skills", "").split(",") if s],
+                        version=meta.get("version", ""),
+                        protocol_version=meta.get("protocol_version", ""),
+                        model=meta.get("model", ""),
+                        streaming=True,
+                    )
+                )
+            for e in endpoints:
+                info.replicas.add(
+                    id=e.replica_id, address=e.instance.address, health=e.health(now), in_flight=e.in_flight,
+                    meta=dict(e.instance.meta),
+                )  # fmt: skip
+        return response
+
+    async def ListPipelines(  # noqa: N802
+        self, request: orchestrator_pb2.ListPipelinesRequest, context: grpc.aio.ServicerContext
+    ) -> orchestrator_pb2.ListPipelinesResponse:
+        response = orchestrator_pb2.ListPipelinesResponse()
+        for name, p in sorted(self.runner.mesh.pipelines.items()):
+            response.pipelines.add(
+                name=name, kind=p.kind, description=p.description, agents=self.runner.agents_of(name)
+            )
+        return response
+
+
+class OrchestratorServer:
+    """The orchestrator process: discovery watcher -> pool -> runner -> gRPC service."""
+
+    def __init__(
+        self, mesh: MeshFile, watcher: Watcher, settings: OrchestratorSettings | None = None
+    ) -> None:
+        self.mesh = mesh
+        self.watcher = watcher
+        self.settings = settings or OrchestratorSettings()
+        self.pool = EndpointPool(self.settings.channel_options(), eject_s=self.settings.eject_s)
+        self.runner = Runner(self.pool, mesh, attempts=self.settings.retry_attempts)
+        self.health = HealthServicer()
+        self.port = 0
+        self._server: grpc.aio.Server | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.settings.host}:{self.port}"
+
+    async def start(self) -> None:
+        self.watcher.add_listener(self.pool.update)
+        await self.watcher.start()
+        for agent in self.watcher.agents():
+            self.pool.update(agent, self.watcher.instances(agent))
+        server = grpc.aio.server(options=self.settings.channel_options())
+        orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(
+            OrchestratorServicer(self.runner, self.pool, self.settings), server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            (
+                SERVICE_NAME,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            server,
+        )
+        self.port = server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
+        if self.port == 0:
+            raise OSError(f"cannot bind {self.settings.host}:{self.settings.port}")
+        await server.start()
+        self._server = server
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("orchestrator serving on %s with %d pipeline(s)", self.address, len(self.mesh.pipelines))
+
+    async def stop(self) -> None:
+        await self.health.enter_graceful_shutdown()
+        if self._server is not None:
+            await self._server.stop(self.settings.shutdown_grace_s)
+        await self.watcher.stop()
+        await self.pool.close()
+
+    async def wait_for_agents(self, agents: list[str], timeout: float = 10.0) -> None:
+        """Wait until every agent has at least one replica in the pool (startup helper)."""
+        deadline = time.monotonic() + timeout
+        while any(not self.pool.endpoints(a) for a in agents):
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"agents without replicas: {[a for a in agents if not self.pool.endpoints(a)]}"
+                )
+            await asyncio.sleep(0.05)
