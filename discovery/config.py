@@ -18,6 +18,9 @@ meshscope's:
   MESHSCOPE_CONSUL_DEREGISTER_AFTER_S     Consul removes a replica critical this long (60)
   MESHSCOPE_CONSUL_WAIT_S                 longest wait of one blocking query (30)
   MESHSCOPE_CONSUL_RECHECK_S              how often a replica checks it is still registered (1)
+  MESHSCOPE_CONSUL_RECOVER_HOLD_S         after a Consul outage, how long watchers keep the last
+                                          replica set while replicas re-register (5)
+  MESHSCOPE_CONSUL_CALL_TIMEOUT_S         time limit of one registration call (5)
 """
 
 from __future__ import annotations
@@ -84,6 +87,8 @@ class ConsulSettings:
     deregister_after_s: float = 60.0
     wait_s: float = 30.0
     recheck_s: float = 1.0
+    recover_hold_s: float = 5.0
+    call_timeout_s: float = 5.0
 
     @property
     def http_addr(self) -> str:
@@ -128,6 +133,8 @@ class ConsulSettings:
             deregister_after_s=_seconds(env, "MESHSCOPE_CONSUL_DEREGISTER_AFTER_S", 60.0, 1.0),
             wait_s=_seconds(env, "MESHSCOPE_CONSUL_WAIT_S", 30.0, 1.0),
             recheck_s=_seconds(env, "MESHSCOPE_CONSUL_RECHECK_S", 1.0, 0.1),
+            recover_hold_s=_seconds(env, "MESHSCOPE_CONSUL_RECOVER_HOLD_S", 5.0, 0.0),
+            call_timeout_s=_seconds(env, "MESHSCOPE_CONSUL_CALL_TIMEOUT_S", 5.0, 0.1),
         )
 
 

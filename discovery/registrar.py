@@ -31,12 +31,14 @@ class Registrar:
         registrations: Sequence[Registration],
         *,
         recheck_s: float = 1.0,
+        call_timeout_s: float = 5.0,
         where: str = "the registry",
         backoff: Backoff | None = None,
     ) -> None:
         self.registry = registry
         self.registrations = list(registrations)
         self.recheck_s = recheck_s
+        self.call_timeout_s = call_timeout_s
         self.where = where
         self.registered_once: set[str] = set()
         self.registration_count = 0
@@ -50,12 +52,12 @@ class Registrar:
             self._task = asyncio.create_task(self._maintain(), name="meshscope-registrar")
 
     async def _sync_once(self) -> None:
-        present = await self.registry.registered_ids()
+        present = await asyncio.wait_for(self.registry.registered_ids(), self.call_timeout_s)
         for registration in self.registrations:
             if registration.replica_id in present:
                 continue
             self.in_sync.clear()
-            await self.registry.register(registration)
+            await asyncio.wait_for(self.registry.register(registration), self.call_timeout_s)
             self.registration_count += 1
             if registration.replica_id in self.registered_once:
                 log.warning(
@@ -113,10 +115,17 @@ class Registrar:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        for registration in self.registrations:
+
+        async def deregister(registration: Registration) -> None:
             try:
-                await asyncio.wait_for(self.registry.deregister(registration.replica_id), timeout_s)
+                await self.registry.deregister(registration.replica_id)
                 log.info("deregistered %s (%s)", registration.agent, registration.replica_id)
             except Exception as exc:
                 log.warning("could not deregister %s: %s", registration.replica_id, describe_error(exc))
+
+        try:
+            # Together, under one limit: shutdown must not wait on Consul per agent.
+            await asyncio.wait_for(asyncio.gather(*map(deregister, self.registrations)), timeout_s)
+        except TimeoutError:
+            log.warning("deregistration did not finish within %.1fs; continuing the shutdown", timeout_s)
         await self.registry.close()

@@ -13,8 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
+
+import consul
 
 from discovery.backoff import Backoff
 from discovery.config import ConsulSettings
@@ -191,6 +194,9 @@ class ConsulWatcher(_Notifier):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                # Consul holds a query whose index is ahead of its own (a restarted
+                # Consul) until `wait` runs out, so after an error start over.
+                index = None
                 await self._retry(backoff, "the catalog", exc)
                 continue
             backoff.reset()
@@ -207,6 +213,7 @@ class ConsulWatcher(_Notifier):
     async def _watch_agent(self, agent: str) -> None:
         index: int | None = None
         backoff = Backoff()
+        recovering_since: float | None = None
         while True:
             try:
                 returned, entries = await self._client.health.service(
@@ -215,13 +222,30 @@ class ConsulWatcher(_Notifier):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                index = None  # see _watch_catalog: start over after an error
+                recovering_since = recovering_since or time.monotonic()
                 await self._retry(backoff, f"agent {agent!r}", exc)
                 continue
             backoff.reset()
             index = next_index(index, returned)
-            self._publish(agent, _instances(agent, entries))
+            found = _instances(agent, entries)
+            if (
+                not found
+                and self.instances(agent)
+                and recovering_since is not None
+                and time.monotonic() - recovering_since < self.settings.recover_hold_s
+            ):
+                # A Consul that just came back has not seen the replicas re-register
+                # yet: keep the last known set for a moment rather than empty it.
+                continue
+            recovering_since = None
+            self._publish(agent, found)
             if all(name in self._sets for name in self._tasks):
                 self.synced.set()
+
+
+class ReadDenied(Exception):
+    """The ACL token may not read what discovery needs."""
 
 
 async def list_replicas(settings: ConsulSettings) -> dict[str, tuple[Instance, ...]]:
@@ -230,6 +254,16 @@ async def list_replicas(settings: ConsulSettings) -> dict[str, tuple[Instance, .
     try:
         _, services = await client.catalog.services()
         names = sorted(n for n, tags in services.items() if AGENT_TAG in (tags or []))
+        if not names:
+            # Under an ACL default-deny policy Consul filters reads instead of refusing
+            # them, so an empty mesh may be a missing permission: ask to find out.
+            try:
+                await client.agent.self()
+            except consul.ACLPermissionDenied:
+                raise ReadDenied(
+                    "Consul hides the catalog from this token: it needs service:read and node:read "
+                    "(set CONSUL_HTTP_TOKEN)"
+                ) from None
         result = {}
         for name in names:
             _, entries = await client.health.service(name)

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from discovery.config import DiscoverySettings
 from discovery.consul_client import UNREACHABLE, describe_error
 from discovery.model import Instance, replica_id_for
-from discovery.watcher import list_replicas
+from discovery.watcher import ReadDenied, list_replicas
 
 COLUMNS = ("AGENT", "REPLICA", "ADDRESS", "HEALTH", "SKILLS", "DESCRIPTION")
 
@@ -67,6 +67,9 @@ def run(as_json: bool) -> int:
     else:
         try:
             agents = asyncio.run(list_replicas(settings.consul))
+        except ReadDenied as exc:
+            print(f"meshscope: {exc}", file=sys.stderr)
+            return 1
         except UNREACHABLE as exc:
             print(
                 f"meshscope: Consul at {settings.consul.http_addr} is unreachable: {describe_error(exc)}",

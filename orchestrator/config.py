@@ -80,4 +80,5 @@ class OrchestratorSettings:
             ("grpc.keepalive_timeout_ms", 10_000),
             ("grpc.http2.max_pings_without_data", 0),
             ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.so_reuseport", 0),
         ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -32,6 +33,19 @@ def _check_key(value: str, field: str) -> str | None:
     if any(ord(c) < 32 or ord(c) == 127 for c in value) or value != value.strip():
         return f"{field}: must not contain control characters or surrounding white space"
     return None
+
+
+def ensure_bindable(host: str, port: int) -> None:
+    """Fail with one line before gRPC core would log its own multi-line bind error."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise OSError(f"cannot bind {host}:{port} ({exc.strerror})") from None
 
 
 class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
@@ -155,7 +169,13 @@ class OrchestratorServer:
             ),
             server,
         )
-        self.port = server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
+        ensure_bindable(self.settings.host, self.settings.port)
+        try:
+            self.port = server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
+        except RuntimeError as exc:  # grpc reports a failed bind this way
+            raise OSError(
+                f"cannot bind {self.settings.host}:{self.settings.port} (in use or not local)"
+            ) from exc
         if self.port == 0:
             raise OSError(f"cannot bind {self.settings.host}:{self.settings.port}")
         await server.start()

@@ -129,4 +129,7 @@ class ServerSettings:
             ("grpc.http2.min_ping_interval_without_data_ms", int(self.min_ping_interval_s * 1000)),
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.max_pings_without_data", 0),
+            # Without this, gRPC lets a second process bind the same port (SO_REUSEPORT)
+            # and two replicas would share one address and one registration.
+            ("grpc.so_reuseport", 0),
         ]

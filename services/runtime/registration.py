@@ -62,6 +62,7 @@ async def register_server(server: AgentServer, discovery: DiscoverySettings) -> 
         ConsulRegistry(discovery.consul),
         registrations_for(server, host),
         recheck_s=discovery.consul.recheck_s,
+        call_timeout_s=discovery.consul.call_timeout_s,
         where=f"Consul at {discovery.consul.http_addr}",
     )
     server.add_before_drain(registrar.stop)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from collections.abc import Awaitable, Callable, Sequence
 
 import grpc
@@ -30,6 +31,19 @@ log = logging.getLogger("meshscope.server")
 
 AGENT_SERVICE_NAME = agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name
 Hook = Callable[[], Awaitable[None]]
+
+
+def ensure_bindable(host: str, port: int) -> None:
+    """Fail with one line before gRPC core would log its own multi-line bind error."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise OSError(f"cannot bind {host}:{port} ({exc.strerror})") from None
 
 
 class AgentServer:
@@ -92,7 +106,13 @@ class AgentServer:
         if self._server is not None:
             raise RuntimeError("server already started")
         self._server = self._build_server()
-        self.port = self._server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
+        ensure_bindable(self.settings.host, self.settings.port)
+        try:
+            self.port = self._server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
+        except RuntimeError as exc:  # grpc reports a failed bind this way
+            raise OSError(
+                f"cannot bind {self.settings.host}:{self.settings.port} (in use or not local)"
+            ) from exc
         if self.port == 0:
             raise OSError(f"cannot bind {self.settings.host}:{self.settings.port}")
         await self._server.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
 
 import grpc
@@ -69,8 +70,11 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         except MeshError as error:
             await context.abort(error.code, error.message)
         try:
-            async for event in self._runner.run(turn):
-                yield event
+            # aclosing: a cancelled call closes the turn's generators now, with the
+            # cancellation, instead of leaving them to the garbage collector.
+            async with contextlib.aclosing(self._runner.run(turn)) as events:
+                async for event in events:
+                    yield event
         except TurnFailed as failure:
             await context.abort(failure.error.code, failure.error.message)
 

@@ -8,10 +8,12 @@ save is a single versioned write of the whole state.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from agentscope.message import Msg
@@ -73,6 +75,17 @@ def _classify(exc: BaseException, agent: str) -> MeshError:
     return ModelFailure(f"agent {agent!r} failed: {type(exc).__name__}: {exc}")
 
 
+@contextlib.asynccontextmanager
+async def _closing(stream: AsyncIterator[Any]) -> AsyncIterator[AsyncIterator[Any]]:
+    """Close an agent's event stream on exit, if it can be closed (async generators can)."""
+    try:
+        yield stream
+    finally:
+        close = getattr(stream, "aclose", None)
+        if close is not None:
+            await close()
+
+
 class TurnRunner:
     """Runs turns against a state store, keeping `TurnStats`."""
 
@@ -113,7 +126,7 @@ class TurnRunner:
         counts = self.stats.per_agent_in_flight
         counts[agent] = counts.get(agent, 0) + delta
 
-    async def run(self, turn: Turn) -> AsyncIterator[agent_pb2.AgentEvent]:
+    async def run(self, turn: Turn) -> AsyncGenerator[agent_pb2.AgentEvent, None]:
         """Stream the turn's wire events; raises `TurnFailed` on failure."""
         name = turn.agent.name
         key = StateKey(turn.user_id, turn.session_id, name) if turn.session_id else None
@@ -125,10 +138,11 @@ class TurnRunner:
             agent = turn.agent.acquire(state)
             finished = False
             try:
-                async for item in agent.reply_stream(turn.input):
-                    if isinstance(item, Msg):
-                        continue
-                    yield encoder.encode(item)
+                async with _closing(agent.reply_stream(turn.input)) as stream:
+                    async for item in stream:
+                        if isinstance(item, Msg):
+                            continue
+                        yield encoder.encode(item)
                 finished = True
             finally:
                 final_state = HostedAgent.state_of(agent)

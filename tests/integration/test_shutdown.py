@@ -11,7 +11,7 @@ import pytest
 from meshscope_cli.launch import launch
 from services.runtime.client import AgentClient
 from tests.conftest import StartServer
-from tests.support import REPO, child_env, health_status, start_agents, wait_for
+from tests.support import REPO, child_env, health_status, run_cli, start_agents, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -94,3 +94,17 @@ def test_python_dash_m_runs_a_single_agent() -> None:
         assert "valid Python" in asyncio.run(ask())
     finally:
         assert coder.stop() == 0
+
+
+def test_a_port_in_use_is_one_line_and_exit_1() -> None:
+    first = start_agents(["--agents", "writer"])
+    try:
+        port = first.address.rsplit(":", 1)[1]
+        result = run_cli(["serve", "agents", "--agents", "writer", "--port", port])
+        assert result.returncode == 1
+        lines = result.stderr.strip().splitlines()
+        assert lines == [f"meshscope: cannot serve: cannot bind 127.0.0.1:{port} (Address already in use)"], (
+            lines
+        )
+    finally:
+        first.stop()
