@@ -1,0 +1,279 @@
+"""The orchestrator against real agent servers (in-process, real gRPC on loopback)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+
+import grpc
+import pytest
+
+from discovery.watcher import StaticWatcher
+from meshscope.v1 import orchestrator_pb2
+from meshscope_cli.consul_dev import free_port
+from orchestrator.client import OrchestratorClient
+from orchestrator.config import OrchestratorSettings
+from orchestrator.pipelines import PipelineError, parse_mesh
+from orchestrator.service import OrchestratorServer
+from services.runtime.server import AgentServer
+from tests.conftest import StartServer, hosted
+from tests.support import wait_for
+
+pytestmark = pytest.mark.integration
+
+MESH = """
+agents: [analyst, writer, researcher, coder, manager, echo]
+pipelines:
+  analysis: {kind: sequential, steps: [analyst, writer]}
+  project: {kind: team, manager: manager, workers: [researcher, coder]}
+  review: {kind: fanout, agents: [analyst, researcher], aggregator: writer}
+  triage: {kind: route, router: manager, choices: [researcher, coder]}
+"""
+
+StartMesh = Callable[..., Awaitable[OrchestratorClient]]
+
+
+@pytest.fixture
+async def start_mesh(start_server: StartServer) -> AsyncIterator[StartMesh]:
+    """Agent servers + an orchestrator that finds them through the static backend."""
+    orchestrators: list[OrchestratorServer] = []
+    clients: list[OrchestratorClient] = []
+
+    async def start(
+        servers: Sequence[AgentServer], *, extra: dict[str, list[str]] | None = None, **settings: object
+    ) -> OrchestratorClient:
+        endpoints: dict[str, list[tuple[str, int]]] = {}
+        for server in servers:
+            for name in server.agents:
+                endpoints.setdefault(name, []).append(("127.0.0.1", server.port))
+        for name, addresses in (extra or {}).items():
+            endpoints.setdefault(name, []).extend(("127.0.0.1", int(a.rsplit(":", 1)[1])) for a in addresses)
+        config = OrchestratorSettings(port=0, shutdown_grace_s=1).with_overrides(**settings)
+        orchestrator = OrchestratorServer(parse_mesh(MESH, "test-mesh"), StaticWatcher(endpoints), config)
+        await orchestrator.start()
+        orchestrators.append(orchestrator)
+        client = OrchestratorClient(orchestrator.address)
+        clients.append(client)
+        return client
+
+    yield start
+    for client in clients:
+        await client.close()
+    for orchestrator in orchestrators:
+        await orchestrator.stop()
+
+
+async def collect(
+    client: OrchestratorClient, target: str, text: str, **kw: object
+) -> list[orchestrator_pb2.RunEvent]:
+    return [event async for event in client.run(target, text, **kw)]  # type: ignore[arg-type]
+
+
+def deltas(events: list[orchestrator_pb2.RunEvent], agent: str) -> str:
+    return "".join(
+        e.agent_event.text_delta.delta
+        for e in events
+        if e.agent == agent and e.agent_event.HasField("text_delta")
+    )
+
+
+async def test_sequential_events_arrive_in_order_and_are_streamed(
+    start_server: StartServer, start_mesh: StartMesh
+) -> None:
+    agents = await start_server(
+        [hosted("analyst", "scripted:delay_ms=30"), hosted("writer", "scripted:delay_ms=30")]
+    )
+    client = await start_mesh([agents])
+    loop = asyncio.get_running_loop()
+    arrivals: list[tuple[float, orchestrator_pb2.RunEvent]] = []
+    async for event in client.run("analysis", "Compare gRPC and REST", session_id="s1"):
+        arrivals.append((loop.time(), event))
+    events = [e for _, e in arrivals]
+    assert [e.sequence for e in events] == list(range(1, len(events) + 1))
+    assert events[0].run_start.kind == "sequential"
+    assert events[-1].HasField("run_end")
+    steps = [e.step for e in events if e.HasField("agent_event") and e.agent_event.HasField("reply_start")]
+    assert steps == ["analyst", "writer"]
+    first_delta = next(
+        t for t, e in arrivals if e.agent == "analyst" and e.agent_event.HasField("text_delta")
+    )
+    writer_start = next(
+        t for t, e in arrivals if e.agent == "writer" and e.agent_event.HasField("reply_start")
+    )
+    assert writer_start - first_delta > 0.15  # the analyst's words reached us while it was still talking
+    assert deltas(events, "writer").startswith("writer: turn 1. You said: analyst: turn 1.")
+    end = events[-1].run_end
+    assert end.steps == 2
+    assert end.output.name == "writer"
+    assert end.usage.output_tokens > 0
+    assert all(e.replica for e in events if e.HasField("agent_event"))
+    # Each agent keeps its own session: a second run continues both conversations.
+    again = await collect(client, "analysis", "And their costs?", session_id="s1")
+    assert "turn 2" in deltas(again, "analyst")
+    assert "turn 2" in deltas(again, "writer")
+
+
+async def test_team_workers_run_in_parallel_and_the_manager_synthesises(
+    start_server: StartServer, start_mesh: StartMesh
+) -> None:
+    agents = await start_server(
+        [hosted(a, "scripted:delay_ms=20") for a in ("manager", "researcher", "coder")]
+    )
+    client = await start_mesh([agents])
+    events = await collect(client, "project", "Build a rate limiter", session_id="t1")
+    labelled = [
+        (e.step, e.agent)
+        for e in events
+        if e.HasField("agent_event") and e.agent_event.HasField("text_delta")
+    ]
+    steps = list(dict.fromkeys(step for step, _ in labelled))
+    assert steps == ["plan", "worker:researcher", "worker:coder", "synthesis"] or steps == [
+        "plan",
+        "worker:coder",
+        "worker:researcher",
+        "synthesis",
+    ]
+    workers = [step for step, _ in labelled if step.startswith("worker:")]
+    switches = sum(1 for a, b in itertools.pairwise(workers) if a != b)
+    assert switches >= 4, "worker streams did not interleave"
+    synthesis = deltas([e for e in events if e.step == "synthesis"], "manager")
+    assert "Results from the team" in synthesis and "[researcher]" in synthesis and "[coder]" in synthesis
+    assert events[-1].run_end.steps == 4
+
+
+async def test_fanout_and_route(start_server: StartServer, start_mesh: StartMesh) -> None:
+    agents = await start_server(["analyst", "researcher", "writer", "manager", "coder"])
+    client = await start_mesh([agents])
+    review = await collect(client, "review", "what is consul")
+    assert {e.step for e in review if e.HasField("agent_event")} == {"analyst", "researcher", "aggregate"}
+    assert "Summarise these answers" in deltas(review, "writer")
+    routed = await collect(client, "triage", "please hand this to the coder")
+    assert [
+        e.step for e in routed if e.HasField("agent_event") and e.agent_event.HasField("reply_start")
+    ] == ["route", "coder"]
+    with pytest.raises(grpc.aio.AioRpcError) as failure:
+        await collect(client, "triage", "send it to the writer")
+    assert failure.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "chose 'writer', which is not among the allowed agents: researcher, coder" in str(
+        failure.value.details()
+    )
+
+
+async def test_router_error_is_an_error_event(start_server: StartServer, start_mesh: StartMesh) -> None:
+    agents = await start_server(["manager", "researcher", "coder"])
+    client = await start_mesh([agents])
+    events: list[orchestrator_pb2.RunEvent] = []
+    with pytest.raises(grpc.aio.AioRpcError):
+        async for event in client.run("triage", "nobody in particular"):
+            events.append(event)
+    assert events[-1].HasField("error")
+    assert "named no agent; allowed: researcher, coder" in events[-1].error.message
+
+
+async def test_unknown_target_and_missing_replicas(start_server: StartServer, start_mesh: StartMesh) -> None:
+    agents = await start_server(["analyst"])
+    client = await start_mesh([agents])
+    with pytest.raises(grpc.aio.AioRpcError) as unknown:
+        await collect(client, "poem", "x")
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "known: analysis, analyst" in str(unknown.value.details())
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await collect(client, "analysis", "x")
+    assert missing.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert missing.value.details() == "agent 'writer' has no healthy replica"
+    with pytest.raises(grpc.aio.AioRpcError) as empty:
+        await collect(client, "", "x")
+    assert empty.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_runs_spread_evenly_over_three_replicas(
+    start_server: StartServer, start_mesh: StartMesh
+) -> None:
+    replicas = [await start_server(["echo"]) for _ in range(3)]
+    client = await start_mesh(replicas)
+
+    async def one(i: int) -> str:
+        events = await collect(client, "echo", f"run {i}")
+        return next(e.replica for e in events if e.HasField("agent_event"))
+
+    served: Counter[str] = Counter()
+    for batch in range(10):
+        served.update(await asyncio.gather(*(one(batch * 30 + i) for i in range(30))))
+    assert sum(served.values()) == 300
+    assert len(served) == 3
+    assert all(75 <= count <= 125 for count in served.values()), served
+
+
+async def test_a_dead_replica_before_the_first_event_is_retried_elsewhere(
+    start_server: StartServer, start_mesh: StartMesh
+) -> None:
+    live = await start_server(["echo"])
+    dead = f"127.0.0.1:{free_port()}"  # nothing listens there
+    client = await start_mesh([live], extra={"echo": [dead]})
+    results = await asyncio.gather(*(collect(client, "echo", f"try {i}") for i in range(40)))
+    assert all(r[-1].HasField("run_end") for r in results)
+    assert live.stats.completed == 40
+
+
+async def test_deadline_exceeded_cancels_the_agents_turn(
+    start_server: StartServer, start_mesh: StartMesh
+) -> None:
+    agents = await start_server(["analyst"])
+    client = await start_mesh([agents])
+    with pytest.raises(grpc.aio.AioRpcError) as failure:
+        await collect(client, "analyst", "go on and on #slow", timeout=0.5)
+    assert failure.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    await wait_for(lambda: _cancelled(agents), lambda n: n == 1, timeout=5)
+    assert agents.stats.in_flight == 0
+
+
+async def test_client_cancel_reaches_the_agent(start_server: StartServer, start_mesh: StartMesh) -> None:
+    agents = await start_server(["analyst"])
+    client = await start_mesh([agents])
+    seen = 0
+    async for event in client.run("analyst", "talk for a while #slow"):
+        seen += event.HasField("agent_event") and event.agent_event.HasField("text_delta")
+        if seen == 3:
+            break
+    await wait_for(lambda: _cancelled(agents), lambda n: n == 1, timeout=5)
+    model = agents.agents["analyst"].model
+    assert getattr(model, "cancelled_calls", 0) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "agents: [a]\npipelines:\n  p: {kind: loop, steps: [a]}\n",
+            "m.yaml:3: pipelines.p.kind: unknown kind 'loop'",
+        ),
+        (
+            "agents: [a]\npipelines:\n  p:\n    kind: sequential\n    steps: [a, b]\n",
+            "m.yaml:5: pipelines.p.steps[1]: unknown agent 'b' (agents: a)",
+        ),
+        (
+            "agents: [a]\npipelines:\n  p: {kind: team, manager: a}\n",
+            "m.yaml:3: pipelines.p: a team pipeline needs 'workers'",
+        ),
+        (
+            "agents: [a]\npipelines:\n  p: {kind: sequential, steps: [a], extra: 1}\n",
+            "m.yaml:3: pipelines.p.extra: unknown field for a sequential pipeline",
+        ),
+        (
+            "agents: [a]\npipelines:\n  p: {kind: sequential, steps: [q]}\n"
+            "  q: {kind: sequential, steps: [p]}\n",
+            "m.yaml:3: pipelines.p.steps: pipelines call each other in a cycle: p -> q -> p",
+        ),
+        ("agents: [a\n", "m.yaml:2: not valid YAML"),
+    ],
+)
+def test_mesh_file_errors_name_file_line_and_reason(text: str, message: str) -> None:
+    with pytest.raises(PipelineError) as error:
+        parse_mesh(text, "m.yaml")
+    assert str(error.value).startswith(message), str(error.value)
+
+
+async def _cancelled(server: AgentServer) -> int:
+    return server.stats.cancelled
