@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
 
 import grpc
 import pytest
 
-from discovery.watcher import StaticWatcher
+from discovery.config import ConsulSettings
+from discovery.watcher import ConsulWatcher, StaticWatcher
 from meshscope.v1 import orchestrator_pb2
-from meshscope_cli.consul_dev import free_port
+from meshscope_cli.consul_dev import ConsulDevAgent, free_port
+from meshscope_cli.launch import launch, meshscope_command
 from orchestrator.client import OrchestratorClient
 from orchestrator.config import OrchestratorSettings
 from orchestrator.pipelines import PipelineError, parse_mesh
 from orchestrator.service import OrchestratorServer
 from services.runtime.server import AgentServer
 from tests.conftest import StartServer, hosted
-from tests.support import wait_for
+from tests.support import REPO, child_env, run_cli, start_agents, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -277,3 +281,96 @@ def test_mesh_file_errors_name_file_line_and_reason(text: str, message: str) -> 
 
 async def _cancelled(server: AgentServer) -> int:
     return server.stats.cancelled
+
+
+async def test_list_agents_and_pipelines(start_server: StartServer, start_mesh: StartMesh) -> None:
+    agents = await start_server(["analyst", "writer"])
+    client = await start_mesh([agents])
+    listed = await client.list_agents()
+    by_name = {a.name: a for a in listed.agents}
+    assert [r.address for r in by_name["analyst"].replicas] == [agents.address]
+    assert by_name["analyst"].replicas[0].health == "passing"
+    assert by_name["coder"].replicas == []  # declared in the mesh file, not running
+    pipelines = await client.list_pipelines()
+    assert [(p.name, p.kind) for p in pipelines.pipelines] == [
+        ("analysis", "sequential"),
+        ("project", "team"),
+        ("review", "fanout"),
+        ("triage", "route"),
+    ]
+    assert list(pipelines.pipelines[1].agents) == ["manager", "researcher", "coder"]
+
+
+async def test_a_new_replica_gets_traffic_within_2s_of_registering(consul: ConsulDevAgent) -> None:
+    first = start_agents(["--agents", "echo"], consul.env())
+    second = None
+    orchestrator = OrchestratorServer(
+        parse_mesh(MESH, "test-mesh"),
+        ConsulWatcher(ConsulSettings.from_env({"CONSUL_HTTP_ADDR": consul.http_addr})),
+        OrchestratorSettings(port=0, shutdown_grace_s=1),
+    )
+    await orchestrator.start()
+    try:
+        async with OrchestratorClient(orchestrator.address) as client:
+            await wait_for(lambda: _replicas(client), lambda r: len(r) == 1, timeout=10)
+            second = start_agents(["--agents", "echo"], consul.env())
+            ready = time.monotonic()
+
+            async def served_by() -> set[str]:
+                runs = await asyncio.gather(*(collect(client, "echo", "hi") for _ in range(8)))
+                return {next(e.replica for e in r if e.HasField("agent_event")) for r in runs}
+
+            await wait_for(served_by, lambda ids: f"echo@{second.address}" in ids, timeout=2, interval=0.05)
+            assert time.monotonic() - ready < 2
+    finally:
+        await orchestrator.stop()
+        first.stop()
+        if second is not None:
+            second.stop()
+
+
+async def _replicas(client: OrchestratorClient) -> list[str]:
+    listed = await client.list_agents()
+    return [r.id for a in listed.agents if a.name == "echo" for r in a.replicas]
+
+
+def test_meshscope_run_and_pipelines_from_the_command_line(tmp_path: Path) -> None:
+    agents = start_agents(["--agents", "analyst,writer"])
+    orchestrator = None
+    try:
+        static = f"analyst={agents.address};writer={agents.address}"
+        env = {"MESHSCOPE_STATIC_ENDPOINTS": static}
+        mesh = tmp_path / "mesh.yaml"
+        mesh.write_text(
+            "agents: [analyst, writer]\n"
+            "pipelines:\n  analysis: {kind: sequential, steps: [analyst, writer]}\n"
+        )
+        orchestrator = launch(
+            meshscope_command("serve", "orchestrator", "-f", str(mesh), "--port", "0"),
+            child_env(env),
+            cwd=REPO,
+        )
+        client_env = {"MESHSCOPE_ORCHESTRATOR": orchestrator.address}
+        result = run_cli(["run", "analysis", "Compare gRPC and REST", "--session", "cli"], client_env)
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.strip().splitlines()
+        assert lines[0].startswith("[analyst] analyst: turn 1. You said: Compare gRPC and REST")
+        assert lines[1].startswith("[writer] writer: turn 1.")
+        assert "2 step(s)" in lines[-1]
+        listed = run_cli(["pipelines"], client_env)
+        assert listed.stdout.split()[:2] == ["analysis", "sequential"]
+        failed = run_cli(["run", "poem", "x"], client_env)
+        assert failed.returncode == 1
+        assert failed.stderr.startswith("meshscope: NOT_FOUND: no agent or pipeline 'poem'")
+        bad_mesh = tmp_path / "bad.yaml"
+        bad_mesh.write_text("agents: [analyst]\npipelines:\n  p: {kind: sequential, steps: [nobody]}\n")
+        refused = run_cli(["serve", "orchestrator", "-f", str(bad_mesh), "--port", "0"])
+        assert refused.returncode == 2
+        assert (
+            refused.stderr.strip()
+            == f"meshscope: {bad_mesh}:3: pipelines.p.steps[0]: unknown agent 'nobody' (agents: analyst)"
+        )
+    finally:
+        if orchestrator is not None:
+            orchestrator.stop()
+        agents.stop()
