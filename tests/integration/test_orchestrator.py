@@ -374,3 +374,42 @@ def test_meshscope_run_and_pipelines_from_the_command_line(tmp_path: Path) -> No
         if orchestrator is not None:
             orchestrator.stop()
         agents.stop()
+
+
+async def test_sigkill_of_a_replica_during_200_runs_fails_only_streams_it_had_started(
+    start_mesh: StartMesh,
+) -> None:
+    survivor = start_agents(["--agents", "analyst"])
+    victim = start_agents(["--agents", "analyst"])
+    try:
+        client = await start_mesh([], extra={"analyst": [survivor.address, victim.address]})
+        outcomes: list[tuple[bool, list[orchestrator_pb2.RunEvent]]] = []
+        started_on_victim = asyncio.Event()
+
+        async def one(i: int) -> None:
+            events: list[orchestrator_pb2.RunEvent] = []
+            try:
+                async for event in client.run("analyst", f"run {i} #slow=20"):
+                    events.append(event)
+                    if event.replica == f"analyst@{victim.address}" and len(events) > 3:
+                        started_on_victim.set()
+                outcomes.append((True, events))
+            except grpc.aio.AioRpcError:
+                outcomes.append((False, events))
+
+        runs = [asyncio.create_task(one(i)) for i in range(200)]
+        await asyncio.wait_for(started_on_victim.wait(), 30)
+        victim.proc.kill()
+        await asyncio.wait_for(asyncio.gather(*runs), 120)
+        failed = [events for ok, events in outcomes if not ok]
+        assert len(outcomes) == 200
+        assert failed, "the kill cut no stream"
+        for events in failed:
+            assert any(e.HasField("agent_event") for e in events), (
+                "a run failed before it had started streaming"
+            )
+            assert events[-1].HasField("error")
+        assert all(events[-1].HasField("run_end") for ok, events in outcomes if ok)
+    finally:
+        victim.stop()
+        survivor.stop()
