@@ -67,6 +67,7 @@ demo: $(STAMP)
 bench: $(STAMP) $(CONSUL)
 	$(PY) bench/agent_path.py
 	$(PY) bench/discovery_times.py
+	$(PY) bench/orchestrated_path.py
 
 clean:
 	rm -rf .build .pytest_cache .mypy_cache .ruff_cache .tools
