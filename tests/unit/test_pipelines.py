@@ -1,0 +1,32 @@
+"""Pipelines built in Python are validated like the mesh file; the default mesh file is valid."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.pipelines import Pipeline, PipelineError, build_mesh, load_mesh
+from tests.support import REPO
+
+
+def test_pipelines_built_in_python_match_the_yaml_form() -> None:
+    mesh = build_mesh(
+        ["analyst", "writer", "manager", "coder"],
+        [
+            Pipeline(name="analysis", kind="sequential", steps=("analyst", "writer")),
+            Pipeline(name="build", kind="team", manager="manager", workers=("coder", "writer")),
+        ],
+    )
+    assert mesh.pipelines["analysis"].steps == ("analyst", "writer")
+    assert mesh.pipelines["build"].workers == ("coder", "writer")
+    with pytest.raises(PipelineError, match=r"pipelines\.bad\.steps\[0\]: unknown agent 'poet'"):
+        build_mesh(["analyst"], [Pipeline(name="bad", kind="sequential", steps=("poet",))])
+
+
+def test_the_default_mesh_file_declares_the_seed_pipelines() -> None:
+    mesh = load_mesh(REPO / "mesh.yaml")
+    assert {"analysis", "project", "report"} <= set(mesh.pipelines)
+    assert mesh.pipelines["analysis"].steps == ("analyst", "writer")
+    assert mesh.pipelines["project"].kind == "team"
+    assert mesh.pipelines["report"].steps == ("analyst", "reporter")
+    with pytest.raises(PipelineError, match="cannot read"):
+        load_mesh(REPO / "no-such-mesh.yaml")
