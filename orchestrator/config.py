@@ -7,6 +7,7 @@
   MESHSCOPE_RETRY_ATTEMPTS               replicas tried per step before the first event  3
   MESHSCOPE_EJECT_S                      how long a failed replica is skipped     5
   MESHSCOPE_GRPC_MAX_MESSAGE_BYTES       largest message accepted or sent         4194304
+  MESHSCOPE_SHUTDOWN_PAUSE_S             NOT_SERVING -> drain pause on SIGTERM     1
   MESHSCOPE_SHUTDOWN_GRACE_S             how long in-flight runs may finish on SIGTERM  10
 
 Discovery settings (MESHSCOPE_DISCOVERY, CONSUL_*...) are read by `discovery.config`.
@@ -49,6 +50,7 @@ class OrchestratorSettings:
     eject_s: float = 5.0
     max_message_bytes: int = 4 * 1024 * 1024
     shutdown_grace_s: float = 10.0
+    shutdown_pause_s: float = 1.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OrchestratorSettings:
@@ -66,6 +68,7 @@ class OrchestratorSettings:
             eject_s=_number(env, "MESHSCOPE_EJECT_S", d.eject_s, 0),
             max_message_bytes=int(_number(env, "MESHSCOPE_GRPC_MAX_MESSAGE_BYTES", d.max_message_bytes, 1)),
             shutdown_grace_s=_number(env, "MESHSCOPE_SHUTDOWN_GRACE_S", d.shutdown_grace_s, 0),
+            shutdown_pause_s=_number(env, "MESHSCOPE_SHUTDOWN_PAUSE_S", d.shutdown_pause_s, 0),
         )
 
     def with_overrides(self, **overrides: Any) -> OrchestratorSettings:

@@ -53,6 +53,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self.runner = runner
         self.pool = pool
         self.settings = settings
+        self.draining = False
 
     def _invalid(self, request: orchestrator_pb2.RunRequest) -> str | None:
         if not request.target:
@@ -68,6 +69,10 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
     async def Run(  # noqa: N802 - gRPC method name
         self, request: orchestrator_pb2.RunRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[orchestrator_pb2.RunEvent]:
+        if self.draining:
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE, "orchestrator is shutting down; retry on another one"
+            )
         problem = self._invalid(request)
         if problem:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
@@ -146,6 +151,7 @@ class OrchestratorServer:
         self.health = HealthServicer()
         self.port = 0
         self._server: grpc.aio.Server | None = None
+        self._servicer = OrchestratorServicer(self.runner, self.pool, self.settings)
 
     @property
     def address(self) -> str:
@@ -157,9 +163,7 @@ class OrchestratorServer:
         for agent in self.watcher.agents():
             self.pool.update(agent, self.watcher.instances(agent))
         server = grpc.aio.server(options=self.settings.channel_options())
-        orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(
-            OrchestratorServicer(self.runner, self.pool, self.settings), server
-        )
+        orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(self._servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             (
@@ -185,18 +189,12 @@ class OrchestratorServer:
         log.info("orchestrator serving on %s with %d pipeline(s)", self.address, len(self.mesh.pipelines))
 
     async def stop(self) -> None:
+        """NOT_SERVING and refuse new runs -> pause -> drain in-flight runs within the grace -> close."""
+        self._servicer.draining = True
         await self.health.enter_graceful_shutdown()
+        if self.settings.shutdown_pause_s:
+            await asyncio.sleep(self.settings.shutdown_pause_s)
         if self._server is not None:
             await self._server.stop(self.settings.shutdown_grace_s)
         await self.watcher.stop()
         await self.pool.close()
-
-    async def wait_for_agents(self, agents: list[str], timeout: float = 10.0) -> None:
-        """Wait until every agent has at least one replica in the pool (startup helper)."""
-        deadline = time.monotonic() + timeout
-        while any(not self.pool.endpoints(a) for a in agents):
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"agents without replicas: {[a for a in agents if not self.pool.endpoints(a)]}"
-                )
-            await asyncio.sleep(0.05)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from discovery.config import ConsulSettings
 from discovery.watcher import ConsulWatcher, StaticWatcher
@@ -54,7 +55,9 @@ async def start_mesh(start_server: StartServer) -> AsyncIterator[StartMesh]:
                 endpoints.setdefault(name, []).append(("127.0.0.1", server.port))
         for name, addresses in (extra or {}).items():
             endpoints.setdefault(name, []).extend(("127.0.0.1", int(a.rsplit(":", 1)[1])) for a in addresses)
-        config = OrchestratorSettings(port=0, shutdown_grace_s=1).with_overrides(**settings)
+        config = OrchestratorSettings(port=0, shutdown_grace_s=1, shutdown_pause_s=0).with_overrides(
+            **settings
+        )
         orchestrator = OrchestratorServer(parse_mesh(MESH, "test-mesh"), StaticWatcher(endpoints), config)
         await orchestrator.start()
         orchestrators.append(orchestrator)
@@ -307,7 +310,7 @@ async def test_a_new_replica_gets_traffic_within_2s_of_registering(consul: Consu
     orchestrator = OrchestratorServer(
         parse_mesh(MESH, "test-mesh"),
         ConsulWatcher(ConsulSettings.from_env({"CONSUL_HTTP_ADDR": consul.http_addr})),
-        OrchestratorSettings(port=0, shutdown_grace_s=1),
+        OrchestratorSettings(port=0, shutdown_grace_s=1, shutdown_pause_s=0),
     )
     await orchestrator.start()
     try:
@@ -413,3 +416,38 @@ async def test_sigkill_of_a_replica_during_200_runs_fails_only_streams_it_had_st
     finally:
         victim.stop()
         survivor.stop()
+
+
+async def test_orchestrator_shutdown_refuses_new_runs_and_drains_open_ones(start_server: StartServer) -> None:
+    agents = await start_server(["analyst"])
+    orchestrator = OrchestratorServer(
+        parse_mesh(MESH, "test-mesh"),
+        StaticWatcher({"analyst": [("127.0.0.1", agents.port)]}),
+        OrchestratorSettings(port=0, shutdown_pause_s=1.0, shutdown_grace_s=20),
+    )
+    await orchestrator.start()
+    async with OrchestratorClient(orchestrator.address) as client:
+        events: list[orchestrator_pb2.RunEvent] = []
+        streaming = asyncio.Event()
+
+        async def consume() -> None:
+            async for event in client.run("analyst", "long one #slow=30"):
+                events.append(event)
+                streaming.set()
+
+        run = asyncio.create_task(consume())
+        await asyncio.wait_for(streaming.wait(), 10)
+        async with grpc.aio.insecure_channel(orchestrator.address) as channel:
+            watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
+            assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
+            stopping = asyncio.create_task(orchestrator.stop())
+            assert (
+                await asyncio.wait_for(watch.read(), 5)
+            ).status == health_pb2.HealthCheckResponse.NOT_SERVING
+            watch.cancel()
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await collect(client, "analyst", "one more")
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        await asyncio.wait_for(run, 30)
+        await asyncio.wait_for(stopping, 30)
+    assert events[-1].HasField("run_end")
