@@ -2,8 +2,10 @@
 
 Steps push their events into one queue as they happen, so the streams of
 parallel workers interleave on the way to the caller, each labelled with
-its step, agent and replica. Each agent keeps its own session,
-`<session>:<agent>`, so a conversation with a pipeline continues per agent.
+its step, agent and replica. Each agent keeps its own state within the run's
+session (agents key state by user, session and agent), so a conversation
+with a pipeline continues per agent, and the session's history is one
+cross-agent transcript.
 """
 
 from __future__ import annotations
@@ -93,7 +95,9 @@ class Runner:
         request = agent_pb2.InvokeRequest(
             agent=agent,
             input=message,
-            session_id=f"{session}:{agent}" if session else "",
+            # The agent keys state by (user, session, agent): each agent keeps its own
+            # conversation in the session, and the session's transcript is shared.
+            session_id=session,
             user_id=run.request.user_id,
         )
         if run.request.HasField("metadata"):

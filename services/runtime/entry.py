@@ -17,6 +17,7 @@ from services.runtime.config import ServerSettings
 from services.runtime.errors import ConfigError
 from services.runtime.hosted import HostedAgent
 from services.runtime.models.factory import effective_spec
+from services.runtime.redis_store import StoreSettings
 from services.runtime.registration import register_server
 from services.runtime.server import AgentServer, serve_until_signal
 
@@ -59,7 +60,11 @@ def build_server(
     discovery = DiscoverySettings.from_env()
     if args.advertise_host:
         discovery = replace(discovery, advertise_host=args.advertise_host)
-    return AgentServer(hosted, settings), discovery
+    stores = StoreSettings.from_env()
+    server = AgentServer(
+        hosted, settings, stores.open(), lock_ttl_s=stores.lock_ttl_s, lock_wait_s=stores.lock_wait_s
+    )
+    return server, discovery
 
 
 def run(agent_names: Sequence[str], args: argparse.Namespace) -> int:

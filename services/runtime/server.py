@@ -10,6 +10,7 @@ drain in-flight streams within the grace period -> stop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import socket
@@ -24,7 +25,7 @@ from meshscope.v1 import agent_pb2, agent_pb2_grpc
 from services.runtime.config import ServerSettings
 from services.runtime.hosted import HostedAgent
 from services.runtime.servicer import AgentServicer
-from services.runtime.state import InMemoryStateStore, StateStore
+from services.runtime.state import InMemorySessionStore, SessionStore
 from services.runtime.turn import TurnRunner, TurnStats
 
 log = logging.getLogger("meshscope.server")
@@ -53,7 +54,10 @@ class AgentServer:
         self,
         agents: Sequence[HostedAgent],
         settings: ServerSettings | None = None,
-        store: StateStore | None = None,
+        store: SessionStore | None = None,
+        *,
+        lock_ttl_s: float = 30.0,
+        lock_wait_s: float = 0.0,
     ) -> None:
         if not agents:
             raise ValueError("an agent server needs at least one agent")
@@ -62,8 +66,8 @@ class AgentServer:
             raise ValueError(f"agent names must be unique, got {names}")
         self.agents = {a.name: a for a in agents}
         self.settings = settings or ServerSettings()
-        self.store = store or InMemoryStateStore()
-        self.runner = TurnRunner(self.store)
+        self.store = store or InMemorySessionStore()
+        self.runner = TurnRunner(self.store, lock_ttl_s=lock_ttl_s, lock_wait_s=lock_wait_s)
         self.health = HealthServicer()
         self.port = 0
         self._draining = False
@@ -142,6 +146,10 @@ class AgentServer:
         )
         if self._server is not None:
             await self._server.stop(self.settings.shutdown_grace_s)
+        # Turns cancelled at the end of the grace still save in their `finally`:
+        # let them finish before the store's connections close.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.runner.idle.wait(), 5)
         await self.store.close()
         self._stopped.set()
 

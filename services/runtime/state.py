@@ -1,16 +1,24 @@
-"""Agent state storage: AgentScope `AgentState` JSON per (user, session, agent).
+"""Session storage: agent state, per-session locks and session history.
 
-The interface is what the turn runner needs and no more: load with a
-version, save only over the version that was loaded (optimistic
-concurrency, so a stale writer gets `StateConflict` instead of clobbering
-newer state). The in-memory backend is the default for a single process;
-the Redis backend ([4/8]) implements the same protocol.
+One interface, two backends (DESIGN.md §7): in memory (the default; one
+process) and Redis (`REDIS_URL`; every replica shares it). Both pass the
+same contract tests (tests/integration/test_stores.py).
+
+- State: AgentScope `AgentState` JSON per (user, session, agent). Saves are
+  versioned: a save names the version it loaded, and a stale writer gets
+  `StateConflict` instead of clobbering newer state.
+- Locks: one turn per (session, agent) at a time, across replicas: a lease
+  with an owner token and a TTL, renewed while the turn runs, released
+  only by its owner.
+- History: the cross-agent transcript of a session, in order; sessions are
+  listed per user and deleted whole (state, history, locks).
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -31,6 +39,30 @@ class StoredState:
     version: int
 
 
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One line of a session's transcript: who said what, when."""
+
+    agent: str
+    role: str
+    """"user" for the turn's input, "assistant" for the agent's reply."""
+    name: str
+    text: str
+    at: float
+    """Unix time, seconds."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """A session as listed for its user."""
+
+    session_id: str
+    user_id: str
+    updated_at: float
+    turns: int
+    agents: tuple[str, ...] = field(default_factory=tuple)
+
+
 class StateConflict(Exception):
     """The state was saved by someone else since it was loaded."""
 
@@ -44,8 +76,8 @@ class StateConflict(Exception):
         self.actual = actual
 
 
-class StateStore(Protocol):
-    """Where agent state lives between turns."""
+class SessionStore(Protocol):
+    """Where sessions live between turns."""
 
     async def load(self, key: StateKey) -> StoredState | None:
         """The latest saved state, or None for a new session."""
@@ -55,23 +87,66 @@ class StateStore(Protocol):
         """Save `data` over `expected_version` (0: must not exist yet); returns the new version."""
         ...
 
+    async def acquire(self, session_id: str, agent: str, owner: str, ttl_s: float) -> bool:
+        """Take the (session, agent) lock for `owner` unless someone holds it."""
+        ...
+
+    async def renew(self, session_id: str, agent: str, owner: str, ttl_s: float) -> bool:
+        """Extend `owner`'s lock; False when it is no longer `owner`'s."""
+        ...
+
+    async def release(self, session_id: str, agent: str, owner: str) -> bool:
+        """Release the lock only if `owner` holds it."""
+        ...
+
+    async def append_history(self, user_id: str, session_id: str, entries: list[HistoryEntry]) -> None:
+        """Append a finished turn's lines to the session's transcript."""
+        ...
+
+    async def history(self, session_id: str) -> list[HistoryEntry]:
+        """The session's transcript, oldest first."""
+        ...
+
+    async def sessions(self, user_id: str) -> list[SessionInfo]:
+        """The user's sessions, most recently updated first."""
+        ...
+
+    async def delete_session(self, session_id: str) -> bool:
+        """Delete a session's states, history and locks; False when there was nothing."""
+        ...
+
     async def close(self) -> None:
         """Release connections."""
         ...
 
 
-class InMemoryStateStore:
-    """State in this process's memory: the default for one process and for tests."""
+StateStore = SessionStore
+"""The name [1/8] used for the state part of this interface."""
+
+
+@dataclass
+class _Session:
+    user_id: str
+    updated_at: float = 0.0
+    turns: int = 0
+    agents: list[str] = field(default_factory=list)
+    history: list[HistoryEntry] = field(default_factory=list)
+
+
+class InMemorySessionStore:
+    """Sessions in this process's memory: the default for one process and for tests."""
 
     def __init__(self) -> None:
         self._states: dict[StateKey, StoredState] = {}
-        self._lock = asyncio.Lock()
+        self._locks: dict[tuple[str, str], tuple[str, float]] = {}
+        self._sessions: dict[str, _Session] = {}
+        self._guard = asyncio.Lock()
 
     async def load(self, key: StateKey) -> StoredState | None:
         return self._states.get(key)
 
     async def save(self, key: StateKey, data: str, expected_version: int) -> int:
-        async with self._lock:
+        async with self._guard:
             current = self._states.get(key)
             actual = current.version if current else 0
             if actual != expected_version:
@@ -79,5 +154,63 @@ class InMemoryStateStore:
             self._states[key] = StoredState(data=data, version=actual + 1)
             return actual + 1
 
+    def _holder(self, session_id: str, agent: str) -> str | None:
+        held = self._locks.get((session_id, agent))
+        if held is None or held[1] <= time.monotonic():
+            return None
+        return held[0]
+
+    async def acquire(self, session_id: str, agent: str, owner: str, ttl_s: float) -> bool:
+        if self._holder(session_id, agent) is not None:
+            return False
+        self._locks[(session_id, agent)] = (owner, time.monotonic() + ttl_s)
+        return True
+
+    async def renew(self, session_id: str, agent: str, owner: str, ttl_s: float) -> bool:
+        if self._holder(session_id, agent) != owner:
+            return False
+        self._locks[(session_id, agent)] = (owner, time.monotonic() + ttl_s)
+        return True
+
+    async def release(self, session_id: str, agent: str, owner: str) -> bool:
+        if self._holder(session_id, agent) != owner:
+            return False
+        del self._locks[(session_id, agent)]
+        return True
+
+    async def append_history(self, user_id: str, session_id: str, entries: list[HistoryEntry]) -> None:
+        session = self._sessions.setdefault(session_id, _Session(user_id))
+        session.history.extend(entries)
+        session.turns += 1
+        session.updated_at = max([session.updated_at, *(e.at for e in entries)])
+        for entry in entries:
+            if entry.agent not in session.agents:
+                session.agents.append(entry.agent)
+
+    async def history(self, session_id: str) -> list[HistoryEntry]:
+        session = self._sessions.get(session_id)
+        return list(session.history) if session else []
+
+    async def sessions(self, user_id: str) -> list[SessionInfo]:
+        found = [
+            SessionInfo(sid, s.user_id, s.updated_at, s.turns, tuple(s.agents))
+            for sid, s in self._sessions.items()
+            if s.user_id == user_id
+        ]
+        return sorted(found, key=lambda s: s.updated_at, reverse=True)
+
+    async def delete_session(self, session_id: str) -> bool:
+        existed = self._sessions.pop(session_id, None) is not None
+        for key in [k for k in self._states if k.session_id == session_id]:
+            del self._states[key]
+            existed = True
+        for lock in [k for k in self._locks if k[0] == session_id]:
+            del self._locks[lock]
+        return existed
+
     async def close(self) -> None:
-        self._states.clear()
+        return None
+
+
+InMemoryStateStore = InMemorySessionStore
+"""The name [1/8] used."""

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from agentscope.message import Msg
@@ -21,12 +22,13 @@ from agentscope.state import AgentState
 from pydantic import ValidationError
 
 from meshscope.v1 import agent_pb2
-from services.runtime.errors import CorruptState, MeshError, ModelFailure, StoreUnavailable
+from services.runtime.errors import CorruptState, MeshError, ModelFailure, SessionBusy, StoreUnavailable
 from services.runtime.events import EventEncoder
 from services.runtime.hosted import HostedAgent
-from services.runtime.state import StateConflict, StateKey, StateStore, StoredState
+from services.runtime.state import HistoryEntry, SessionStore, StateConflict, StateKey, StoredState
 
 log = logging.getLogger("meshscope.turn")
+T = TypeVar("T")
 
 
 @dataclass
@@ -87,21 +89,27 @@ async def _closing(stream: AsyncIterator[Any]) -> AsyncIterator[AsyncIterator[An
 
 
 class TurnRunner:
-    """Runs turns against a state store, keeping `TurnStats`."""
+    """Runs turns against a session store, keeping `TurnStats`.
 
-    def __init__(self, store: StateStore) -> None:
+    Per turn with a session: take the (session, agent) lock (waiting up to
+    `lock_wait_s`), load the state, run, then save the state and append the
+    transcript in `finally`, and release the lock. The lock is renewed every
+    third of its TTL while the turn runs.
+    """
+
+    def __init__(self, store: SessionStore, *, lock_ttl_s: float = 30.0, lock_wait_s: float = 0.0) -> None:
         self.store = store
+        self.lock_ttl_s = lock_ttl_s
+        self.lock_wait_s = lock_wait_s
         self.stats = TurnStats()
+        self.idle = asyncio.Event()
+        """Set while no turn is in flight."""
+        self.idle.set()
 
     async def _load(self, key: StateKey | None) -> tuple[AgentState, StoredState | None]:
         if key is None:
             return AgentState(session_id=uuid.uuid4().hex), None
-        try:
-            stored = await self.store.load(key)
-        except MeshError:
-            raise
-        except Exception as exc:
-            raise StoreUnavailable(f"state store unreachable: {exc}") from exc
+        stored = await self._guarded(self.store.load(key))
         if stored is None:
             return AgentState(session_id=key.session_id), None
         try:
@@ -112,17 +120,84 @@ class TurnRunner:
                 f"{exc.error_count()} validation error(s), first: {exc.errors()[0]['msg']}"
             ) from exc
 
-    async def _save(self, key: StateKey, state: AgentState, loaded: StoredState | None) -> None:
-        data = state.model_dump_json()
+    @staticmethod
+    async def _guarded(call: Awaitable[T]) -> T:
         try:
-            await self.store.save(key, data, loaded.version if loaded else 0)
-        except StateConflict as exc:
-            log.warning("state not saved: %s", exc)
+            return await call
+        except MeshError:
+            raise
         except Exception as exc:
-            log.error("state of session %r for agent %r not saved: %s", key.session_id, key.agent, exc)
+            raise StoreUnavailable(f"session store unreachable: {exc}") from exc
+
+    async def _lock(self, key: StateKey) -> str:
+        owner = uuid.uuid4().hex
+        deadline = time.monotonic() + self.lock_wait_s
+        delay = 0.02
+        while not await self._guarded(self.store.acquire(key.session_id, key.agent, owner, self.lock_ttl_s)):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise SessionBusy(
+                    f"session {key.session_id!r} is busy: agent {key.agent!r} is already running a turn in it"
+                )
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 2, 0.5)
+        return owner
+
+    async def _keep_lock(self, key: StateKey, owner: str) -> None:
+        while True:
+            await asyncio.sleep(self.lock_ttl_s / 3)
+            try:
+                held = await self.store.renew(key.session_id, key.agent, owner, self.lock_ttl_s)
+            except Exception as exc:
+                log.warning("could not renew the lock of session %r: %s", key.session_id, exc)
+                continue
+            if not held:
+                log.warning(
+                    "lock of session %r for %r was lost while its turn ran", key.session_id, key.agent
+                )
+                return
+
+    async def _persist(
+        self,
+        turn: Turn,
+        key: StateKey,
+        state: AgentState | None,
+        loaded: StoredState | None,
+        encoder: EventEncoder,
+    ) -> MeshError | None:
+        """Save the state and the transcript; the error, if the store failed."""
+        try:
+            if state is not None:
+                try:
+                    await self.store.save(key, state.model_dump_json(), loaded.version if loaded else 0)
+                except StateConflict as exc:
+                    log.warning("state not saved: %s", exc)
+            now = time.time()
+            entries = [
+                HistoryEntry(
+                    turn.agent.name, "user", turn.input.name, turn.input.get_text_content() or "", now
+                )
+            ]
+            reply = encoder.assembler.root_reply
+            if reply is not None:
+                entries.append(
+                    HistoryEntry(
+                        turn.agent.name, "assistant", reply.name, reply.get_text_content() or "", now
+                    )
+                )
+            await self.store.append_history(turn.user_id, key.session_id, entries)
+        except MeshError as error:
+            return error
+        except Exception as exc:
+            return StoreUnavailable(f"session store unreachable: {exc}")
+        return None
 
     def _track(self, agent: str, delta: int) -> None:
         self.stats.in_flight += delta
+        if self.stats.in_flight:
+            self.idle.clear()
+        else:
+            self.idle.set()
         counts = self.stats.per_agent_in_flight
         counts[agent] = counts.get(agent, 0) + delta
 
@@ -133,10 +208,16 @@ class TurnRunner:
         encoder = EventEncoder(name)
         self.stats.started += 1
         self._track(name, +1)
+        owner: str | None = None
+        keeper: asyncio.Task[None] | None = None
         try:
+            if key is not None:
+                owner = await self._lock(key)
+                keeper = asyncio.create_task(self._keep_lock(key, owner))
             state, loaded = await self._load(key)
             agent = turn.agent.acquire(state)
             finished = False
+            persist_error: MeshError | None = None
             try:
                 async with _closing(agent.reply_stream(turn.input)) as stream:
                     async for item in stream:
@@ -145,10 +226,15 @@ class TurnRunner:
                         yield encoder.encode(item)
                 finished = True
             finally:
-                final_state = HostedAgent.state_of(agent)
-                if key is not None and final_state is not None:
-                    await asyncio.shield(self._save(key, final_state, loaded))
-                turn.agent.release(agent, reusable=finished)
+                if key is not None:
+                    persist_error = await asyncio.shield(
+                        self._persist(turn, key, HostedAgent.state_of(agent), loaded, encoder)
+                    )
+                    if persist_error is not None and not finished:
+                        log.error("session %r not saved: %s", key.session_id, persist_error.message)
+                turn.agent.release(agent, reusable=finished and persist_error is None)
+            if persist_error is not None:
+                raise persist_error
         except asyncio.CancelledError:
             self.stats.cancelled += 1
             log.info("turn of %r in session %r cancelled by the caller", name, turn.session_id)
@@ -169,3 +255,13 @@ class TurnRunner:
             self.stats.completed += 1
         finally:
             self._track(name, -1)
+            if keeper is not None:
+                keeper.cancel()
+            if key is not None and owner is not None:
+                await asyncio.shield(self._unlock(key, owner))
+
+    async def _unlock(self, key: StateKey, owner: str) -> None:
+        try:
+            await self.store.release(key.session_id, key.agent, owner)
+        except Exception as exc:  # the lock expires by its TTL anyway
+            log.warning("could not release the lock of session %r: %s", key.session_id, exc)

@@ -1,0 +1,268 @@
+"""The Redis session store: state, locks and history shared by every replica.
+
+Environment (read by `StoreSettings.from_env`):
+  REDIS_URL                          redis://host:port/db (unset: sessions stay in memory)
+  MESHSCOPE_REDIS_PREFIX             key namespace                                  meshscope
+  MESHSCOPE_REDIS_MAX_CONNECTIONS    connection pool size per process               50
+  MESHSCOPE_REDIS_SOCKET_TIMEOUT_S   time limit of one command                      2
+  MESHSCOPE_REDIS_CONNECT_TIMEOUT_S  time limit of connecting                       2
+  MESHSCOPE_SESSION_TTL_S            idle sessions expire after this (0: never)     0
+  MESHSCOPE_SESSION_LOCK_TTL_S       a turn's lock lives this long unless renewed   30
+  MESHSCOPE_SESSION_LOCK_WAIT_S      how long a turn waits for a busy session (0: fail at once)  0
+
+Keys (every id component is escaped: "%" -> "%25", ":" -> "%3A"):
+  {prefix}:state:{user}:{session}:{agent}   hash  data (AgentState JSON), version
+  {prefix}:lock:{session}:{agent}           string owner token, with a TTL
+  {prefix}:history:{session}                list of JSON transcript lines, oldest first
+  {prefix}:session:{session}                hash  user, updated_at, turns
+  {prefix}:session-agents:{session}         set of agent names that took part
+  {prefix}:session-states:{session}         set of the state keys of the session (for delete)
+  {prefix}:user-sessions:{user}             sorted set session -> updated_at (listing)
+Every hot-path operation addresses its keys directly: no KEYS or SCAN.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
+
+import redis.asyncio as redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from services.runtime.errors import ConfigError, StoreUnavailable
+from services.runtime.state import (
+    HistoryEntry,
+    InMemorySessionStore,
+    SessionInfo,
+    SessionStore,
+    StateConflict,
+    StateKey,
+    StoredState,
+)
+
+T = TypeVar("T")
+
+_SAVE = """
+local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+if version ~= tonumber(ARGV[1]) then return -version - 1 end
+redis.call('HSET', KEYS[1], 'data', ARGV[2], 'version', version + 1)
+redis.call('SADD', KEYS[2], KEYS[1])
+local ttl = tonumber(ARGV[3])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl); redis.call('PEXPIRE', KEYS[2], ttl) end
+return version + 1
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+
+def _part(value: str) -> str:
+    return value.replace("%", "%25").replace(":", "%3A")
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not valid: expected seconds") from None
+    if value < 0:
+        raise ConfigError(f"{name}={raw!r} is not valid: expected seconds >= 0")
+    return value
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """Which session store, and its knobs (see the module docstring)."""
+
+    redis_url: str | None = None
+    prefix: str = "meshscope"
+    max_connections: int = 50
+    socket_timeout_s: float = 2.0
+    connect_timeout_s: float = 2.0
+    session_ttl_s: float = 0.0
+    lock_ttl_s: float = 30.0
+    lock_wait_s: float = 0.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> StoreSettings:
+        env = os.environ if environ is None else environ
+        url = env.get("REDIS_URL", "").strip() or None
+        if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(f"REDIS_URL={url!r} is not valid: expected redis://host:port[/db]")
+        raw_max = env.get("MESHSCOPE_REDIS_MAX_CONNECTIONS", "").strip() or "50"
+        if not raw_max.isdigit() or int(raw_max) < 1:
+            raise ConfigError(
+                f"MESHSCOPE_REDIS_MAX_CONNECTIONS={raw_max!r} is not valid: expected a count >= 1"
+            )
+        lock_ttl = _seconds(env, "MESHSCOPE_SESSION_LOCK_TTL_S", 30.0)
+        if lock_ttl < 1:
+            raise ConfigError("MESHSCOPE_SESSION_LOCK_TTL_S must be at least 1 second")
+        return cls(
+            redis_url=url,
+            prefix=env.get("MESHSCOPE_REDIS_PREFIX", "").strip() or "meshscope",
+            max_connections=int(raw_max),
+            socket_timeout_s=_seconds(env, "MESHSCOPE_REDIS_SOCKET_TIMEOUT_S", 2.0),
+            connect_timeout_s=_seconds(env, "MESHSCOPE_REDIS_CONNECT_TIMEOUT_S", 2.0),
+            session_ttl_s=_seconds(env, "MESHSCOPE_SESSION_TTL_S", 0.0),
+            lock_ttl_s=lock_ttl,
+            lock_wait_s=_seconds(env, "MESHSCOPE_SESSION_LOCK_WAIT_S", 0.0),
+        )
+
+    def open(self) -> SessionStore:
+        """The configured store (Redis when REDIS_URL is set, memory otherwise)."""
+        if self.redis_url is None:
+            return InMemorySessionStore()
+        return RedisSessionStore(self)
+
+
+class RedisSessionStore:
+    """`SessionStore` on Redis via redis.asyncio with a connection pool."""
+
+    def __init__(self, settings: StoreSettings) -> None:
+        assert settings.redis_url is not None
+        self.settings = settings
+        self._client: Any = redis.Redis.from_url(
+            settings.redis_url,
+            max_connections=settings.max_connections,
+            socket_timeout=settings.socket_timeout_s or None,
+            socket_connect_timeout=settings.connect_timeout_s or None,
+            decode_responses=True,
+        )
+        self._save = self._client.register_script(_SAVE)
+        self._release = self._client.register_script(_RELEASE)
+        self._renew = self._client.register_script(_RENEW)
+        self._p = settings.prefix
+        self._ttl_ms = int(settings.session_ttl_s * 1000)
+
+    def _key(self, kind: str, *parts: str) -> str:
+        return ":".join([self._p, kind, *(_part(p) for p in parts)])
+
+    async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:
+        # Redis failures become one clear UNAVAILABLE, never a traceback to a client.
+        try:
+            return await operation()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise StoreUnavailable(f"session store unreachable (Redis at {self._where()}): {exc}") from exc
+        except RedisError as exc:
+            raise StoreUnavailable(f"session store error (Redis at {self._where()}): {exc}") from exc
+
+    def _where(self) -> str:
+        kwargs = self._client.connection_pool.connection_kwargs
+        return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
+
+    async def load(self, key: StateKey) -> StoredState | None:
+        state_key = self._key("state", key.user_id, key.session_id, key.agent)
+        data, version = await self._call(lambda: self._client.hmget(state_key, "data", "version"))
+        if data is None or version is None:
+            return None
+        return StoredState(data=data, version=int(version))
+
+    async def save(self, key: StateKey, data: str, expected_version: int) -> int:
+        state_key = self._key("state", key.user_id, key.session_id, key.agent)
+        members = self._key("session-states", key.session_id)
+        result = int(
+            await self._call(
+                lambda: self._save(keys=[state_key, members], args=[expected_version, data, self._ttl_ms])
+            )
+        )
+        if result < 0:
+            raise StateConflict(key, expected_version, -result - 1)
+        return result
+
+    async def acquire(self, session_id: str, agent: str, owner: str, ttl_s: float) -> bool:
+        lock = self._key("lock", session_id, agent)
+        return bool(await self._call(lambda: self._client.set(lock, owner, nx=True, px=int(ttl_s * 1000))))
+
+    async def renew(self, session_id: str, agent: str, owner: str, ttl_s: float) -> bool:
+        lock = self._key("lock", session_id, agent)
+        return bool(await self._call(lambda: self._renew(keys=[lock], args=[owner, int(ttl_s * 1000)])))
+
+    async def release(self, session_id: str, agent: str, owner: str) -> bool:
+        lock = self._key("lock", session_id, agent)
+        return bool(await self._call(lambda: self._release(keys=[lock], args=[owner])))
+
+    async def append_history(self, user_id: str, session_id: str, entries: list[HistoryEntry]) -> None:
+        if not entries:
+            return
+        history = self._key("history", session_id)
+        meta = self._key("session", session_id)
+        agents = self._key("session-agents", session_id)
+        listing = self._key("user-sessions", user_id)
+        updated = max(e.at for e in entries)
+
+        async def write() -> None:
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.rpush(history, *(json.dumps(asdict(e)) for e in entries))
+                pipe.hset(meta, mapping={"user": user_id, "updated_at": updated})
+                pipe.hincrby(meta, "turns", 1)
+                pipe.sadd(agents, *{e.agent for e in entries})
+                pipe.zadd(listing, {session_id: updated})
+                if self._ttl_ms:
+                    for key in (history, meta, agents, listing):
+                        pipe.pexpire(key, self._ttl_ms)
+                await pipe.execute()
+
+        await self._call(write)
+
+    async def history(self, session_id: str) -> list[HistoryEntry]:
+        raw = await self._call(lambda: self._client.lrange(self._key("history", session_id), 0, -1))
+        return [HistoryEntry(**json.loads(line)) for line in raw]
+
+    async def sessions(self, user_id: str) -> list[SessionInfo]:
+        listing = self._key("user-sessions", user_id)
+        ranked = await self._call(lambda: self._client.zrevrange(listing, 0, -1, withscores=True))
+        found = []
+        for session_id, score in ranked:
+            meta, agents = await self._call(functools.partial(self._meta, session_id))
+            if not meta:
+                continue
+            found.append(
+                SessionInfo(
+                    session_id, user_id, float(score), int(meta.get("turns", 0)), tuple(sorted(agents))
+                )
+            )
+        return found
+
+    async def _meta(self, session_id: str) -> tuple[dict[str, str], set[str]]:
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self._key("session", session_id))
+            pipe.smembers(self._key("session-agents", session_id))
+            meta, agents = await pipe.execute()
+        return meta, agents
+
+    async def delete_session(self, session_id: str) -> bool:
+        meta_key = self._key("session", session_id)
+        states_key = self._key("session-states", session_id)
+        agents_key = self._key("session-agents", session_id)
+
+        async def delete() -> bool:
+            user = await self._client.hget(meta_key, "user")
+            states = await self._client.smembers(states_key)
+            agents = await self._client.smembers(agents_key)
+            locks = [self._key("lock", session_id, a) for a in agents]
+            keys = [self._key("history", session_id), meta_key, states_key, agents_key, *states, *locks]
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.delete(*keys)
+                if user is not None:
+                    pipe.zrem(self._key("user-sessions", user), session_id)
+                deleted, *_ = await pipe.execute()
+            return int(deleted) > 0
+
+        return await self._call(delete)
+
+    async def close(self) -> None:
+        await self._client.aclose()
