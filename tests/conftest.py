@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from meshscope_cli.consul_dev import ConsulDevAgent
+from meshscope_cli.redis_dev import RedisDevServer
 from services.catalog import load_definition
 from services.runtime.client import AgentClient
 from services.runtime.config import ServerSettings
@@ -35,10 +36,18 @@ async def start_server() -> AsyncIterator[StartServer]:
         agents: Sequence[HostedAgent | str],
         *,
         store: StateStore | None = None,
+        lock_ttl_s: float = 30.0,
+        lock_wait_s: float = 0.0,
         **settings: float | int | str,
     ) -> AgentServer:
         config = ServerSettings(port=0, shutdown_pause_s=0, shutdown_grace_s=5).with_overrides(**settings)
-        server = AgentServer([a if isinstance(a, HostedAgent) else hosted(a) for a in agents], config, store)
+        server = AgentServer(
+            [a if isinstance(a, HostedAgent) else hosted(a) for a in agents],
+            config,
+            store,
+            lock_ttl_s=lock_ttl_s,
+            lock_wait_s=lock_wait_s,
+        )
         await server.start()
         servers.append(server)
         return server
@@ -67,3 +76,12 @@ def consul(tmp_path: Path) -> Iterator[ConsulDevAgent]:
     agent.start()
     yield agent
     agent.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisDevServer]:
+    """A fresh redis-server (AOF on) for one test."""
+    server = RedisDevServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()

@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -141,6 +143,12 @@ class RedisSessionStore:
             socket_timeout=settings.socket_timeout_s or None,
             socket_connect_timeout=settings.connect_timeout_s or None,
             decode_responses=True,
+            # A pooled connection may have died with a restarted Redis: reconnect and
+            # retry a command twice before calling the store unreachable. A save
+            # retried after its reply was lost meets a version conflict, not a
+            # double write.
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
         )
         self._save = self._client.register_script(_SAVE)
         self._release = self._client.register_script(_RELEASE)

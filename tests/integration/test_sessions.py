@@ -1,0 +1,163 @@
+"""Sessions on a real redis-server: any replica serves the next turn, one turn at a time."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+import redis.asyncio as redis
+
+from meshscope_cli.redis_dev import RedisDevServer, free_port
+from services.runtime.client import AgentClient, Reply
+from services.runtime.redis_store import RedisSessionStore, StoreSettings
+from tests.conftest import StartServer
+from tests.support import start_agents, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def redis_store(server: RedisDevServer) -> RedisSessionStore:
+    return RedisSessionStore(StoreSettings(redis_url=server.url))
+
+
+async def test_turn_two_on_another_replica_continues_the_conversation(
+    start_server: StartServer, redis_server: RedisDevServer
+) -> None:
+    a = await start_server(["analyst"], store=redis_store(redis_server))
+    b = await start_server(["analyst"], store=redis_store(redis_server))
+    async with AgentClient(a.address) as on_a, AgentClient(b.address) as on_b:
+        await on_a.reply("analyst", "my budget is 42 euros", session_id="trip", user_id="ann")
+        second = await on_b.reply("analyst", "what was my budget?", session_id="trip", user_id="ann")
+    assert "turn 2" in second.text
+    assert "Earlier you said: my budget is 42 euros" in second.text
+    history = await redis_store(redis_server).history("trip")
+    assert [(h.role, h.text[:14]) for h in history] == [
+        ("user", "my budget is 4"),
+        ("assistant", "analyst: turn "),
+        ("user", "what was my bu"),
+        ("assistant", "analyst: turn "),
+    ]
+
+
+async def test_state_is_saved_after_an_error_and_after_a_cancellation(
+    start_server: StartServer, redis_server: RedisDevServer
+) -> None:
+    server = await start_server(["analyst"], store=redis_store(redis_server))
+    async with AgentClient(server.address) as client:
+        with pytest.raises(grpc.aio.AioRpcError):
+            await client.reply("analyst", "boom #fail", session_id="s")
+        seen = 0
+        async for event in client.invoke("analyst", "long #slow", session_id="s"):
+            seen += event.HasField("text_delta")
+            if seen == 3:
+                break
+        await wait_for(lambda: _value(server.stats.cancelled), lambda n: n == 1, timeout=5)
+        await wait_for(lambda: _value(server.stats.in_flight), lambda n: n == 0, timeout=5)
+        after = await client.reply("analyst", "still there?", session_id="s")
+    assert "turn 3" in after.text
+    assert "Earlier you said: long #slow" in after.text
+
+
+async def _value(value: int) -> int:
+    return value
+
+
+async def test_two_turns_of_one_session_never_run_at_once(
+    start_server: StartServer, redis_server: RedisDevServer
+) -> None:
+    busy = await start_server(["analyst"], store=redis_store(redis_server))
+    waiting = await start_server(["analyst"], store=redis_store(redis_server), lock_wait_s=10)
+    async with AgentClient(busy.address) as first, AgentClient(waiting.address) as second:
+        holding = asyncio.Event()
+        long_events = []
+
+        async def long_turn() -> None:
+            async for event in first.invoke("analyst", "slow two #slow=20", session_id="two"):
+                long_events.append(event)
+                holding.set()
+
+        running = asyncio.create_task(long_turn())
+        await asyncio.wait_for(holding.wait(), 10)  # it streams, so it holds the session's lock
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await first.reply("analyst", "me too", session_id="two")
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "session 'two' is busy: agent 'analyst' is already running a turn in it" in str(
+            refused.value.details()
+        )
+        # A replica configured to wait queues behind the running turn instead.
+        queued = await _collect(second, "after you", "two")
+        await running
+    assert long_events[-1].HasField("reply_end")
+    assert queued.message is not None
+    # The queued turn started after the long one ended, and saw it.
+    assert long_events[-1].created_at <= queued.events[0].created_at  # reply end, then the next reply start
+    assert "turn 2" in queued.text
+    assert "Earlier you said: slow two" in queued.text
+
+
+async def _collect(client: AgentClient, text: str, session: str) -> Reply:
+    return await client.reply("analyst", text, session_id=session)
+
+
+async def test_a_sigkilled_holders_lock_expires(redis_server: RedisDevServer) -> None:
+    env = {"REDIS_URL": redis_server.url, "MESHSCOPE_SESSION_LOCK_TTL_S": "1"}
+    holder = start_agents(["--agents", "analyst"], env)
+    other = start_agents(["--agents", "analyst"], env)
+    try:
+        async with AgentClient(holder.address) as h, AgentClient(other.address) as o:
+            seen = 0
+            stream = h.invoke("analyst", "hold it #slow", session_id="locked")
+            async for event in stream:
+                seen += event.HasField("text_delta")
+                if seen == 2:
+                    holder.proc.kill()
+                    break
+            with pytest.raises(grpc.aio.AioRpcError) as busy:
+                await o.reply("analyst", "now?", session_id="locked")
+            assert busy.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            killed = asyncio.get_running_loop().time()
+
+            async def attempt() -> str:
+                try:
+                    return (await o.reply("analyst", "now?", session_id="locked")).text
+                except grpc.aio.AioRpcError as error:
+                    return str(error.code().name)
+
+            text = await wait_for(attempt, lambda t: t.startswith("analyst:"), timeout=10, interval=0.1)
+            assert asyncio.get_running_loop().time() - killed < 3
+            assert "turn" in text
+    finally:
+        holder.stop()
+        other.stop()
+
+
+async def test_redis_unreachable_is_unavailable_with_a_clear_message(start_server: StartServer) -> None:
+    dead = RedisSessionStore(
+        StoreSettings(redis_url=f"redis://127.0.0.1:{free_port()}/0", connect_timeout_s=1)
+    )
+    server = await start_server(["writer"], store=dead)
+    events = []
+    async with AgentClient(server.address) as client:
+        with pytest.raises(grpc.aio.AioRpcError) as failure:
+            async for event in client.invoke("writer", "hello", session_id="s"):
+                events.append(event)
+        # A session-less turn needs no store and still works.
+        assert (await client.reply("writer", "hello")).text.startswith("writer:")
+    assert failure.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "session store unreachable (Redis at 127.0.0.1:" in str(failure.value.details())
+    assert events == []
+
+
+async def test_a_corrupt_stored_state_names_the_session(
+    start_server: StartServer, redis_server: RedisDevServer
+) -> None:
+    server = await start_server(["writer"], store=redis_store(redis_server))
+    raw = redis.Redis.from_url(redis_server.url)
+    await raw.hset("meshscope:state:anonymous:broken:writer", mapping={"data": "{not json", "version": 3})
+    await raw.aclose()
+    async with AgentClient(server.address) as client:
+        with pytest.raises(grpc.aio.AioRpcError) as failure:
+            await client.reply("writer", "hello", session_id="broken")
+    assert failure.value.code() == grpc.StatusCode.DATA_LOSS
+    assert "stored state of session 'broken' for agent 'writer' is corrupt" in str(failure.value.details())

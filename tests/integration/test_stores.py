@@ -1,0 +1,161 @@
+"""One contract, two backends: in memory and a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from meshscope_cli.redis_dev import RedisDevServer
+from services.runtime.errors import StoreUnavailable
+from services.runtime.redis_store import RedisSessionStore, StoreSettings
+from services.runtime.state import HistoryEntry, InMemorySessionStore, SessionStore, StateConflict, StateKey
+from tests.support import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest, redis_server: RedisDevServer) -> AsyncIterator[SessionStore]:
+    backend: SessionStore = (
+        InMemorySessionStore()
+        if request.param == "memory"
+        else RedisSessionStore(StoreSettings(redis_url=redis_server.url, prefix="test"))
+    )
+    yield backend
+    await backend.close()
+
+
+async def test_state_saves_are_versioned(store: SessionStore) -> None:
+    key = StateKey("u1", "s1", "analyst")
+    assert await store.load(key) is None
+    assert await store.save(key, '{"n": 1}', 0) == 1
+    assert await store.save(key, '{"n": 2}', 1) == 2
+    with pytest.raises(StateConflict) as conflict:
+        await store.save(key, '{"stale": true}', 1)
+    assert (conflict.value.expected, conflict.value.actual) == (1, 2)
+    loaded = await store.load(key)
+    assert loaded is not None
+    assert (loaded.data, loaded.version) == ('{"n": 2}', 2)
+    # Concurrent writers over the same version: exactly one wins.
+    other = StateKey("u1", "s2", "analyst")
+    results = await asyncio.gather(*(store.save(other, str(i), 0) for i in range(6)), return_exceptions=True)
+    assert sum(1 for r in results if r == 1) == 1
+    assert sum(1 for r in results if isinstance(r, StateConflict)) == 5
+
+
+async def test_ids_with_separators_do_not_collide(store: SessionStore) -> None:
+    await store.save(StateKey("u", "a:b", "c"), "first", 0)
+    await store.save(StateKey("u", "a", "b:c"), "second", 0)
+    one, two = await store.load(StateKey("u", "a:b", "c")), await store.load(StateKey("u", "a", "b:c"))
+    assert one is not None
+    assert two is not None
+    assert (one.data, two.data) == ("first", "second")
+
+
+async def test_locks_belong_to_their_owner_and_expire(store: SessionStore) -> None:
+    assert await store.acquire("s", "analyst", "owner-a", 30)
+    assert not await store.acquire("s", "analyst", "owner-b", 30)
+    assert await store.acquire("s", "writer", "owner-b", 30)  # another agent of the session
+    assert not await store.release("s", "analyst", "owner-b")
+    assert await store.renew("s", "analyst", "owner-a", 30)
+    assert not await store.renew("s", "analyst", "owner-b", 30)
+    assert await store.release("s", "analyst", "owner-a")
+    assert await store.acquire("s", "analyst", "owner-b", 0.3)
+    started = time.monotonic()
+
+    async def try_take() -> bool:
+        return await store.acquire("s", "analyst", "owner-c", 30)
+
+    assert await wait_for(try_take, lambda taken: taken, timeout=5)
+    assert time.monotonic() - started < 3
+
+
+async def test_history_sessions_and_delete(store: SessionStore) -> None:
+    await store.save(StateKey("ann", "trip", "analyst"), "{}", 0)
+    await store.save(StateKey("ann", "trip", "writer"), "{}", 0)
+    await store.append_history(
+        "ann",
+        "trip",
+        [
+            HistoryEntry("analyst", "user", "user", "plan a trip", 10.0),
+            HistoryEntry("analyst", "assistant", "analyst", "ok", 10.5),
+        ],
+    )
+    await store.append_history(
+        "ann",
+        "trip",
+        [
+            HistoryEntry("writer", "user", "user", "write it", 20.0),
+            HistoryEntry("writer", "assistant", "writer", "done", 20.5),
+        ],
+    )
+    await store.append_history("ann", "other", [HistoryEntry("coder", "user", "user", "code", 30.0)])
+    await store.append_history("bob", "his", [HistoryEntry("coder", "user", "user", "hi", 5.0)])
+    history = await store.history("trip")
+    assert [(h.agent, h.role, h.text) for h in history] == [
+        ("analyst", "user", "plan a trip"),
+        ("analyst", "assistant", "ok"),
+        ("writer", "user", "write it"),
+        ("writer", "assistant", "done"),
+    ]
+    listed = await store.sessions("ann")
+    assert [s.session_id for s in listed] == ["other", "trip"]
+    trip = listed[1]
+    assert (trip.turns, trip.agents, trip.updated_at) == (2, ("analyst", "writer"), 20.5)
+    await store.acquire("trip", "analyst", "holder", 30)
+    assert await store.delete_session("trip")
+    assert await store.history("trip") == []
+    assert await store.load(StateKey("ann", "trip", "analyst")) is None
+    assert await store.load(StateKey("ann", "trip", "writer")) is None
+    assert await store.acquire("trip", "analyst", "someone-else", 30)  # the lock went with it
+    assert [s.session_id for s in await store.sessions("ann")] == ["other"]
+    assert [s.session_id for s in await store.sessions("bob")] == ["his"]
+    assert not await store.delete_session("trip")
+
+
+async def test_an_unreachable_redis_is_a_clear_store_error() -> None:
+    from meshscope_cli.redis_dev import free_port
+
+    store = RedisSessionStore(
+        StoreSettings(redis_url=f"redis://127.0.0.1:{free_port()}/0", connect_timeout_s=1)
+    )
+    with pytest.raises(StoreUnavailable, match=r"session store unreachable \(Redis at 127.0.0.1:\d+\)"):
+        await store.load(StateKey("u", "s", "a"))
+    await store.close()
+
+
+async def test_saved_state_survives_a_redis_restart(redis_server: RedisDevServer) -> None:
+    store = RedisSessionStore(StoreSettings(redis_url=redis_server.url))
+    for i in range(20):
+        await store.save(StateKey("u", f"s{i}", "analyst"), f'{{"i": {i}}}', 0)
+    await store.append_history("u", "s0", [HistoryEntry("analyst", "user", "user", "hello", 1.0)])
+    await asyncio.to_thread(redis_server.restart)
+    for i in range(20):
+        loaded = await store.load(StateKey("u", f"s{i}", "analyst"))
+        assert loaded is not None
+        assert (loaded.data, loaded.version) == (f'{{"i": {i}}}', 1)
+    assert [h.text for h in await store.history("s0")] == ["hello"]
+    await store.close()
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"REDIS_URL": "localhost:6379"},
+            "REDIS_URL='localhost:6379' is not valid: expected redis://host:port[/db]",
+        ),
+        ({"MESHSCOPE_REDIS_MAX_CONNECTIONS": "0"}, "MESHSCOPE_REDIS_MAX_CONNECTIONS='0' is not valid"),
+        ({"MESHSCOPE_SESSION_LOCK_WAIT_S": "-1"}, "MESHSCOPE_SESSION_LOCK_WAIT_S='-1' is not valid"),
+        ({"MESHSCOPE_SESSION_LOCK_TTL_S": "0.5"}, "MESHSCOPE_SESSION_LOCK_TTL_S must be at least 1 second"),
+    ],
+)
+def test_bad_store_settings(env: dict[str, str], message: str) -> None:
+    from services.runtime.errors import ConfigError
+
+    with pytest.raises(ConfigError) as error:
+        StoreSettings.from_env(env)
+    assert str(error.value).startswith(message)
