@@ -6,6 +6,7 @@ Commands so far:
   meshscope agents [--json]
   meshscope run TARGET TEXT [--session S] [--user U] [--timeout SECONDS]
   meshscope pipelines
+  meshscope sessions list [--user U] | show SESSION | delete SESSION
 """
 
 from __future__ import annotations
@@ -44,6 +45,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--user", default="", help="user id")
     run.add_argument("--timeout", type=float, help="deadline of the whole run, in seconds")
     commands.add_parser("pipelines", help="list the orchestrator's pipelines")
+    sessions = commands.add_parser("sessions", help="list, show or delete sessions")
+    session_actions = sessions.add_subparsers(dest="action", required=True, metavar="ACTION")
+    session_list = session_actions.add_parser("list", help="a user's sessions, newest first")
+    session_list.add_argument("--user", default="", help="user id (default: anonymous)")
+    session_show = session_actions.add_parser("show", help="a session's cross-agent transcript")
+    session_show.add_argument("session")
+    session_delete = session_actions.add_parser("delete", help="delete a session: states, transcript, locks")
+    session_delete.add_argument("session")
     listing = commands.add_parser("agents", help="list the mesh's agents, replicas, health and meta")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
@@ -61,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_commands.run(args.target, args.text, args.session, args.user, args.timeout)
     if args.command == "pipelines":
         return run_commands.pipelines()
+    if args.command == "sessions":
+        return run_commands.sessions(args.action, args.user if args.action == "list" else args.session)
     if args.command == "serve" and args.what == "orchestrator":
         return orchestrator_entry.run(orchestrator_entry.ServeArgs(args.mesh_file, args.port, args.host))
     if args.command == "serve" and args.what == "agents":

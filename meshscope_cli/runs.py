@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from datetime import UTC, datetime
 from typing import TextIO
 
 import grpc
@@ -113,3 +114,33 @@ async def _pipelines() -> int:
 
 def pipelines() -> int:
     return asyncio.run(_pipelines())
+
+
+async def _sessions(action: str, value: str) -> int:
+    async with OrchestratorClient() as client:
+        try:
+            if action == "list":
+                listed = await client.list_sessions(value)
+                if not listed.sessions:
+                    print(f"no sessions for user {value or 'anonymous'!r}")
+                for s in listed.sessions:
+                    when = datetime.fromtimestamp(s.updated_at, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+                    print(f"{s.session_id}  {when}  {s.turns} turn(s)  {', '.join(s.agents)}")
+            elif action == "show":
+                session = await client.get_session(value)
+                for line in session.history:
+                    speaker = line.name if line.role == "assistant" else f"{line.name} -> {line.agent}"
+                    print(f"[{speaker}] {line.text}")
+            else:
+                deleted = await client.delete_session(value)
+                print(f"deleted session {value!r}" if deleted else f"no session {value!r}")
+                return 0 if deleted else 1
+        except grpc.aio.AioRpcError as error:
+            print(f"meshscope: {error.code().name}: {error.details()}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def sessions(action: str, value: str) -> int:
+    """`meshscope sessions list|show|delete`."""
+    return asyncio.run(_sessions(action, value))

@@ -84,3 +84,23 @@ class OrchestratorClient:
             orchestrator_pb2.ListPipelinesRequest(), timeout=timeout
         )
         return response
+
+    async def list_sessions(
+        self, user_id: str = "", timeout: float = 10.0
+    ) -> common_pb2.ListSessionsResponse:
+        response: common_pb2.ListSessionsResponse = await self._stub.ListSessions(
+            common_pb2.ListSessionsRequest(user_id=user_id), timeout=timeout
+        )
+        return response
+
+    async def get_session(self, session_id: str, timeout: float = 10.0) -> common_pb2.Session:
+        response: common_pb2.Session = await self._stub.GetSession(
+            common_pb2.GetSessionRequest(session_id=session_id), timeout=timeout
+        )
+        return response
+
+    async def delete_session(self, session_id: str, timeout: float = 10.0) -> bool:
+        response: common_pb2.DeleteSessionResponse = await self._stub.DeleteSession(
+            common_pb2.DeleteSessionRequest(session_id=session_id), timeout=timeout
+        )
+        return response.deleted

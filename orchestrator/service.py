@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 
 from discovery.watcher import Watcher
 from meshscope.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from orchestrator import sessions
 from orchestrator.config import OrchestratorSettings
 from orchestrator.pipelines import MeshFile
 from orchestrator.pool import EndpointPool
@@ -135,6 +136,55 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
                 name=name, kind=p.kind, description=p.description, agents=self.runner.agents_of(name)
             )
         return response
+
+    async def ListSessions(  # noqa: N802
+        self, request: common_pb2.ListSessionsRequest, context: grpc.aio.ServicerContext
+    ) -> common_pb2.ListSessionsResponse:
+        problem = _check_key(request.user_id, "user_id")
+        if problem:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        try:
+            return await sessions.list_sessions(self.pool, request.user_id)
+        except sessions.SessionsUnavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            raise
+
+    async def GetSession(  # noqa: N802
+        self, request: common_pb2.GetSessionRequest, context: grpc.aio.ServicerContext
+    ) -> common_pb2.Session:
+        problem = (
+            "session_id: is required"
+            if not request.session_id
+            else _check_key(request.session_id, "session_id")
+        )
+        if problem:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        try:
+            found = await sessions.get_session(self.pool, request.session_id)
+        except sessions.SessionsUnavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            raise
+        if found is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no session {request.session_id!r}")
+            raise AssertionError("unreachable")
+        return found
+
+    async def DeleteSession(  # noqa: N802
+        self, request: common_pb2.DeleteSessionRequest, context: grpc.aio.ServicerContext
+    ) -> common_pb2.DeleteSessionResponse:
+        problem = (
+            "session_id: is required"
+            if not request.session_id
+            else _check_key(request.session_id, "session_id")
+        )
+        if problem:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        try:
+            deleted = await sessions.delete_session(self.pool, request.session_id)
+        except sessions.SessionsUnavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            raise
+        return common_pb2.DeleteSessionResponse(deleted=deleted)
 
 
 class OrchestratorServer:

@@ -11,6 +11,7 @@ from meshscope.v1 import agent_pb2, agent_pb2_grpc, common_pb2
 from services.runtime.errors import AgentNotFound, InvalidInput, MeshError, ShuttingDown
 from services.runtime.hosted import HostedAgent
 from services.runtime.messages import message_to_msg
+from services.runtime.state import SessionInfo
 from services.runtime.turn import Turn, TurnFailed, TurnRunner
 
 MAX_KEY_LENGTH = 256
@@ -34,6 +35,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     def __init__(
         self, agents: Mapping[str, HostedAgent], runner: TurnRunner, draining: Callable[[], bool]
     ) -> None:
+        self._store = runner.store
         self._agents = dict(agents)
         self._runner = runner
         self._draining = draining
@@ -86,3 +88,64 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         except MeshError as error:
             await context.abort(error.code, error.message)
             raise  # unreachable: abort raises
+
+    async def ListSessions(  # noqa: N802 - gRPC method name
+        self, request: common_pb2.ListSessionsRequest, context: grpc.aio.ServicerContext
+    ) -> common_pb2.ListSessionsResponse:
+        try:
+            user = check_key(request.user_id, "user_id") or ANONYMOUS_USER
+            found = await self._store.sessions(user)
+        except MeshError as error:
+            await context.abort(error.code, error.message)
+            raise
+        return common_pb2.ListSessionsResponse(sessions=[session_summary(s) for s in found])
+
+    async def GetSession(  # noqa: N802 - gRPC method name
+        self, request: common_pb2.GetSessionRequest, context: grpc.aio.ServicerContext
+    ) -> common_pb2.Session:
+        try:
+            session_id = _required_session(request.session_id)
+            lines = await self._store.history(session_id)
+        except MeshError as error:
+            await context.abort(error.code, error.message)
+            raise
+        if not lines:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no session {session_id!r}")
+        agents = sorted({line.agent for line in lines})
+        summary = common_pb2.SessionSummary(
+            session_id=session_id, updated_at=max(line.at for line in lines), agents=agents,
+            turns=sum(1 for line in lines if line.role == "user"),
+        )  # fmt: skip
+        return common_pb2.Session(
+            summary=summary,
+            history=[
+                common_pb2.HistoryLine(agent=x.agent, role=x.role, name=x.name, text=x.text, at=x.at)
+                for x in lines
+            ],
+        )
+
+    async def DeleteSession(  # noqa: N802 - gRPC method name
+        self, request: common_pb2.DeleteSessionRequest, context: grpc.aio.ServicerContext
+    ) -> common_pb2.DeleteSessionResponse:
+        try:
+            deleted = await self._store.delete_session(_required_session(request.session_id))
+        except MeshError as error:
+            await context.abort(error.code, error.message)
+            raise
+        return common_pb2.DeleteSessionResponse(deleted=deleted)
+
+
+def _required_session(value: str) -> str:
+    if not value:
+        raise InvalidInput("session_id", "is required")
+    return check_key(value, "session_id")
+
+
+def session_summary(info: SessionInfo) -> common_pb2.SessionSummary:
+    return common_pb2.SessionSummary(
+        session_id=info.session_id,
+        user_id=info.user_id,
+        updated_at=info.updated_at,
+        turns=info.turns,
+        agents=list(info.agents),
+    )

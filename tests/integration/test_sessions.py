@@ -8,7 +8,13 @@ import grpc
 import pytest
 import redis.asyncio as redis
 
+from discovery.model import Instance, replica_id_for
+from discovery.watcher import StaticWatcher
 from meshscope_cli.redis_dev import RedisDevServer, free_port
+from orchestrator.client import OrchestratorClient
+from orchestrator.config import OrchestratorSettings
+from orchestrator.pipelines import parse_mesh
+from orchestrator.service import OrchestratorServer
 from services.runtime.client import AgentClient, Reply
 from services.runtime.redis_store import RedisSessionStore, StoreSettings
 from tests.conftest import StartServer
@@ -161,3 +167,72 @@ async def test_a_corrupt_stored_state_names_the_session(
             await client.reply("writer", "hello", session_id="broken")
     assert failure.value.code() == grpc.StatusCode.DATA_LOSS
     assert "stored state of session 'broken' for agent 'writer' is corrupt" in str(failure.value.details())
+
+
+async def test_sessions_through_the_orchestrator(
+    start_server: StartServer, redis_server: RedisDevServer
+) -> None:
+    replica_a = await start_server(["analyst", "writer"], store=redis_store(redis_server))
+    replica_b = await start_server(["analyst", "writer"], store=redis_store(redis_server))
+    endpoints = {"analyst": [("127.0.0.1", replica_a.port)], "writer": [("127.0.0.1", replica_a.port)]}
+    orchestrator = OrchestratorServer(
+        parse_mesh(
+            "agents: [analyst, writer]\n"
+            "pipelines:\n  analysis: {kind: sequential, steps: [analyst, writer]}\n"
+        ),
+        StaticWatcher(endpoints),
+        OrchestratorSettings(port=0, shutdown_pause_s=0, shutdown_grace_s=1),
+    )
+    await orchestrator.start()
+    try:
+        async with OrchestratorClient(orchestrator.address) as client:
+            first = [e async for e in client.run("analysis", "plan a trip", session_id="trip", user_id="ann")]
+            assert {e.replica for e in first if e.HasField("agent_event")} == {
+                f"analyst@127.0.0.1:{replica_a.port}",
+                f"writer@127.0.0.1:{replica_a.port}",
+            }
+            # Discovery now only knows replica B: turn 2 lands there and continues the conversation.
+            orchestrator.pool.update("analyst", StaticWatcherInstances.of("analyst", replica_b.port))
+            second = [
+                e async for e in client.run("analyst", "and the budget?", session_id="trip", user_id="ann")
+            ]
+            assert {e.replica for e in second if e.HasField("agent_event")} == {
+                f"analyst@127.0.0.1:{replica_b.port}"
+            }
+            text = "".join(
+                e.agent_event.text_delta.delta for e in second if e.agent_event.HasField("text_delta")
+            )
+            assert "turn 2" in text and "Earlier you said: plan a trip" in text
+
+            listed = await client.list_sessions("ann")
+            assert [(s.session_id, s.turns, list(s.agents)) for s in listed.sessions] == [
+                ("trip", 3, ["analyst", "writer"])
+            ]
+            session = await client.get_session("trip")
+            assert [(h.agent, h.role) for h in session.history] == [
+                ("analyst", "user"), ("analyst", "assistant"), ("writer", "user"), ("writer", "assistant"),
+                ("analyst", "user"), ("analyst", "assistant"),
+            ]  # fmt: skip
+            assert session.history[0].text == "plan a trip"
+            assert await client.delete_session("trip")
+            with pytest.raises(grpc.aio.AioRpcError) as gone:
+                await client.get_session("trip")
+            assert gone.value.code() == grpc.StatusCode.NOT_FOUND
+            assert (await client.list_sessions("ann")).sessions == []
+            assert not await client.delete_session("trip")
+            with pytest.raises(grpc.aio.AioRpcError) as bad:
+                await client.get_session("")
+            assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            fresh = [e async for e in client.run("analyst", "hello again", session_id="trip", user_id="ann")]
+            fresh_text = "".join(
+                e.agent_event.text_delta.delta for e in fresh if e.agent_event.HasField("text_delta")
+            )
+            assert "turn 1" in fresh_text  # the deleted state is gone everywhere
+    finally:
+        await orchestrator.stop()
+
+
+class StaticWatcherInstances:
+    @staticmethod
+    def of(agent: str, port: int) -> list[Instance]:
+        return [Instance(agent, replica_id_for(agent, "127.0.0.1", port), "127.0.0.1", port)]

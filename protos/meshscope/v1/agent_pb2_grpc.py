@@ -53,6 +53,21 @@ class AgentServiceStub:
                 request_serializer=meshscope_dot_v1_dot_agent__pb2.GetCardRequest.SerializeToString,
                 response_deserializer=meshscope_dot_v1_dot_common__pb2.AgentCard.FromString,
                 _registered_method=True)
+        self.ListSessions = channel.unary_unary(
+                '/meshscope.v1.AgentService/ListSessions',
+                request_serializer=meshscope_dot_v1_dot_common__pb2.ListSessionsRequest.SerializeToString,
+                response_deserializer=meshscope_dot_v1_dot_common__pb2.ListSessionsResponse.FromString,
+                _registered_method=True)
+        self.GetSession = channel.unary_unary(
+                '/meshscope.v1.AgentService/GetSession',
+                request_serializer=meshscope_dot_v1_dot_common__pb2.GetSessionRequest.SerializeToString,
+                response_deserializer=meshscope_dot_v1_dot_common__pb2.Session.FromString,
+                _registered_method=True)
+        self.DeleteSession = channel.unary_unary(
+                '/meshscope.v1.AgentService/DeleteSession',
+                request_serializer=meshscope_dot_v1_dot_common__pb2.DeleteSessionRequest.SerializeToString,
+                response_deserializer=meshscope_dot_v1_dot_common__pb2.DeleteSessionResponse.FromString,
+                _registered_method=True)
 
 
 class AgentServiceServicer:
@@ -81,6 +96,27 @@ class AgentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListSessions(self, request, context):
+        """Lists a user's sessions in this process's session store.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSession(self, request, context):
+        """Reads a session from this process's session store (NOT_FOUND when absent).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSession(self, request, context):
+        """Deletes a session (states, transcript, locks) from this process's session store.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -93,6 +129,21 @@ def add_AgentServiceServicer_to_server(servicer, server):
                     servicer.GetCard,
                     request_deserializer=meshscope_dot_v1_dot_agent__pb2.GetCardRequest.FromString,
                     response_serializer=meshscope_dot_v1_dot_common__pb2.AgentCard.SerializeToString,
+            ),
+            'ListSessions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSessions,
+                    request_deserializer=meshscope_dot_v1_dot_common__pb2.ListSessionsRequest.FromString,
+                    response_serializer=meshscope_dot_v1_dot_common__pb2.ListSessionsResponse.SerializeToString,
+            ),
+            'GetSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSession,
+                    request_deserializer=meshscope_dot_v1_dot_common__pb2.GetSessionRequest.FromString,
+                    response_serializer=meshscope_dot_v1_dot_common__pb2.Session.SerializeToString,
+            ),
+            'DeleteSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSession,
+                    request_deserializer=meshscope_dot_v1_dot_common__pb2.DeleteSessionRequest.FromString,
+                    response_serializer=meshscope_dot_v1_dot_common__pb2.DeleteSessionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -157,6 +208,87 @@ class AgentService:
             '/meshscope.v1.AgentService/GetCard',
             meshscope_dot_v1_dot_agent__pb2.GetCardRequest.SerializeToString,
             meshscope_dot_v1_dot_common__pb2.AgentCard.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSessions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshscope.v1.AgentService/ListSessions',
+            meshscope_dot_v1_dot_common__pb2.ListSessionsRequest.SerializeToString,
+            meshscope_dot_v1_dot_common__pb2.ListSessionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshscope.v1.AgentService/GetSession',
+            meshscope_dot_v1_dot_common__pb2.GetSessionRequest.SerializeToString,
+            meshscope_dot_v1_dot_common__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshscope.v1.AgentService/DeleteSession',
+            meshscope_dot_v1_dot_common__pb2.DeleteSessionRequest.SerializeToString,
+            meshscope_dot_v1_dot_common__pb2.DeleteSessionResponse.FromString,
             options,
             channel_credentials,
             insecure,

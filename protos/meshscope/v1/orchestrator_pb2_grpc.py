@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from meshscope.v1 import common_pb2 as meshscope_dot_v1_dot_common__pb2
 from meshscope.v1 import orchestrator_pb2 as meshscope_dot_v1_dot_orchestrator__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -55,6 +56,21 @@ class OrchestratorStub:
                 request_serializer=meshscope_dot_v1_dot_orchestrator__pb2.ListPipelinesRequest.SerializeToString,
                 response_deserializer=meshscope_dot_v1_dot_orchestrator__pb2.ListPipelinesResponse.FromString,
                 _registered_method=True)
+        self.ListSessions = channel.unary_unary(
+                '/meshscope.v1.Orchestrator/ListSessions',
+                request_serializer=meshscope_dot_v1_dot_common__pb2.ListSessionsRequest.SerializeToString,
+                response_deserializer=meshscope_dot_v1_dot_common__pb2.ListSessionsResponse.FromString,
+                _registered_method=True)
+        self.GetSession = channel.unary_unary(
+                '/meshscope.v1.Orchestrator/GetSession',
+                request_serializer=meshscope_dot_v1_dot_common__pb2.GetSessionRequest.SerializeToString,
+                response_deserializer=meshscope_dot_v1_dot_common__pb2.Session.FromString,
+                _registered_method=True)
+        self.DeleteSession = channel.unary_unary(
+                '/meshscope.v1.Orchestrator/DeleteSession',
+                request_serializer=meshscope_dot_v1_dot_common__pb2.DeleteSessionRequest.SerializeToString,
+                response_deserializer=meshscope_dot_v1_dot_common__pb2.DeleteSessionResponse.FromString,
+                _registered_method=True)
 
 
 class OrchestratorServicer:
@@ -87,6 +103,27 @@ class OrchestratorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListSessions(self, request, context):
+        """Lists a user's sessions (asked of every agent replica, merged).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSession(self, request, context):
+        """Reads a session's cross-agent transcript (NOT_FOUND when no replica knows it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSession(self, request, context):
+        """Deletes a session everywhere: states, transcript, locks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrchestratorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -104,6 +141,21 @@ def add_OrchestratorServicer_to_server(servicer, server):
                     servicer.ListPipelines,
                     request_deserializer=meshscope_dot_v1_dot_orchestrator__pb2.ListPipelinesRequest.FromString,
                     response_serializer=meshscope_dot_v1_dot_orchestrator__pb2.ListPipelinesResponse.SerializeToString,
+            ),
+            'ListSessions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSessions,
+                    request_deserializer=meshscope_dot_v1_dot_common__pb2.ListSessionsRequest.FromString,
+                    response_serializer=meshscope_dot_v1_dot_common__pb2.ListSessionsResponse.SerializeToString,
+            ),
+            'GetSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSession,
+                    request_deserializer=meshscope_dot_v1_dot_common__pb2.GetSessionRequest.FromString,
+                    response_serializer=meshscope_dot_v1_dot_common__pb2.Session.SerializeToString,
+            ),
+            'DeleteSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSession,
+                    request_deserializer=meshscope_dot_v1_dot_common__pb2.DeleteSessionRequest.FromString,
+                    response_serializer=meshscope_dot_v1_dot_common__pb2.DeleteSessionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -193,6 +245,87 @@ class Orchestrator:
             '/meshscope.v1.Orchestrator/ListPipelines',
             meshscope_dot_v1_dot_orchestrator__pb2.ListPipelinesRequest.SerializeToString,
             meshscope_dot_v1_dot_orchestrator__pb2.ListPipelinesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSessions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshscope.v1.Orchestrator/ListSessions',
+            meshscope_dot_v1_dot_common__pb2.ListSessionsRequest.SerializeToString,
+            meshscope_dot_v1_dot_common__pb2.ListSessionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshscope.v1.Orchestrator/GetSession',
+            meshscope_dot_v1_dot_common__pb2.GetSessionRequest.SerializeToString,
+            meshscope_dot_v1_dot_common__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meshscope.v1.Orchestrator/DeleteSession',
+            meshscope_dot_v1_dot_common__pb2.DeleteSessionRequest.SerializeToString,
+            meshscope_dot_v1_dot_common__pb2.DeleteSessionResponse.FromString,
             options,
             channel_credentials,
             insecure,
