@@ -29,9 +29,11 @@ def redis_binary() -> str:
 class RedisDevServer:
     """`redis-server` with AOF in `workdir`, on a free port."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, fsync: str = "always") -> None:
         self.workdir = workdir
         self.port = port or free_port()
+        self.fsync = fsync
+        """AOF fsync policy: "always" (tests: nothing acknowledged is lost) or "everysec" (the default)."""
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -42,7 +44,7 @@ class RedisDevServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         args = [
             redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.workdir),
+            "--appendonly", "yes", "--appendfsync", self.fsync, "--dir", str(self.workdir),
             "--daemonize", "no", "--logfile", str(self.workdir / "redis.log"),
         ]  # fmt: skip
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

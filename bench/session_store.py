@@ -1,0 +1,97 @@
+"""Per-turn cost of the session store: in memory against Redis, same run.
+
+A turn with a session takes the (session, agent) lock, loads the state,
+runs, saves the state, appends the transcript and releases the lock. This
+runs the echo agent's turns through the real `TurnRunner` (no gRPC) on both
+backends, alternating batches, and reports wall and CPU time per turn and
+the difference: what the Redis round trips cost. A fresh redis-server (AOF,
+fsync always, as the tests run it) is started for the run.
+
+Run: `.venv/bin/python bench/session_store.py [--turns N] [--batches N]`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+
+from meshscope.v1 import common_pb2
+from meshscope_cli.redis_dev import RedisDevServer
+from services.catalog import load_definition
+from services.runtime.hosted import HostedAgent
+from services.runtime.messages import message_to_msg
+from services.runtime.redis_store import RedisSessionStore, StoreSettings
+from services.runtime.state import InMemorySessionStore, SessionStore
+from services.runtime.turn import Turn, TurnRunner
+
+
+async def batch(runner: TurnRunner, agent: HostedAgent, label: str, turns: int) -> tuple[float, float]:
+    """Wall and CPU ms per turn over `turns` sequential turns, two per session."""
+    text = common_pb2.Message(
+        role=common_pb2.ROLE_USER, parts=[common_pb2.Part(text="compare grpc and rest")]
+    )
+    wall, cpu = time.perf_counter(), time.process_time()
+    for i in range(turns):
+        turn = Turn(agent, message_to_msg(text), f"{label}-{i // 2}", "bench")
+        async for _ in runner.run(turn):
+            pass
+    return (time.perf_counter() - wall) * 1000 / turns, (time.process_time() - cpu) * 1000 / turns
+
+
+async def main(turns: int, batches: int, fsync: str) -> None:
+    agent = HostedAgent(load_definition("echo"), None)
+    with tempfile.TemporaryDirectory() as workdir:
+        redis_server = RedisDevServer(Path(workdir), fsync=fsync)
+        redis_server.start()
+        stores: dict[str, SessionStore] = {
+            "memory": InMemorySessionStore(),
+            "redis": RedisSessionStore(StoreSettings(redis_url=redis_server.url)),
+        }
+        runners = {name: TurnRunner(store) for name, store in stores.items()}
+        results: dict[str, list[tuple[float, float]]] = {name: [] for name in stores}
+        try:
+            for name, runner in runners.items():
+                await batch(runner, agent, f"warm-{name}", 50)
+            for b in range(batches):
+                for name, runner in runners.items():
+                    results[name].append(await batch(runner, agent, f"{name}-{b}", turns))
+        finally:
+            for store in stores.values():
+                await store.close()
+            redis_server.stop()
+    print(f"echo turns with a session (lock, load, run, save, history, unlock), {batches} x {turns}, no gRPC")
+    medians = {}
+    for name, rows in results.items():
+        wall = statistics.median(r[0] for r in rows)
+        cpu = statistics.median(r[1] for r in rows)
+        medians[name] = (wall, cpu)
+        print(
+            f"  {name:<7} wall {wall:6.3f} ms/turn   cpu {cpu:6.3f} ms/turn   (wall per batch: "
+            + ", ".join(f"{r[0]:.3f}" for r in rows)
+            + ")"
+        )
+    (mw, mc), (rw, rc) = medians["memory"], medians["redis"]
+    print(f"  Redis adds {rw - mw:+.3f} ms wall and {rc - mc:+.3f} ms CPU per turn ({rw / mw:.2f}x wall)")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--turns", type=int, default=400)
+    parser.add_argument("--batches", type=int, default=5)
+    parser.add_argument(
+        "--fsync", choices=("everysec", "always"), default="everysec", help="Redis AOF fsync policy"
+    )
+    args = parser.parse_args()
+    print(f"redis-server with AOF, appendfsync {args.fsync}")
+    asyncio.run(main(args.turns, args.batches, args.fsync))
