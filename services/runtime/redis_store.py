@@ -59,6 +59,17 @@ local ttl = tonumber(ARGV[3])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl); redis.call('PEXPIRE', KEYS[2], ttl) end
 return version + 1
 """
+_APPEND_HISTORY = """
+local count = tonumber(ARGV[5])
+for i = 1, count do redis.call('RPUSH', KEYS[1], ARGV[5 + i]) end
+redis.call('HSET', KEYS[2], 'user', ARGV[1], 'updated_at', ARGV[3])
+redis.call('HINCRBY', KEYS[2], 'turns', 1)
+for i = 6 + count, #ARGV do redis.call('SADD', KEYS[3], ARGV[i]) end
+redis.call('ZADD', KEYS[4], ARGV[3], ARGV[2])
+local ttl = tonumber(ARGV[4])
+if ttl > 0 then for k = 1, 4 do redis.call('PEXPIRE', KEYS[k], ttl) end end
+return count
+"""
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -153,6 +164,7 @@ class RedisSessionStore:
         self._save = self._client.register_script(_SAVE)
         self._release = self._client.register_script(_RELEASE)
         self._renew = self._client.register_script(_RENEW)
+        self._append = self._client.register_script(_APPEND_HISTORY)
         self._p = settings.prefix
         self._ttl_ms = int(settings.session_ttl_s * 1000)
 
@@ -212,17 +224,15 @@ class RedisSessionStore:
         listing = self._key("user-sessions", user_id)
         updated = max(e.at for e in entries)
 
+        # One script, one round trip: the transcript lines, the session's meta, its
+        # agents and the user's listing change together.
+        args: list[str | int | float] = [user_id, session_id, updated, self._ttl_ms, len(entries)]
+        args += [json.dumps(asdict(e)) for e in entries]
+        args += sorted({e.agent for e in entries})
+        keys = [history, meta, agents, listing]
+
         async def write() -> None:
-            async with self._client.pipeline(transaction=True) as pipe:
-                pipe.rpush(history, *(json.dumps(asdict(e)) for e in entries))
-                pipe.hset(meta, mapping={"user": user_id, "updated_at": updated})
-                pipe.hincrby(meta, "turns", 1)
-                pipe.sadd(agents, *{e.agent for e in entries})
-                pipe.zadd(listing, {session_id: updated})
-                if self._ttl_ms:
-                    for key in (history, meta, agents, listing):
-                        pipe.pexpire(key, self._ttl_ms)
-                await pipe.execute()
+            await self._append(keys=keys, args=args)
 
         await self._call(write)
 
