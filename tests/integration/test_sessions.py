@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import grpc
 import pytest
@@ -10,6 +11,7 @@ import redis.asyncio as redis
 
 from discovery.model import Instance, replica_id_for
 from discovery.watcher import StaticWatcher
+from meshscope_cli.launch import launch, meshscope_command
 from meshscope_cli.redis_dev import RedisDevServer, free_port
 from orchestrator.client import OrchestratorClient
 from orchestrator.config import OrchestratorSettings
@@ -18,7 +20,7 @@ from orchestrator.service import OrchestratorServer
 from services.runtime.client import AgentClient, Reply
 from services.runtime.redis_store import RedisSessionStore, StoreSettings
 from tests.conftest import StartServer
-from tests.support import start_agents, wait_for
+from tests.support import REPO, child_env, run_cli, start_agents, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -236,3 +238,45 @@ class StaticWatcherInstances:
     @staticmethod
     def of(agent: str, port: int) -> list[Instance]:
         return [Instance(agent, replica_id_for(agent, "127.0.0.1", port), "127.0.0.1", port)]
+
+
+def test_meshscope_sessions_commands(redis_server: RedisDevServer, tmp_path: Path) -> None:
+    agents = start_agents(["--agents", "analyst,writer"], {"REDIS_URL": redis_server.url})
+    orchestrator = None
+    try:
+        mesh = tmp_path / "mesh.yaml"
+        mesh.write_text(
+            "agents: [analyst, writer]\n"
+            "pipelines:\n  analysis: {kind: sequential, steps: [analyst, writer]}\n"
+        )
+        static = {"MESHSCOPE_STATIC_ENDPOINTS": f"analyst={agents.address};writer={agents.address}"}
+        orchestrator = launch(
+            meshscope_command("serve", "orchestrator", "-f", str(mesh), "--port", "0"),
+            child_env(static),
+            cwd=REPO,
+        )
+        env = {"MESHSCOPE_ORCHESTRATOR": orchestrator.address}
+        assert (
+            run_cli(["run", "analysis", "plan a trip", "--session", "trip", "--user", "ann"], env).returncode
+            == 0
+        )
+        listed = run_cli(["sessions", "list", "--user", "ann"], env)
+        assert listed.returncode == 0, listed.stderr
+        fields = listed.stdout.split()
+        assert fields[0] == "trip"
+        assert "2 turn(s)" in listed.stdout
+        assert listed.stdout.strip().endswith("analyst, writer")
+        shown = run_cli(["sessions", "show", "trip"], env)
+        lines = shown.stdout.strip().splitlines()
+        assert lines[0] == "[user -> analyst] plan a trip"
+        assert lines[1].startswith("[analyst] analyst: turn 1.")
+        assert len(lines) == 4
+        assert run_cli(["sessions", "delete", "trip"], env).stdout.strip() == "deleted session 'trip'"
+        missing = run_cli(["sessions", "show", "trip"], env)
+        assert missing.returncode == 1
+        assert missing.stderr.strip() == "meshscope: NOT_FOUND: no session 'trip'"
+        assert run_cli(["sessions", "delete", "trip"], env).returncode == 1
+    finally:
+        if orchestrator is not None:
+            orchestrator.stop()
+        agents.stop()
