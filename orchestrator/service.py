@@ -7,6 +7,7 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -149,42 +150,35 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
             raise
 
-    async def GetSession(  # noqa: N802
-        self, request: common_pb2.GetSessionRequest, context: grpc.aio.ServicerContext
-    ) -> common_pb2.Session:
-        problem = (
-            "session_id: is required"
-            if not request.session_id
-            else _check_key(request.session_id, "session_id")
-        )
+    async def _session_call(self, session_id: str, context: grpc.aio.ServicerContext, call: Any) -> Any:
+        """Validate the session id, then run `call()`; store trouble becomes UNAVAILABLE."""
+        problem = "session_id: is required" if not session_id else _check_key(session_id, "session_id")
         if problem:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         try:
-            found = await sessions.get_session(self.pool, request.session_id)
+            return await call()
         except sessions.SessionsUnavailable as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
             raise
+
+    async def GetSession(  # noqa: N802
+        self, request: common_pb2.GetSessionRequest, context: grpc.aio.ServicerContext
+    ) -> common_pb2.Session:
+        found = await self._session_call(
+            request.session_id, context, lambda: sessions.get_session(self.pool, request.session_id)
+        )
         if found is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no session {request.session_id!r}")
-            raise AssertionError("unreachable")
+        assert isinstance(found, common_pb2.Session)
         return found
 
     async def DeleteSession(  # noqa: N802
         self, request: common_pb2.DeleteSessionRequest, context: grpc.aio.ServicerContext
     ) -> common_pb2.DeleteSessionResponse:
-        problem = (
-            "session_id: is required"
-            if not request.session_id
-            else _check_key(request.session_id, "session_id")
+        deleted = await self._session_call(
+            request.session_id, context, lambda: sessions.delete_session(self.pool, request.session_id)
         )
-        if problem:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
-        try:
-            deleted = await sessions.delete_session(self.pool, request.session_id)
-        except sessions.SessionsUnavailable as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-            raise
-        return common_pb2.DeleteSessionResponse(deleted=deleted)
+        return common_pb2.DeleteSessionResponse(deleted=bool(deleted))
 
 
 class OrchestratorServer:
