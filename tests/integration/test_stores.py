@@ -143,6 +143,8 @@ async def test_no_acknowledged_save_is_lost_when_redis_restarts_mid_load(
     acknowledged: dict[str, tuple[str, int]] = {}
     refused = 0
     restarted = asyncio.Event()
+    saves_before_restart: list[str] = []
+    saves_after_restart: list[str] = []
 
     async def writer(n: int) -> None:
         nonlocal refused
@@ -153,6 +155,10 @@ async def test_no_acknowledged_save_is_lost_when_redis_restarts_mid_load(
             try:
                 version = await store.save(key, data, version)
                 acknowledged[key.session_id] = (data, version)
+                if restarted.is_set():
+                    saves_after_restart.append(key.session_id)
+                else:
+                    saves_before_restart.append(key.session_id)
             except (StoreUnavailable, StateConflict):
                 # Unreachable, or the save ran but its reply was lost and the retry met
                 # its own write: not acknowledged either way; carry on from what is stored.
@@ -165,7 +171,8 @@ async def test_no_acknowledged_save_is_lost_when_redis_restarts_mid_load(
 
     await asyncio.gather(*(writer(n) for n in range(8)))
     assert restarted.is_set()
-    assert refused > 0, "the restart did not interrupt any save"
+    # Saves went on around the restart (some may have failed or been retried through it).
+    assert saves_before_restart and saves_after_restart
     for session_id, (data, version) in acknowledged.items():
         loaded = await store.load(StateKey("u", session_id, "analyst"))
         assert loaded is not None
