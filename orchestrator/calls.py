@@ -8,6 +8,7 @@ idempotent): it surfaces as `StepFailed` with `started=True`.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -64,15 +65,26 @@ async def stream_step(
                 raise StepFailed(
                     grpc.StatusCode.DEADLINE_EXCEEDED, "the run's deadline passed", started=False
                 )
-        endpoint.in_flight += 1
-        endpoint.served += 1
-        call = endpoint.stub.Invoke(request, timeout=timeout)
         started = False
+        call = None
+        pool.stream_started(endpoint)
         try:
+            call = endpoint.stub.Invoke(request, timeout=timeout)
             async for event in call:
                 started = True
                 yield StepEvent(endpoint, event)
             return
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # our own cancellation: the caller left, or a sibling step failed
+            # grpc cancelled the call underneath us (its channel went away).
+            raise StepFailed(
+                grpc.StatusCode.UNAVAILABLE,
+                f"agent {request.agent!r} on {endpoint.replica_id}: the connection was closed",
+                started=started,
+                replica=endpoint.replica_id,
+            ) from None
         except grpc.aio.AioRpcError as error:
             code = error.code()
             failure = StepFailed(
@@ -86,7 +98,8 @@ async def stream_step(
             pool.eject(endpoint)
             last = failure
         finally:
-            endpoint.in_flight -= 1
-            call.cancel()
+            pool.stream_ended(endpoint)
+            if call is not None:
+                call.cancel()
     assert last is not None
     raise last

@@ -119,12 +119,17 @@ class _Located:
         return PipelineError(f"{where}: {dotted}: {reason}")
 
 
-def _names(value: Any, path: tuple[Any, ...], at: _Located) -> tuple[str, ...]:
+def _names(value: Any, path: tuple[Any, ...], at: _Located, *, unique: bool = False) -> tuple[str, ...]:
     if not isinstance(value, list) or not value:
         raise at.error(path, "must be a non-empty list of names")
     for index, item in enumerate(value):
         if not isinstance(item, str) or not item.strip():
             raise at.error((*path, index), f"must be a name, got {item!r}")
+        if unique and item in value[:index]:
+            raise at.error(
+                (*path, index),
+                f"{item!r} is listed twice (parallel turns of one agent in one session would collide)",
+            )
     return tuple(value)
 
 
@@ -151,7 +156,7 @@ def _pipeline(name: str, spec: Any, at: _Located) -> Pipeline:
         if key not in spec:
             continue
         if expected is list:
-            values[key] = _names(spec[key], (*path, key), at)
+            values[key] = _names(spec[key], (*path, key), at, unique=key in ("workers", "agents", "choices"))
         elif not isinstance(spec[key], str) or not spec[key].strip():
             raise at.error((*path, key), f"must be a name, got {spec[key]!r}")
         else:
@@ -193,17 +198,43 @@ def _check_cycles(mesh: MeshFile, at: _Located) -> None:
         visit(name, ())
 
 
+TOP_LEVEL_KEYS = ("agents", "pipelines")
+AGENT_FIELDS: dict[str, type] = {"model": str, "replicas": int}
+"""What an agent entry may say (used by `meshscope up`): its model spec and replica count."""
+
+
+def _agent_entry(name: str, entry: Any, at: _Located) -> None:
+    if entry is None:
+        return
+    if not isinstance(entry, dict):
+        raise at.error(("agents", name), "must be a mapping (model, replicas) or empty")
+    for key, value in entry.items():
+        expected = AGENT_FIELDS.get(key)
+        if expected is None:
+            raise at.error(("agents", name, key), f"unknown field (allowed: {', '.join(AGENT_FIELDS)})")
+        if expected is int:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise at.error(("agents", name, key), "must be a positive whole number")
+        elif not isinstance(value, str):
+            raise at.error(("agents", name, key), "must be text")
+
+
 def parse_mesh(text: str, source: str = "<mesh>") -> MeshFile:
     """Parse and validate a mesh file's text; PipelineError says where and why."""
     at = _Located(source, text)
     data = yaml.safe_load(text) or {}
     if not isinstance(data, dict):
         raise at.error((), "the mesh file must be a mapping with 'agents' and 'pipelines'")
+    for key in data:
+        if key not in TOP_LEVEL_KEYS:
+            raise at.error((key,), f"unknown section (allowed: {', '.join(TOP_LEVEL_KEYS)})")
     raw_agents = data.get("agents") or {}
     if isinstance(raw_agents, list):
-        agents = _names(raw_agents, ("agents",), at)
+        agents = _names(raw_agents, ("agents",), at, unique=True)
     elif isinstance(raw_agents, dict):
         agents = tuple(str(a) for a in raw_agents)
+        for name, entry in raw_agents.items():
+            _agent_entry(str(name), entry, at)
     else:
         raise at.error(("agents",), "must be a mapping (or list) of agent names")
     raw_pipelines = data.get("pipelines") or {}

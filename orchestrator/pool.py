@@ -69,6 +69,9 @@ class EndpointPool:
         self._options = list(channel_options)
         self.eject_s = eject_s
         self._closing: set[asyncio.Task[None]] = set()
+        self._draining: dict[str, Endpoint] = {}
+        """Replicas discovery dropped while streams were open on them: their channels stay
+        open until the last stream ends (or they come back, and are reused as they are)."""
 
     def update(self, agent: str, instances: Iterable[Instance]) -> None:
         """Discovery listener: open channels to new replicas, close those that left."""
@@ -78,22 +81,46 @@ class EndpointPool:
             endpoint = current.by_id[replica_id]
             if replica_id not in wanted or wanted[replica_id].address != endpoint.instance.address:
                 del current.by_id[replica_id]
-                self._close_later(endpoint)
+                self._retire(endpoint)
                 log.info("replica %s of %s left", replica_id, agent)
         for replica_id, instance in wanted.items():
             if replica_id in current.by_id:
                 current.by_id[replica_id].instance = instance
                 continue
+            returning = self._draining.pop(replica_id, None)
+            if returning is not None and returning.instance.address == instance.address:
+                returning.instance = instance  # it came back: keep its channel and its live load
+                current.by_id[replica_id] = returning
+                continue
+            if returning is not None:
+                self._retire(returning)
             channel = grpc.aio.insecure_channel(instance.address, options=self._options)
             current.by_id[replica_id] = Endpoint(instance, channel, agent_pb2_grpc.AgentServiceStub(channel))
             log.info("replica %s of %s at %s joined", replica_id, agent, instance.address)
 
-    def _close_later(self, endpoint: Endpoint) -> None:
-        # In-flight streams on a departing replica keep running; the channel
-        # closes with a grace period so they can finish.
-        task = asyncio.ensure_future(endpoint.channel.close(grace=30.0))
+    def _retire(self, endpoint: Endpoint) -> None:
+        # Streams still open on a departing replica keep running: closing its channel
+        # would cancel them (a replica that merely missed one health check would cut
+        # every run it serves). Close when the last one ends.
+        if endpoint.in_flight:
+            self._draining[endpoint.replica_id] = endpoint
+        else:
+            self._close(endpoint)
+
+    def _close(self, endpoint: Endpoint) -> None:
+        task = asyncio.ensure_future(endpoint.channel.close())
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
+
+    def stream_started(self, endpoint: Endpoint) -> None:
+        endpoint.in_flight += 1
+        endpoint.served += 1
+
+    def stream_ended(self, endpoint: Endpoint) -> None:
+        endpoint.in_flight -= 1
+        if endpoint.in_flight == 0 and self._draining.get(endpoint.replica_id) is endpoint:
+            del self._draining[endpoint.replica_id]
+            self._close(endpoint)
 
     def agents(self) -> list[str]:
         return sorted(name for name, group in self._agents.items() if group.by_id)
@@ -121,6 +148,9 @@ class EndpointPool:
         log.warning("ejected replica %s for %.1fs", endpoint.replica_id, self.eject_s)
 
     async def close(self) -> None:
+        for endpoint in self._draining.values():
+            await endpoint.channel.close()
+        self._draining.clear()
         for group in self._agents.values():
             for endpoint in group.by_id.values():
                 await endpoint.channel.close()

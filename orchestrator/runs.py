@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 
 import grpc
@@ -25,7 +26,10 @@ from orchestrator.calls import StepFailed, stream_step
 from orchestrator.pipelines import MeshFile, Pipeline
 from orchestrator.pool import EndpointPool
 
+log = logging.getLogger("meshscope.orchestrator")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9_\-]*")
+QUEUE_DEPTH = 256
+"""Events a run buffers for a slow caller before its steps wait (backpressure)."""
 
 
 class RunFailed(Exception):
@@ -60,7 +64,9 @@ class Run:
     request: orchestrator_pb2.RunRequest
     deadline: float | None
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    queue: asyncio.Queue[orchestrator_pb2.RunEvent | None] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[orchestrator_pb2.RunEvent | None] = field(
+        default_factory=lambda: asyncio.Queue(maxsize=QUEUE_DEPTH)
+    )
     steps: int = 0
     replicas: list[str] = field(default_factory=list)
     usage: common_pb2.Usage = field(default_factory=common_pb2.Usage)
@@ -118,7 +124,7 @@ class Runner:
                 run.usage.output_tokens += usage.output_tokens
                 run.usage.cache_input_tokens += usage.cache_input_tokens
                 run.usage.cache_creation_input_tokens += usage.cache_creation_input_tokens
-            run.queue.put_nowait(
+            await run.queue.put(
                 orchestrator_pb2.RunEvent(
                     run_id=run.run_id,
                     step=step,
@@ -217,15 +223,16 @@ class Runner:
         return await self._step(run, f"{prefix}{choice}", choice, message)
 
     def choice_in(self, text: str, p: Pipeline) -> str | None:
-        """The first mesh agent (other than the router) the router's reply names."""
-        candidates = (set(self.mesh.agents) | set(p.choices)) - {p.router}
-        for word in _WORD.findall(text):
-            name = str(word).lower()
-            if name in candidates:
-                return name
-        return None
+        """The agent the router's reply names: a declared choice when it names one,
+        otherwise the first other mesh agent it names (reported as not allowed)."""
+        words = [str(w).lower() for w in _WORD.findall(text)]
+        for word in words:
+            if word in p.choices:
+                return word
+        others = (set(self.mesh.agents) | set(self.pool.agents())) - {p.router}
+        return next((w for w in words if w in others), None)
 
-    async def stream(self, run: Run) -> AsyncIterator[orchestrator_pb2.RunEvent]:
+    async def stream(self, run: Run) -> AsyncGenerator[orchestrator_pb2.RunEvent, None]:
         """Run start, every step's events as they happen, run end; `RunFailed` on failure."""
         request = run.request
         started = time.monotonic()
@@ -253,7 +260,7 @@ class Runner:
                 async with asyncio.timeout(timeout):
                     outcome["output"] = await self.execute(run, request.target, request.input)
             finally:
-                run.queue.put_nowait(None)
+                await run.queue.put(None)
 
         producer = asyncio.create_task(produce())
         try:
@@ -262,6 +269,8 @@ class Runner:
             await producer
         except Exception as exc:
             code, message = _status_of(exc)
+            if code == grpc.StatusCode.INTERNAL:
+                log.exception("run %s of %r failed unexpectedly", run.run_id, request.target)
             yield numbered(
                 orchestrator_pb2.RunEvent(
                     error=agent_pb2.ErrorEvent(

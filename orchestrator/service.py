@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
@@ -26,6 +27,7 @@ log = logging.getLogger("meshscope.orchestrator")
 
 SERVICE_NAME = orchestrator_pb2.DESCRIPTOR.services_by_name["Orchestrator"].full_name
 MAX_KEY_LENGTH = 256
+DEADLINE_MARGIN_S = 0.05
 
 
 def _check_key(value: str, field: str) -> str | None:
@@ -79,24 +81,34 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         if problem:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         mesh = self.runner.mesh
-        if request.target not in mesh.pipelines and request.target not in mesh.agents:
-            known = ", ".join(sorted({*mesh.pipelines, *mesh.agents}))
+        discovered = set(self.pool.agents())
+        if (
+            request.target not in mesh.pipelines
+            and request.target not in mesh.agents
+            and request.target not in discovered
+        ):
+            known = ", ".join(sorted({*mesh.pipelines, *mesh.agents, *discovered}))
             await context.abort(
                 grpc.StatusCode.NOT_FOUND, f"no agent or pipeline {request.target!r}; known: {known}"
             )
         for agent in self.runner.agents_of(request.target):
             if not self.pool.endpoints(agent):
                 await context.abort(grpc.StatusCode.UNAVAILABLE, f"agent {agent!r} has no healthy replica")
-        budget = self.settings.run_timeout_s
-        if request.HasField("timeout"):
-            budget = min(budget, request.timeout.ToTimedelta().total_seconds())
+        budget = (
+            request.timeout.ToTimedelta().total_seconds()
+            if request.HasField("timeout")
+            else self.settings.run_timeout_s
+        )
         remaining = context.time_remaining()
         if remaining is not None:
-            budget = min(budget, remaining)
+            # Leave a moment so a caller with only a gRPC deadline still gets the error event.
+            budget = min(budget, max(0.0, remaining - DEADLINE_MARGIN_S))
         run = Run(request=request, deadline=time.monotonic() + budget)
         try:
-            async for event in self.runner.stream(run):
-                yield event
+            # aclosing: a cancelled call stops the run's steps now, not at garbage collection.
+            async with contextlib.aclosing(self.runner.stream(run)) as events:
+                async for event in events:
+                    yield event
         except RunFailed as failure:
             await context.abort(failure.code, failure.message)
 

@@ -21,6 +21,7 @@ from meshscope_cli.launch import launch, meshscope_command
 from orchestrator.client import OrchestratorClient
 from orchestrator.config import OrchestratorSettings
 from orchestrator.pipelines import PipelineError, parse_mesh
+from orchestrator.pool import EndpointPool
 from orchestrator.service import OrchestratorServer
 from services.runtime.server import AgentServer
 from tests.conftest import StartServer, hosted
@@ -38,6 +39,7 @@ pipelines:
 """
 
 StartMesh = Callable[..., Awaitable[OrchestratorClient]]
+_ORCHESTRATORS: dict[str, OrchestratorServer] = {}
 
 
 @pytest.fixture
@@ -62,6 +64,7 @@ async def start_mesh(start_server: StartServer) -> AsyncIterator[StartMesh]:
         await orchestrator.start()
         orchestrators.append(orchestrator)
         client = OrchestratorClient(orchestrator.address)
+        _ORCHESTRATORS[client.target] = orchestrator
         clients.append(client)
         return client
 
@@ -451,3 +454,73 @@ async def test_orchestrator_shutdown_refuses_new_runs_and_drains_open_ones(start
         await asyncio.wait_for(run, 30)
         await asyncio.wait_for(stopping, 30)
     assert events[-1].HasField("run_end")
+
+
+async def test_a_replica_that_drops_out_of_discovery_mid_run_finishes_its_streams(
+    start_server: StartServer, start_mesh: StartMesh
+) -> None:
+    agents = await start_server(["analyst"])
+    client = await start_mesh([agents], shutdown_pause_s=0)
+    orchestrator_pool = _pool_of(client)
+    events: list[orchestrator_pb2.RunEvent] = []
+    flapped = False
+    async for event in client.run("analyst", "long one #slow=20", timeout=30):
+        events.append(event)
+        if not flapped and event.agent_event.HasField("text_delta"):
+            flapped = True
+            original = orchestrator_pool.endpoints("analyst")[0]
+            orchestrator_pool.update("analyst", [])  # missed a health check...
+            orchestrator_pool.update("analyst", [original.instance])  # ...and came back
+            back = orchestrator_pool.endpoints("analyst")[0]
+            assert back is original  # same channel, its open stream still counted
+            assert back.in_flight == 1
+            orchestrator_pool.update("analyst", [])  # then left for good: the open stream continues
+    assert events[-1].HasField("run_end")
+    assert agents.stats.completed == 1
+
+
+def _pool_of(client: OrchestratorClient) -> EndpointPool:
+    return _ORCHESTRATORS[client.target].pool
+
+
+async def test_a_run_timeout_above_the_default_is_honoured(
+    start_server: StartServer, start_mesh: StartMesh
+) -> None:
+    agents = await start_server(["analyst"])
+    client = await start_mesh([agents], run_timeout_s=0.3)
+    events = await collect(client, "analyst", "take a second #slow=15", timeout=10)
+    assert events[-1].HasField("run_end")
+    with pytest.raises(grpc.aio.AioRpcError) as default:
+        await collect(client, "analyst", "take a second #slow=15")
+    assert default.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+async def test_the_router_prefers_a_declared_choice(start_server: StartServer, start_mesh: StartMesh) -> None:
+    agents = await start_server(["manager", "researcher", "coder"])
+    client = await start_mesh([agents])
+    events = await collect(client, "triage", "not the writer but the coder please")
+    assert [e.step for e in events if e.agent_event.HasField("reply_start")] == ["route", "coder"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "agents: [a, b]\npipelines:\n  p: {kind: fanout, agents: [a, a]}\n",
+            "m.yaml:3: pipelines.p.agents[1]: 'a' is listed twice",
+        ),
+        (
+            "agents: [a]\npipeline:\n  p: {kind: sequential, steps: [a]}\n",
+            "m.yaml:2: pipeline: unknown section",
+        ),
+        (
+            "agents:\n  a: {modle: scripted}\n",
+            "m.yaml:2: agents.a.modle: unknown field (allowed: model, replicas)",
+        ),
+        ("agents:\n  a: {replicas: 0}\n", "m.yaml:2: agents.a.replicas: must be a positive whole number"),
+    ],
+)
+def test_more_mesh_file_errors(text: str, message: str) -> None:
+    with pytest.raises(PipelineError) as error:
+        parse_mesh(text, "m.yaml")
+    assert str(error.value).startswith(message), str(error.value)
