@@ -19,6 +19,17 @@ from meshscope.v1 import agent_pb2
 from orchestrator.pool import Endpoint, EndpointPool, NoReplica
 
 RETRYABLE_BEFORE_FIRST_EVENT = frozenset({grpc.StatusCode.UNAVAILABLE})
+ERROR_KIND_METADATA = "meshscope-error"
+"""Set by agent services on their own errors (services/runtime/servicer.py; they meet on the wire)."""
+RETRY_ELSEWHERE_KINDS = frozenset({"ShuttingDown"})
+"""Agent error kinds that another replica may not have (the replica is draining)."""
+
+
+def _replica_fault(error: grpc.aio.AioRpcError) -> bool:
+    """Whether this UNAVAILABLE is the replica's own (transport, draining) rather than shared trouble."""
+    metadata = error.trailing_metadata() or ()
+    kind = next((str(value) for key, value in metadata if key == ERROR_KIND_METADATA), None)
+    return kind is None or kind in RETRY_ELSEWHERE_KINDS
 
 
 class StepFailed(Exception):
@@ -93,7 +104,7 @@ async def stream_step(
                 started=started,
                 replica=endpoint.replica_id,
             )
-            if started or code not in RETRYABLE_BEFORE_FIRST_EVENT:
+            if started or code not in RETRYABLE_BEFORE_FIRST_EVENT or not _replica_fault(error):
                 raise failure from error
             pool.eject(endpoint)
             last = failure

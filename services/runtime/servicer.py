@@ -70,7 +70,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                 raise ShuttingDown("agent service is shutting down; retry on another replica")
             turn = self._turn(request)
         except MeshError as error:
-            await context.abort(error.code, error.message)
+            await _abort(context, error)
         try:
             # aclosing: a cancelled call closes the turn's generators now, with the
             # cancellation, instead of leaving them to the garbage collector.
@@ -78,7 +78,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
                 async for event in events:
                     yield event
         except TurnFailed as failure:
-            await context.abort(failure.error.code, failure.error.message)
+            await _abort(context, failure.error)
 
     async def GetCard(  # noqa: N802 - gRPC method name
         self, request: agent_pb2.GetCardRequest, context: grpc.aio.ServicerContext
@@ -133,6 +133,17 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             await context.abort(error.code, error.message)
             raise
         return common_pb2.DeleteSessionResponse(deleted=deleted)
+
+
+ERROR_KIND_METADATA = "meshscope-error"
+"""Trailing metadata naming the error's kind (e.g. ShuttingDown, StoreUnavailable): it tells a caller
+an agent's own UNAVAILABLE (a shared store is down: retrying elsewhere will not help) from a transport
+failure or a draining replica (retry on another replica)."""
+
+
+async def _abort(context: grpc.aio.ServicerContext, error: MeshError) -> None:
+    context.set_trailing_metadata(((ERROR_KIND_METADATA, type(error).__name__),))
+    await context.abort(error.code, error.message)
 
 
 def _required_session(value: str) -> str:

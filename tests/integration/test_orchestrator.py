@@ -14,6 +14,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from discovery.config import ConsulSettings
+from discovery.model import Instance
 from discovery.watcher import ConsulWatcher, StaticWatcher
 from meshscope.v1 import orchestrator_pb2
 from meshscope_cli.consul_dev import ConsulDevAgent, free_port
@@ -524,3 +525,36 @@ def test_more_mesh_file_errors(text: str, message: str) -> None:
     with pytest.raises(PipelineError) as error:
         parse_mesh(text, "m.yaml")
     assert str(error.value).startswith(message), str(error.value)
+
+
+async def test_an_agents_own_unavailable_is_not_blamed_on_the_replica(
+    start_server: StartServer, start_mesh: StartMesh
+) -> None:
+    from services.runtime.redis_store import RedisSessionStore, StoreSettings
+
+    dead_store = RedisSessionStore(
+        StoreSettings(redis_url=f"redis://127.0.0.1:{free_port()}/0", connect_timeout_s=1)
+    )
+    agents = await start_server(["writer"], store=dead_store)
+    client = await start_mesh([agents])
+    with pytest.raises(grpc.aio.AioRpcError) as failure:
+        await collect(client, "writer", "hello", session_id="s")
+    assert failure.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "session store unreachable" in str(failure.value.details())
+    endpoint = _pool_of(client).endpoints("writer")[0]
+    assert endpoint.health(time.monotonic()) == "passing"  # not ejected: the store is the problem
+    assert endpoint.served == 1  # and not retried on the same shared trouble
+
+
+async def test_power_of_two_choices_prefers_the_less_loaded_replica() -> None:
+    pool = EndpointPool()
+    instances = [Instance("echo", f"echo@h:{p}", "127.0.0.1", p) for p in (1, 2, 3)]
+    pool.update("echo", instances)
+    idle, busy_one, busy_two = pool.endpoints("echo")
+    busy_one.in_flight = busy_two.in_flight = 10
+    picks = Counter(pool.pick("echo").replica_id for _ in range(600))
+    # Uniform picking would choose the idle replica ~200 times; P2C whenever it is drawn (~400).
+    assert picks[idle.replica_id] > 330, picks
+    pool.eject(idle)
+    assert all(pool.pick("echo") is not idle for _ in range(50))
+    await pool.close()
