@@ -10,7 +10,7 @@ Method. Every server runs in its own process; this process is the client
 
 - agents: `meshscope serve agents --agents echo` (the echo agent, 20
   text_delta chunks per turn) and `meshscope serve agents --agents analyst
-  --model scripted` (for the open-runs section);
+  --model scripted:delay_ms=1500` (for the open-runs section);
 - orchestrator: `meshscope serve orchestrator -f <mesh>` with the mesh
   `agents: [echo, analyst]` and static discovery
   (MESHSCOPE_STATIC_ENDPOINTS="echo=ADDR;analyst=ADDR");
@@ -38,9 +38,10 @@ agent), so the difference is what the orchestrator adds on top of a bare
 relay hop.
 
 Open runs: OPEN_RUNS concurrent `Run` calls through the orchestrator,
-target "analyst", input "hold #slow=40" (the scripted model streams 40
-words with a 50 ms pause each, ~2 s per run), spread over a few channels.
-Once every run has received at least one event (all open at once), the
+target "analyst" on an agent whose scripted model pauses 1.5 s before each
+word (`--model scripted:delay_ms=1500`: ~15 words, ~20 s per run, few events,
+so one agent process can keep all of them open), spread over a few channels.
+Once every run has received its first agent event (all open at once), the
 orchestrator's RSS is read; then the runs finish and errors are counted.
 
 Targets (from the issue): orchestrator throughput >= 0.7x the relay's;
@@ -86,7 +87,7 @@ TURNS_PER_CLIENT = 10
 OPEN_RUNS = 1000
 OPEN_RUN_CHANNELS = 4
 INPUT_TEXT = "compare grpc and rest for agents"
-HOLD_TEXT = "hold #slow=40"
+HOLD_TEXT = "hold this run open"
 ECHO = "echo"
 ANALYST = "analyst"
 RELAY_READY = "meshscope: serving relay on"
@@ -288,7 +289,8 @@ async def open_runs(orchestrator: ServerProcess, plan: Plan) -> OpenRunsResult:
         try:
             request = run_request(ANALYST, HOLD_TEXT, f"bench-open-{i}-{uuid.uuid4().hex[:8]}")
             async for event in stubs[i % len(stubs)].Run(request, timeout=OPEN_WAIT_S + 60):
-                if not seen:
+                # Open = the agent's stream has begun (not just the orchestrator's run_start).
+                if not seen and event.HasField("agent_event"):
                     seen = True
                     opened += 1
                     if opened == plan.open_runs:
@@ -360,7 +362,7 @@ def start_servers(stack: ExitStack) -> Servers:
         return server
 
     echo = started(start_agent_server("echo agent", ECHO))
-    analyst = started(start_agent_server("analyst agent", ANALYST, "--model", "scripted"))
+    analyst = started(start_agent_server("analyst agent", ANALYST, "--model", "scripted:delay_ms=1500"))
     orchestrator = started(start_orchestrator(stack, echo.address, analyst.address))
     relay = started(start_server("relay", [str(Path(__file__).resolve()), "--serve-relay", echo.address]))
     for s in (echo, analyst, orchestrator, relay):
