@@ -176,7 +176,10 @@ async def test_no_acknowledged_save_is_lost_when_redis_restarts_mid_load(
     for session_id, (data, version) in acknowledged.items():
         loaded = await store.load(StateKey("u", session_id, "analyst"))
         assert loaded is not None
-        assert (loaded.data, loaded.version) == (data, version)
+        # The acknowledged save is there, or a later one whose reply was lost in the restart.
+        assert loaded.version >= version
+        if loaded.version == version:
+            assert loaded.data == data
     await store.close()
 
 
