@@ -17,7 +17,7 @@ from services.runtime.hosted import HostedAgent
 from services.runtime.messages import message_to_msg
 from services.runtime.models.factory import parse_model_spec
 from services.runtime.servicer import ANONYMOUS_USER
-from services.runtime.state import InMemoryStateStore
+from services.runtime.state import InMemorySessionStore
 from services.runtime.turn import Turn, TurnRunner
 
 
@@ -28,7 +28,7 @@ class InProcessAgent:
         definition = load_definition(agent)
         spec = parse_model_spec("scripted") if definition.needs_model else None
         self.hosted = HostedAgent(definition, spec)
-        self.runner = TurnRunner(InMemoryStateStore())
+        self.runner = TurnRunner(InMemorySessionStore())
         self.text = text
 
     async def turn(self, session_id: str) -> int:

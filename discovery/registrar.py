@@ -41,7 +41,6 @@ class Registrar:
         self.call_timeout_s = call_timeout_s
         self.where = where
         self.registered_once: set[str] = set()
-        self.registration_count = 0
         self._backoff = backoff or Backoff(base_s=0.25, cap_s=2.0)
         self._task: asyncio.Task[None] | None = None
         self.in_sync = asyncio.Event()
@@ -58,7 +57,6 @@ class Registrar:
                 continue
             self.in_sync.clear()
             await asyncio.wait_for(self.registry.register(registration), self.call_timeout_s)
-            self.registration_count += 1
             if registration.replica_id in self.registered_once:
                 log.warning(
                     "re-registered %s as %s at %s: %s had lost it",

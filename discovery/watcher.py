@@ -143,8 +143,6 @@ class ConsulWatcher(_Notifier):
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._catalog_task: asyncio.Task[None] | None = None
         self.errors = 0
-        self.synced = asyncio.Event()
-        """Set once the first answer for every watched name has arrived."""
 
     async def start(self) -> None:
         self._client = connect(self.settings)
@@ -207,8 +205,6 @@ class ConsulWatcher(_Notifier):
             for name in set(self._tasks) - names:
                 self._tasks.pop(name).cancel()
                 self._forget(name)
-            if not names:
-                self.synced.set()
 
     async def _watch_agent(self, agent: str) -> None:
         index: int | None = None
@@ -240,8 +236,6 @@ class ConsulWatcher(_Notifier):
                 continue
             recovering_since = None
             self._publish(agent, found)
-            if all(name in self._sets for name in self._tasks):
-                self.synced.set()
 
 
 class ReadDenied(Exception):

@@ -16,7 +16,7 @@ from services.runtime.definition import AgentDefinition
 from services.runtime.hosted import HostedAgent
 from services.runtime.models import parse_model_spec
 from services.runtime.server import AgentServer
-from services.runtime.state import StateStore
+from services.runtime.state import SessionStore
 
 StartServer = Callable[..., Awaitable[AgentServer]]
 
@@ -35,7 +35,7 @@ async def start_server() -> AsyncIterator[StartServer]:
     async def start(
         agents: Sequence[HostedAgent | str],
         *,
-        store: StateStore | None = None,
+        store: SessionStore | None = None,
         lock_ttl_s: float = 30.0,
         lock_wait_s: float = 0.0,
         **settings: float | int | str,

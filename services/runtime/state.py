@@ -120,10 +120,6 @@ class SessionStore(Protocol):
         ...
 
 
-StateStore = SessionStore
-"""The name [1/8] used for the state part of this interface."""
-
-
 @dataclass
 class _Session:
     user_id: str
@@ -210,7 +206,3 @@ class InMemorySessionStore:
 
     async def close(self) -> None:
         return None
-
-
-InMemoryStateStore = InMemorySessionStore
-"""The name [1/8] used."""

@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
@@ -40,7 +40,6 @@ class TurnStats:
     failed: int = 0
     cancelled: int = 0
     in_flight: int = 0
-    per_agent_in_flight: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,14 +191,12 @@ class TurnRunner:
             return StoreUnavailable(f"session store unreachable: {exc}")
         return None
 
-    def _track(self, agent: str, delta: int) -> None:
+    def _track(self, delta: int) -> None:
         self.stats.in_flight += delta
         if self.stats.in_flight:
             self.idle.clear()
         else:
             self.idle.set()
-        counts = self.stats.per_agent_in_flight
-        counts[agent] = counts.get(agent, 0) + delta
 
     async def run(self, turn: Turn) -> AsyncGenerator[agent_pb2.AgentEvent, None]:
         """Stream the turn's wire events; raises `TurnFailed` on failure."""
@@ -207,7 +204,7 @@ class TurnRunner:
         key = StateKey(turn.user_id, turn.session_id, name) if turn.session_id else None
         encoder = EventEncoder(name)
         self.stats.started += 1
-        self._track(name, +1)
+        self._track(+1)
         owner: str | None = None
         keeper: asyncio.Task[None] | None = None
         try:
@@ -254,7 +251,7 @@ class TurnRunner:
         else:
             self.stats.completed += 1
         finally:
-            self._track(name, -1)
+            self._track(-1)
             if keeper is not None:
                 keeper.cancel()
             if key is not None and owner is not None:

@@ -1,8 +1,6 @@
-"""Model specs, the scripted model, server settings and the in-memory state store."""
+"""Model specs, the scripted model and server settings (stores: tests/integration/test_stores.py)."""
 
 from __future__ import annotations
-
-import asyncio
 
 import pytest
 from agentscope.message import SystemMsg, TextBlock, UserMsg
@@ -13,7 +11,6 @@ from services.runtime.errors import ConfigError
 from services.runtime.models import ScriptedChatModel, create_model, parse_model_spec
 from services.runtime.models.factory import effective_spec
 from services.runtime.models.scripted import ScriptedModelError
-from services.runtime.state import InMemoryStateStore, StateConflict, StateKey
 
 
 @pytest.mark.parametrize(
@@ -86,22 +83,3 @@ def test_settings_read_and_validate_the_environment() -> None:
         ServerSettings.from_env({"MESHSCOPE_PORT": "99999"})
     with pytest.raises(ConfigError, match="MESHSCOPE_GRPC_MAX_MESSAGE_BYTES"):
         ServerSettings.from_env({"MESHSCOPE_GRPC_MAX_MESSAGE_BYTES": "0"})
-
-
-async def test_in_memory_store_versions_every_write() -> None:
-    store = InMemoryStateStore()
-    key = StateKey("u", "s", "analyst")
-    assert await store.load(key) is None
-    assert await store.save(key, '{"v": 1}', 0) == 1
-    assert await store.save(key, '{"v": 2}', 1) == 2
-    with pytest.raises(StateConflict) as conflict:
-        await store.save(key, '{"stale": true}', 1)
-    assert conflict.value.actual == 2
-    loaded = await store.load(key)
-    assert loaded is not None
-    assert (loaded.data, loaded.version) == ('{"v": 2}', 2)
-    # Concurrent writers over the same version: exactly one wins.
-    other = StateKey("u", "s2", "analyst")
-    results = await asyncio.gather(*(store.save(other, str(i), 0) for i in range(5)), return_exceptions=True)
-    assert sum(1 for r in results if r == 1) == 1
-    assert sum(1 for r in results if isinstance(r, StateConflict)) == 4
