@@ -77,7 +77,11 @@ class StateConflict(Exception):
 
 
 class SessionStore(Protocol):
-    """Where sessions live between turns."""
+    """Where sessions live between turns.
+
+    A backend that cannot reach its storage raises `StoreUnavailable` (UNAVAILABLE
+    with a message naming it); the turn runner relies on that and adds no wrapping.
+    """
 
     async def load(self, key: StateKey) -> StoredState | None:
         """The latest saved state, or None for a new session."""

@@ -12,9 +12,9 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 from agentscope.message import Msg
@@ -22,13 +22,12 @@ from agentscope.state import AgentState
 from pydantic import ValidationError
 
 from meshscope.v1 import agent_pb2
-from services.runtime.errors import CorruptState, MeshError, ModelFailure, SessionBusy, StoreUnavailable
+from services.runtime.errors import CorruptState, MeshError, ModelFailure, SessionBusy
 from services.runtime.events import EventEncoder
 from services.runtime.hosted import HostedAgent
 from services.runtime.state import HistoryEntry, SessionStore, StateConflict, StateKey, StoredState
 
 log = logging.getLogger("meshscope.turn")
-T = TypeVar("T")
 
 
 @dataclass
@@ -108,7 +107,7 @@ class TurnRunner:
     async def _load(self, key: StateKey | None) -> tuple[AgentState, StoredState | None]:
         if key is None:
             return AgentState(session_id=uuid.uuid4().hex), None
-        stored = await self._guarded(self.store.load(key))
+        stored = await self.store.load(key)
         if stored is None:
             return AgentState(session_id=key.session_id), None
         try:
@@ -119,20 +118,11 @@ class TurnRunner:
                 f"{exc.error_count()} validation error(s), first: {exc.errors()[0]['msg']}"
             ) from exc
 
-    @staticmethod
-    async def _guarded(call: Awaitable[T]) -> T:
-        try:
-            return await call
-        except MeshError:
-            raise
-        except Exception as exc:
-            raise StoreUnavailable(f"session store unreachable: {exc}") from exc
-
     async def _lock(self, key: StateKey) -> str:
         owner = uuid.uuid4().hex
         deadline = time.monotonic() + self.lock_wait_s
         delay = 0.02
-        while not await self._guarded(self.store.acquire(key.session_id, key.agent, owner, self.lock_ttl_s)):
+        while not await self.store.acquire(key.session_id, key.agent, owner, self.lock_ttl_s):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise SessionBusy(
@@ -185,10 +175,11 @@ class TurnRunner:
                     )
                 )
             await self.store.append_history(turn.user_id, key.session_id, entries)
-        except MeshError as error:
+        except MeshError as error:  # stores report their own trouble as StoreUnavailable
             return error
-        except Exception as exc:
-            return StoreUnavailable(f"session store unreachable: {exc}")
+        except Exception as exc:  # a bug, not an outage: say so rather than blame the store
+            log.exception("session %r not saved", key.session_id)
+            return MeshError(f"session {key.session_id!r} not saved: {type(exc).__name__}: {exc}")
         return None
 
     def _track(self, delta: int) -> None:
