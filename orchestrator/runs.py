@@ -79,6 +79,8 @@ class Runner:
         self.pool = pool
         self.mesh = mesh
         self.attempts = attempts
+        # The mesh never changes after start: resolve each pipeline's agents once, not per run.
+        self._pipeline_agents = {name: self._resolve(name) for name in mesh.pipelines}
 
     def kind_of(self, target: str) -> str:
         pipeline = self.mesh.pipelines.get(target)
@@ -86,15 +88,13 @@ class Runner:
 
     def agents_of(self, target: str) -> list[str]:
         """Every agent a target may call (nested pipelines included)."""
-        pipeline = self.mesh.pipelines.get(target)
-        if pipeline is None:
-            return [target]
-        found: list[str] = []
-        for name in pipeline.referenced():
-            for agent in self.agents_of(name) if name in self.mesh.pipelines else [name]:
-                if agent not in found:
-                    found.append(agent)
-        return found
+        return list(self._pipeline_agents.get(target, (target,)))
+
+    def _resolve(self, pipeline_name: str) -> tuple[str, ...]:
+        found: dict[str, None] = {}
+        for name in self.mesh.pipelines[pipeline_name].referenced():
+            found.update(dict.fromkeys(self._resolve(name) if name in self.mesh.pipelines else (name,)))
+        return tuple(found)
 
     async def _step(self, run: Run, step: str, agent: str, message: common_pb2.Message) -> common_pb2.Message:
         session = run.request.session_id
