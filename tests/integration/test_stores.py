@@ -141,13 +141,11 @@ async def test_no_acknowledged_save_is_lost_when_redis_restarts_mid_load(
         StoreSettings(redis_url=redis_server.url, socket_timeout_s=1, connect_timeout_s=1)
     )
     acknowledged: dict[str, tuple[str, int]] = {}
-    refused = 0
     restarted = asyncio.Event()
     saves_before_restart: list[str] = []
     saves_after_restart: list[str] = []
 
     async def writer(n: int) -> None:
-        nonlocal refused
         key = StateKey("u", f"s{n}", "analyst")
         version = 0
         for step in range(40):
@@ -162,7 +160,6 @@ async def test_no_acknowledged_save_is_lost_when_redis_restarts_mid_load(
             except (StoreUnavailable, StateConflict):
                 # Unreachable, or the save ran but its reply was lost and the retry met
                 # its own write: not acknowledged either way; carry on from what is stored.
-                refused += 1
                 loaded = await _load_when_back(store, key)
                 version = loaded.version if loaded else 0
             if step == 10 and n == 0:
