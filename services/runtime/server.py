@@ -150,6 +150,7 @@ class AgentServer:
         # let them finish before the store's connections close.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.runner.idle.wait(), 5)
+        await self.runner.close()
         await self.store.close()
         self._stopped.set()
 

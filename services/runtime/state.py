@@ -16,7 +16,6 @@ same contract tests (tests/integration/test_stores.py).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -124,7 +123,7 @@ class SessionStore(Protocol):
         ...
 
 
-@dataclass
+@dataclass(slots=True)
 class _Session:
     user_id: str
     updated_at: float = 0.0
@@ -140,19 +139,18 @@ class InMemorySessionStore:
         self._states: dict[StateKey, StoredState] = {}
         self._locks: dict[tuple[str, str], tuple[str, float]] = {}
         self._sessions: dict[str, _Session] = {}
-        self._guard = asyncio.Lock()
 
     async def load(self, key: StateKey) -> StoredState | None:
         return self._states.get(key)
 
     async def save(self, key: StateKey, data: str, expected_version: int) -> int:
-        async with self._guard:
-            current = self._states.get(key)
-            actual = current.version if current else 0
-            if actual != expected_version:
-                raise StateConflict(key, expected_version, actual)
-            self._states[key] = StoredState(data=data, version=actual + 1)
-            return actual + 1
+        # No await between the check and the write: atomic on the event loop.
+        current = self._states.get(key)
+        actual = current.version if current else 0
+        if actual != expected_version:
+            raise StateConflict(key, expected_version, actual)
+        self._states[key] = StoredState(data=data, version=actual + 1)
+        return actual + 1
 
     def _holder(self, session_id: str, agent: str) -> str | None:
         held = self._locks.get((session_id, agent))

@@ -25,6 +25,7 @@ from meshscope.v1 import agent_pb2
 from services.runtime.errors import CorruptState, MeshError, ModelFailure, SessionBusy
 from services.runtime.events import EventEncoder
 from services.runtime.hosted import HostedAgent
+from services.runtime.leases import LeaseKeeper
 from services.runtime.state import HistoryEntry, SessionStore, StateConflict, StateKey, StoredState
 
 log = logging.getLogger("meshscope.turn")
@@ -91,8 +92,8 @@ class TurnRunner:
 
     Per turn with a session: take the (session, agent) lock (waiting up to
     `lock_wait_s`), load the state, run, then save the state and append the
-    transcript in `finally`, and release the lock. The lock is renewed every
-    third of its TTL while the turn runs.
+    transcript in `finally`, and release the lock. A `LeaseKeeper` renews the
+    lock of a turn that runs longer than a third of its TTL.
     """
 
     def __init__(self, store: SessionStore, *, lock_ttl_s: float = 30.0, lock_wait_s: float = 0.0) -> None:
@@ -100,6 +101,7 @@ class TurnRunner:
         self.lock_ttl_s = lock_ttl_s
         self.lock_wait_s = lock_wait_s
         self.stats = TurnStats()
+        self._leases = LeaseKeeper(store, lock_ttl_s)
         self.idle = asyncio.Event()
         """Set while no turn is in flight."""
         self.idle.set()
@@ -131,20 +133,6 @@ class TurnRunner:
             await asyncio.sleep(min(delay, remaining))
             delay = min(delay * 2, 0.5)
         return owner
-
-    async def _keep_lock(self, key: StateKey, owner: str) -> None:
-        while True:
-            await asyncio.sleep(self.lock_ttl_s / 3)
-            try:
-                held = await self.store.renew(key.session_id, key.agent, owner, self.lock_ttl_s)
-            except Exception as exc:
-                log.warning("could not renew the lock of session %r: %s", key.session_id, exc)
-                continue
-            if not held:
-                log.warning(
-                    "lock of session %r for %r was lost while its turn ran", key.session_id, key.agent
-                )
-                return
 
     async def _persist(
         self,
@@ -197,11 +185,10 @@ class TurnRunner:
         self.stats.started += 1
         self._track(+1)
         owner: str | None = None
-        keeper: asyncio.Task[None] | None = None
         try:
             if key is not None:
                 owner = await self._lock(key)
-                keeper = asyncio.create_task(self._keep_lock(key, owner))
+                self._leases.hold(key, owner)
             state, loaded = await self._load(key)
             agent = turn.agent.acquire(state)
             finished = False
@@ -214,10 +201,12 @@ class TurnRunner:
                         yield encoder.encode(item)
                 finished = True
             finally:
-                if key is not None:
-                    persist_error = await asyncio.shield(
-                        self._persist(turn, key, HostedAgent.state_of(agent), loaded, encoder)
-                    )
+                if key is not None and owner is not None:
+                    # One shielded step saves and unlocks, so a cancelled call
+                    # still leaves its state written and its session free.
+                    finishing = self._finish(turn, key, owner, HostedAgent.state_of(agent), loaded, encoder)
+                    owner = None  # released by `finishing`, even if this call is cancelled meanwhile
+                    persist_error = await asyncio.shield(finishing)
                     if persist_error is not None and not finished:
                         log.error("session %r not saved: %s", key.session_id, persist_error.message)
                 turn.agent.release(agent, reusable=finished and persist_error is None)
@@ -243,12 +232,30 @@ class TurnRunner:
             self.stats.completed += 1
         finally:
             self._track(-1)
-            if keeper is not None:
-                keeper.cancel()
-            if key is not None and owner is not None:
+            if key is not None and owner is not None:  # failed before the turn ran (e.g. corrupt state)
                 await asyncio.shield(self._unlock(key, owner))
 
+    async def _finish(
+        self,
+        turn: Turn,
+        key: StateKey,
+        owner: str,
+        state: AgentState | None,
+        loaded: StoredState | None,
+        encoder: EventEncoder,
+    ) -> MeshError | None:
+        """Save the state and transcript, then release the lock; the store's error, if any."""
+        try:
+            return await self._persist(turn, key, state, loaded, encoder)
+        finally:
+            await self._unlock(key, owner)
+
+    async def close(self) -> None:
+        """Stop renewing locks (the server calls this once its turns have ended)."""
+        await self._leases.close()
+
     async def _unlock(self, key: StateKey, owner: str) -> None:
+        self._leases.drop(owner)
         try:
             await self.store.release(key.session_id, key.agent, owner)
         except Exception as exc:  # the lock expires by its TTL anyway
