@@ -53,11 +53,17 @@ def summarize(timings: Sequence[TurnTiming]) -> LatencySummary:
 
 
 class LoadClient:
-    """One channel to one server; every call runs the echo workload."""
+    """One channel to one server; every call runs the echo workload.
 
-    def __init__(self, address: str, agent: str, text: str = INPUT_TEXT) -> None:
+    With `sessions` each turn names a fresh session (the server locks, loads,
+    saves and transcribes it); without, turns carry no session id and the
+    server keeps nothing, as the raw baseline does.
+    """
+
+    def __init__(self, address: str, agent: str, text: str = INPUT_TEXT, *, sessions: bool = True) -> None:
         self.agent = agent
         self.text = text
+        self.sessions = sessions
         self._channel = grpc.aio.insecure_channel(address)
         self._stub = agent_pb2_grpc.AgentServiceStub(self._channel)
 
@@ -70,7 +76,7 @@ class LoadClient:
 
     async def timed_turn(self, session_id: str) -> TurnTiming:
         """One turn, timed at its first and its last event."""
-        request = invoke_request(self.agent, self.text, session_id)
+        request = invoke_request(self.agent, self.text, session_id if self.sessions else "")
         start = time.perf_counter()
         first = last = 0.0
         async for _event in self._stub.Invoke(request):
