@@ -69,8 +69,8 @@ class LeaseKeeper:
                 for owner, lease in self._held.items()
                 if now - lease.renewed_at >= self.renew_after_s
             ]
-            for owner, lease in due:
-                await self._renew(owner, lease)
+            # Concurrently: one slow renewal must not hold up the others.
+            await asyncio.gather(*(self._renew(owner, lease) for owner, lease in due))
 
     async def _renew(self, owner: str, lease: _Lease) -> None:
         key = lease.key
