@@ -34,6 +34,8 @@ from urllib.parse import urlparse
 from discovery.errors import DiscoveryConfigError
 
 DEFAULT_CONSUL_PORT = 8500
+MAX_SECONDS = 2_000_000.0
+"""Upper bound of every duration knob (Consul and gRPC take durations as bounded integers)."""
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
@@ -44,8 +46,10 @@ def _seconds(env: Mapping[str, str], name: str, default: float, minimum: float =
         value = float(raw)
     except ValueError:
         raise DiscoveryConfigError(f"{name}={raw!r} is not valid: expected seconds") from None
-    if value < minimum:
-        raise DiscoveryConfigError(f"{name}={raw!r} is not valid: expected seconds >= {minimum:g}")
+    if not minimum <= value <= MAX_SECONDS:  # also rejects nan and inf
+        raise DiscoveryConfigError(
+            f"{name}={raw!r} is not valid: expected seconds {minimum:g}-{MAX_SECONDS:.0f}"
+        )
     return value
 
 

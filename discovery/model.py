@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from discovery.addresses import host_port
+
 AGENT_TAG = "meshscope-agent"
 """The Consul tag that marks a service as a meshscope agent."""
 
@@ -24,7 +26,7 @@ class Registration:
 
     @property
     def address(self) -> str:
-        return f"{self.host}:{self.port}"
+        return host_port(self.host, self.port)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +43,7 @@ class Instance:
 
     @property
     def address(self) -> str:
-        return f"{self.host}:{self.port}"
+        return host_port(self.host, self.port)
 
 
 def replica_id_for(agent: str, host: str, port: int) -> str:

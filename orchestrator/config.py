@@ -27,6 +27,10 @@ class OrchestratorConfigError(ValueError):
     """Bad orchestrator configuration; one line."""
 
 
+MAX_NUMBER = 2**31 - 1
+"""Upper bound of every numeric knob: gRPC takes sizes and milliseconds as 32-bit integers."""
+
+
 def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
     raw = env.get(name, "").strip()
     if not raw:
@@ -35,8 +39,8 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -
         value = float(raw)
     except ValueError:
         raise OrchestratorConfigError(f"{name}={raw!r} is not valid: expected a number") from None
-    if value < minimum:
-        raise OrchestratorConfigError(f"{name}={raw!r} is not valid: expected >= {minimum:g}")
+    if not minimum <= value <= MAX_NUMBER:  # also rejects nan and inf
+        raise OrchestratorConfigError(f"{name}={raw!r} is not valid: expected {minimum:g}-{MAX_NUMBER}")
     return value
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,6 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from discovery.addresses import ensure_bindable, host_port
 from discovery.watcher import Watcher
 from meshscope.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from orchestrator import sessions
@@ -39,19 +39,6 @@ def _check_key(value: str, field: str) -> str | None:
     return None
 
 
-def ensure_bindable(host: str, port: int) -> None:
-    """Fail with one line before gRPC core would log its own multi-line bind error."""
-    if port == 0:
-        return
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            raise OSError(f"cannot bind {host}:{port} ({exc.strerror})") from None
-
-
 class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
     def __init__(self, runner: Runner, pool: EndpointPool, settings: OrchestratorSettings) -> None:
         self.runner = runner
@@ -62,6 +49,9 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
     def _invalid(self, request: orchestrator_pb2.RunRequest) -> str | None:
         if not request.target:
             return "target: is required (an agent or a pipeline name)"
+        if len(request.target) > MAX_KEY_LENGTH:
+            # Error messages quote the target: bounded, so they always fit gRPC's metadata limit.
+            return f"target: must be at most {MAX_KEY_LENGTH} characters, got {len(request.target)}"
         if not request.HasField("input") or not request.input.parts:
             return "input: is required and must contain at least one part"
         if request.input.role not in (common_pb2.ROLE_UNSPECIFIED, common_pb2.ROLE_USER):
@@ -211,7 +201,7 @@ class OrchestratorServer:
 
     @property
     def address(self) -> str:
-        return f"{self.settings.host}:{self.port}"
+        return host_port(self.settings.host, self.port)
 
     async def start(self) -> None:
         self.watcher.add_listener(self.pool.update)
@@ -231,13 +221,13 @@ class OrchestratorServer:
         )
         ensure_bindable(self.settings.host, self.settings.port)
         try:
-            self.port = server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
+            self.port = server.add_insecure_port(host_port(self.settings.host, self.settings.port))
         except RuntimeError as exc:  # grpc reports a failed bind this way
             raise OSError(
-                f"cannot bind {self.settings.host}:{self.settings.port} (in use or not local)"
+                f"cannot bind {host_port(self.settings.host, self.settings.port)} (in use or not local)"
             ) from exc
         if self.port == 0:
-            raise OSError(f"cannot bind {self.settings.host}:{self.settings.port}")
+            raise OSError(f"cannot bind {host_port(self.settings.host, self.settings.port)}")
         await server.start()
         self._server = server
         for name in ("", SERVICE_NAME):

@@ -52,16 +52,22 @@ def _port(raw: str) -> int:
     return value
 
 
+MAX_SECONDS = 2_000_000.0
+"""Upper bound of every duration knob: gRPC takes its keepalive settings as 32-bit milliseconds."""
+MAX_MESSAGE_BYTES = 2**31 - 1
+"""gRPC's message limits are 32-bit."""
+
+
 def _non_negative(raw: str) -> float:
     value = float(raw)
-    if value < 0:
+    if not 0 <= value <= MAX_SECONDS:  # also rejects nan; inf is above the bound
         raise ValueError(raw)
     return value
 
 
 def _positive_int(raw: str) -> int:
     value = int(raw)
-    if value <= 0:
+    if not 0 < value <= MAX_MESSAGE_BYTES:
         raise ValueError(raw)
     return value
 
@@ -88,30 +94,34 @@ class ServerSettings:
             host=env.get("MESHSCOPE_HOST", "").strip() or d.host,
             port=_read(env, "MESHSCOPE_PORT", _port, d.port, "a port 0-65535"),
             shutdown_pause_s=_read(
-                env, "MESHSCOPE_SHUTDOWN_PAUSE_S", _non_negative, d.shutdown_pause_s, "seconds >= 0"
+                env, "MESHSCOPE_SHUTDOWN_PAUSE_S", _non_negative, d.shutdown_pause_s, "seconds 0-2000000"
             ),
             shutdown_grace_s=_read(
-                env, "MESHSCOPE_SHUTDOWN_GRACE_S", _non_negative, d.shutdown_grace_s, "seconds >= 0"
+                env, "MESHSCOPE_SHUTDOWN_GRACE_S", _non_negative, d.shutdown_grace_s, "seconds 0-2000000"
             ),
             max_message_bytes=_read(
-                env, "MESHSCOPE_GRPC_MAX_MESSAGE_BYTES", _positive_int, d.max_message_bytes, "bytes > 0"
+                env,
+                "MESHSCOPE_GRPC_MAX_MESSAGE_BYTES",
+                _positive_int,
+                d.max_message_bytes,
+                "bytes 1-2147483647",
             ),
             keepalive_time_s=_read(
-                env, "MESHSCOPE_GRPC_KEEPALIVE_TIME_S", _non_negative, d.keepalive_time_s, "seconds >= 0"
+                env, "MESHSCOPE_GRPC_KEEPALIVE_TIME_S", _non_negative, d.keepalive_time_s, "seconds 0-2000000"
             ),
             keepalive_timeout_s=_read(
                 env,
                 "MESHSCOPE_GRPC_KEEPALIVE_TIMEOUT_S",
                 _non_negative,
                 d.keepalive_timeout_s,
-                "seconds >= 0",
+                "seconds 0-2000000",
             ),
             min_ping_interval_s=_read(
                 env,
                 "MESHSCOPE_GRPC_MIN_PING_INTERVAL_S",
                 _non_negative,
                 d.min_ping_interval_s,
-                "seconds >= 0",
+                "seconds 0-2000000",
             ),
         )
 

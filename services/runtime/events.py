@@ -65,7 +65,10 @@ class ReplyAssembler:
             return
         self._flush_text(reply_id)
         if event.type == EventType.REPLY_START:
-            self._replies[reply_id] = AssistantMsg(name=event.name, content=[], id=reply_id)
+            # Dated by its start event, so a receiver rebuilding it from the wire gets the same time.
+            self._replies[reply_id] = AssistantMsg(
+                name=event.name, content=[], id=reply_id, created_at=event.created_at
+            )
             self._authors[reply_id] = event.name
             self._pending_text[reply_id] = []
             if self.root_reply_id is None:

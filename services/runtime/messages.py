@@ -183,7 +183,8 @@ def msg_to_message(msg: Msg) -> common_pb2.Message:
 def _check_url(url: str, field: str) -> str:
     parsed = urlparse(url)
     if not parsed.scheme or not (parsed.netloc or parsed.scheme == "data"):
-        raise InvalidInput(field, f"must be an absolute URL, got {url!r}")
+        shown = url if len(url) <= 80 else f"{url[:80]}... ({len(url)} characters)"
+        raise InvalidInput(field, f"must be an absolute URL, got {shown!r}")
     return url
 
 

@@ -37,6 +37,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from services.runtime.config import MAX_SECONDS
 from services.runtime.errors import ConfigError, StoreUnavailable
 from services.runtime.state import (
     HistoryEntry,
@@ -92,8 +93,8 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not valid: expected seconds") from None
-    if value < 0:
-        raise ConfigError(f"{name}={raw!r} is not valid: expected seconds >= 0")
+    if not 0 <= value <= MAX_SECONDS:  # also rejects nan and inf; Redis takes milliseconds as integers
+        raise ConfigError(f"{name}={raw!r} is not valid: expected seconds 0-{MAX_SECONDS:.0f}")
     return value
 
 

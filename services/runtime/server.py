@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
 from collections.abc import Awaitable, Callable, Sequence
 
 import grpc
@@ -21,6 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from discovery.addresses import ensure_bindable, host_port
 from meshscope.v1 import agent_pb2, agent_pb2_grpc
 from services.runtime.config import ServerSettings
 from services.runtime.hosted import HostedAgent
@@ -32,19 +32,6 @@ log = logging.getLogger("meshscope.server")
 
 AGENT_SERVICE_NAME = agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name
 Hook = Callable[[], Awaitable[None]]
-
-
-def ensure_bindable(host: str, port: int) -> None:
-    """Fail with one line before gRPC core would log its own multi-line bind error."""
-    if port == 0:
-        return
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            raise OSError(f"cannot bind {host}:{port} ({exc.strerror})") from None
 
 
 class AgentServer:
@@ -82,7 +69,7 @@ class AgentServer:
 
     @property
     def address(self) -> str:
-        return f"{self.settings.host}:{self.port}"
+        return host_port(self.settings.host, self.port)
 
     def add_before_drain(self, hook: Hook) -> None:
         """Run `hook` after NOT_SERVING and before the pause (e.g. deregister)."""
@@ -112,13 +99,13 @@ class AgentServer:
         self._server = self._build_server()
         ensure_bindable(self.settings.host, self.settings.port)
         try:
-            self.port = self._server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
+            self.port = self._server.add_insecure_port(host_port(self.settings.host, self.settings.port))
         except RuntimeError as exc:  # grpc reports a failed bind this way
             raise OSError(
-                f"cannot bind {self.settings.host}:{self.settings.port} (in use or not local)"
+                f"cannot bind {host_port(self.settings.host, self.settings.port)} (in use or not local)"
             ) from exc
         if self.port == 0:
-            raise OSError(f"cannot bind {self.settings.host}:{self.settings.port}")
+            raise OSError(f"cannot bind {host_port(self.settings.host, self.settings.port)}")
         await self._server.start()
         serving = health_pb2.HealthCheckResponse.SERVING
         for name in ("", AGENT_SERVICE_NAME, *self.agents):

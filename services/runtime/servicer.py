@@ -48,6 +48,9 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             raise InvalidInput(field, f"is required: this process hosts {hosted}")
         agent = self._agents.get(name)
         if agent is None:
+            if len(name) > MAX_KEY_LENGTH:
+                # The message below quotes the name: bounded, so it always fits gRPC's metadata limit.
+                raise InvalidInput(field, f"must be at most {MAX_KEY_LENGTH} characters, got {len(name)}")
             raise AgentNotFound(f"no agent {name!r} here: this process hosts {hosted}")
         return agent
 

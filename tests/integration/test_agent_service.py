@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 
 import grpc
@@ -264,6 +265,17 @@ async def test_unknown_agent_is_not_found_naming_the_hosted_agents(analyst_write
             agent_pb2.InvokeRequest(agent="analyst", input=text_input(), user_id="u" * 257),
             "user_id: must be at most",
         ),
+        # Names and URLs far beyond gRPC's 16 KiB metadata limit: the message must stay short.
+        (agent_pb2.InvokeRequest(agent="x" * 100_000, input=text_input()), "agent: must be at most 256"),
+        (
+            agent_pb2.InvokeRequest(
+                agent="analyst",
+                input=common_pb2.Message(
+                    parts=[common_pb2.Part(url=common_pb2.UrlPart(url="x" * 100_000, media_type="text/html"))]
+                ),
+            ),
+            "input.parts[0].url.url: must be an absolute URL, got 'xxxx",
+        ),
     ],
 )
 async def test_malformed_input_is_invalid_argument_naming_the_field(
@@ -291,3 +303,22 @@ async def test_single_agent_process_accepts_an_empty_agent_name(start_server: St
         card = await client.get_card()
     assert reply.text.startswith("writer:")
     assert card.name == "writer"
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="this machine has no IPv6 loopback")
+@pytest.mark.parametrize("host", ["::1", "[::1]"])
+async def test_serves_on_an_ipv6_address(start_server: StartServer, host: str) -> None:
+    server = await start_server(["echo"], host=host)
+    assert server.address == f"[::1]:{server.port}"
+    async with AgentClient(server.address) as client:
+        reply = await client.reply("echo", "over six")
+    assert reply.text.startswith("over six over six")

@@ -23,7 +23,18 @@ pytestmark = pytest.mark.integration
         (
             ["--agents", "analyst"],
             {"MESHSCOPE_SHUTDOWN_GRACE_S": "soon"},
-            "meshscope: MESHSCOPE_SHUTDOWN_GRACE_S='soon' is not valid: expected seconds >= 0",
+            "meshscope: MESHSCOPE_SHUTDOWN_GRACE_S='soon' is not valid: expected seconds 0-2000000",
+        ),
+        (
+            ["--agents", "analyst"],
+            {"MESHSCOPE_GRPC_KEEPALIVE_TIME_S": "nan"},
+            "meshscope: MESHSCOPE_GRPC_KEEPALIVE_TIME_S='nan' is not valid: expected seconds 0-2000000",
+        ),
+        (
+            ["--agents", "analyst"],
+            {"MESHSCOPE_GRPC_MAX_MESSAGE_BYTES": "99999999999"},
+            "meshscope: MESHSCOPE_GRPC_MAX_MESSAGE_BYTES='99999999999' is not valid: "
+            "expected bytes 1-2147483647",
         ),
         (["--agents", "analyst", "--model", "gpt4"], {}, "meshscope: unknown model spec 'gpt4'"),
         (

@@ -197,6 +197,10 @@ async def test_unknown_target_and_missing_replicas(start_server: StartServer, st
     with pytest.raises(grpc.aio.AioRpcError) as empty:
         await collect(client, "", "x")
     assert empty.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.aio.AioRpcError) as huge:  # beyond gRPC's metadata limit if quoted whole
+        await collect(client, "x" * 100_000, "x")
+    assert huge.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert huge.value.details() == "target: must be at most 256 characters, got 100000"
 
 
 async def test_runs_spread_evenly_over_three_replicas(

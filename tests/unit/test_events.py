@@ -30,7 +30,6 @@ def same_reply(received: common_pb2.Message, sent: common_pb2.Message) -> bool:
         copy.CopyFrom(original)
         copies.append(copy)
     received, sent = copies
-    received.created_at = sent.created_at
     for message in copies:
         for part in message.parts:
             for piece in part.tool_result.output:

@@ -83,3 +83,12 @@ def test_settings_read_and_validate_the_environment() -> None:
         ServerSettings.from_env({"MESHSCOPE_PORT": "99999"})
     with pytest.raises(ConfigError, match="MESHSCOPE_GRPC_MAX_MESSAGE_BYTES"):
         ServerSettings.from_env({"MESHSCOPE_GRPC_MAX_MESSAGE_BYTES": "0"})
+    for variable, value in (
+        ("MESHSCOPE_SHUTDOWN_GRACE_S", "inf"),
+        ("MESHSCOPE_GRPC_KEEPALIVE_TIME_S", "1e10"),
+        ("MESHSCOPE_GRPC_KEEPALIVE_TIMEOUT_S", "nan"),
+    ):
+        with pytest.raises(
+            ConfigError, match=f"^{variable}=.{value}. is not valid: expected seconds 0-2000000$"
+        ):
+            ServerSettings.from_env({variable: value})

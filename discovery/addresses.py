@@ -1,0 +1,35 @@
+"""Host and port as gRPC and sockets want them, shared by the agent and orchestrator servers.
+
+gRPC targets and bind addresses need IPv6 literals in brackets (`[::1]:50051`)
+while sockets want them bare, so a host is kept bare and bracketed only when
+formatted; a user may give it either way.
+"""
+
+from __future__ import annotations
+
+import socket
+
+
+def bare_host(host: str) -> str:
+    """`host` without the brackets of an IPv6 literal ("[::1]" -> "::1")."""
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
+def host_port(host: str, port: int) -> str:
+    """A gRPC address: `host:port`, with an IPv6 literal in brackets."""
+    bare = bare_host(host)
+    return f"[{bare}]:{port}" if ":" in bare else f"{bare}:{port}"
+
+
+def ensure_bindable(host: str, port: int) -> None:
+    """Fail with one line before gRPC core would log its own multi-line bind error."""
+    if port == 0:
+        return
+    bare = bare_host(host)
+    family = socket.AF_INET6 if ":" in bare else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((bare, port))
+        except OSError as exc:
+            raise OSError(f"cannot bind {host_port(bare, port)} ({exc.strerror})") from None
