@@ -16,14 +16,14 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
 from agentscope.message import Msg
 from agentscope.state import AgentState
 from pydantic import ValidationError
 
 from meshscope.v1 import agent_pb2
-from services.runtime.errors import CorruptState, MeshError, ModelFailure, SessionBusy
+from services.runtime.errors import CorruptState, MeshError, SessionBusy
 from services.runtime.events import EventEncoder
+from services.runtime.failures import classify
 from services.runtime.hosted import HostedAgent
 from services.runtime.leases import LeaseKeeper
 from services.runtime.state import HistoryEntry, SessionStore, StateConflict, StateKey, StoredState
@@ -59,21 +59,6 @@ class TurnFailed(Exception):
         super().__init__(error.message)
         self.error = error
         self.error_event_sent = error_event_sent
-
-
-def _classify(exc: BaseException, agent: str) -> MeshError:
-    if isinstance(exc, MeshError):
-        return exc
-    if isinstance(exc, TimeoutError):
-        error = ModelFailure(f"agent {agent!r}: model call timed out")
-        error.code = grpc.StatusCode.DEADLINE_EXCEEDED
-        return error
-    if isinstance(exc, ConnectionError):
-        error = ModelFailure(f"agent {agent!r}: model unreachable: {exc}")
-        error.code = grpc.StatusCode.UNAVAILABLE
-        error.retryable = True
-        return error
-    return ModelFailure(f"agent {agent!r} failed: {type(exc).__name__}: {exc}")
 
 
 @contextlib.asynccontextmanager
@@ -221,9 +206,12 @@ class TurnRunner:
             raise
         except Exception as exc:
             self.stats.failed += 1
-            error = _classify(exc, name)
+            failure = classify(exc, name)
+            error = failure.error
             if not isinstance(exc, MeshError):
-                log.warning("turn of %r failed: %s", name, error.message, exc_info=exc)
+                # A provider outage is one line; only an unexpected exception earns its traceback.
+                traceback = None if failure.expected else exc
+                log.warning("turn of %r failed: %s", name, error.message, exc_info=traceback)
             sent = encoder.sent > 0
             if sent:
                 yield encoder.error(error.code.name, error.message, retryable=error.retryable)

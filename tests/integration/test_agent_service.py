@@ -11,11 +11,12 @@ import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from meshscope.v1 import agent_pb2, agent_pb2_grpc, common_pb2
+from meshscope_cli.redis_dev import free_port
 from services.runtime.client import AgentClient
 from services.runtime.models import ScriptedChatModel
 from services.runtime.server import AgentServer
 from services.runtime.turn import TurnStats
-from tests.conftest import StartServer
+from tests.conftest import StartServer, hosted
 from tests.support import wait_for
 
 pytestmark = pytest.mark.integration
@@ -322,3 +323,22 @@ async def test_serves_on_an_ipv6_address(start_server: StartServer, host: str) -
     async with AgentClient(server.address) as client:
         reply = await client.reply("echo", "over six")
     assert reply.text.startswith("over six over six")
+
+
+async def test_an_unreachable_model_provider_is_unavailable_naming_its_url(
+    start_server: StartServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real connection refused on loopback, through AgentScope's OpenAI model and the openai SDK."""
+    base_url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    monkeypatch.setenv("OPENAI_BASE_URL", base_url)
+    monkeypatch.setenv("MESHSCOPE_MODEL_RETRIES", "0")
+    server = await start_server([hosted("analyst", "openai:gpt-4o-mini")])
+    events: list[agent_pb2.AgentEvent] = []
+    async with AgentClient(server.address) as client:
+        with pytest.raises(grpc.aio.AioRpcError) as failure:
+            async for event in client.invoke("analyst", "hello"):
+                events.append(event)
+    assert failure.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert f"model unreachable at {base_url}/chat/completions" in str(failure.value.details())
+    assert events[-1].HasField("error")
+    assert events[-1].error.retryable

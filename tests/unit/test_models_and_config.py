@@ -42,6 +42,22 @@ def test_openai_needs_a_key_unless_a_local_server_is_configured() -> None:
     assert local.client.base_url == "http://127.0.0.1:11434/v1/"
 
 
+def test_provider_retries_are_configured_once_and_validated() -> None:
+    spec = parse_model_spec("openai:gpt-4o-mini")
+    local = {"OPENAI_BASE_URL": "http://127.0.0.1:11434/v1"}
+    model = create_model(spec, environ={**local, "MESHSCOPE_MODEL_RETRIES": "1"})
+    assert isinstance(model, OpenAIChatModel)
+    assert model.max_retries == 1
+    assert model.client.max_retries == 0  # the SDK's own retries would multiply AgentScope's
+    for variable, value, expected in (
+        ("MESHSCOPE_MODEL_RETRIES", "-1", "an integer 0-10"),
+        ("MESHSCOPE_MODEL_RETRIES", "many", "an integer 0-10"),
+        ("MESHSCOPE_MODEL_RETRY_DELAY_S", "nan", "a number 0-60"),
+    ):
+        with pytest.raises(ConfigError, match=f"^{variable}=.{value}. is not valid: expected {expected}$"):
+            create_model(spec, environ={**local, variable: value})
+
+
 def test_dashscope_needs_its_key() -> None:
     with pytest.raises(
         ConfigError, match=r"^model dashscope:qwen-turbo needs the environment variable DASHSCOPE_API_KEY$"

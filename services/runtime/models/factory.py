@@ -11,6 +11,10 @@ Environment read here:
                     server that needs no key (vLLM, Ollama, llama.cpp).
   OPENAI_BASE_URL   base URL of an OpenAI-compatible server.
   DASHSCOPE_API_KEY required for dashscope:*.
+  MESHSCOPE_MODEL_RETRIES        openai:/dashscope: calls are retried this many
+                                 times on connection errors, timeouts, rate limits
+                                 and provider 5xx, then the turn fails (0-10)    3
+  MESHSCOPE_MODEL_RETRY_DELAY_S  pause between those attempts (0-60)           1.0
 """
 
 from __future__ import annotations
@@ -27,6 +31,42 @@ from services.runtime.models.scripted import ScriptedChatModel
 
 MODEL_OVERRIDE_ENV = "MESHSCOPE_MODEL"
 KNOWN_KINDS = ("scripted", "openai", "dashscope")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often a provider call is tried again, and after what pause.
+
+    AgentScope's model retries exactly this; the openai SDK's own retries are
+    turned off, or the two would multiply (3 x 3 attempts with their own back-off).
+    """
+
+    retries: int = 3
+    delay_s: float = 1.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> RetryPolicy:
+        d = cls()
+        return cls(
+            retries=int(_bounded(environ, "MESHSCOPE_MODEL_RETRIES", d.retries, 10, integer=True)),
+            delay_s=_bounded(environ, "MESHSCOPE_MODEL_RETRY_DELAY_S", d.delay_s, 60),
+        )
+
+
+def _bounded(
+    environ: Mapping[str, str], name: str, default: float, top: float, *, integer: bool = False
+) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    expected = f"{'an integer' if integer else 'a number'} 0-{top:g}"
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not valid: expected {expected}") from None
+    if not 0 <= value <= top:  # also rejects nan
+        raise ConfigError(f"{name}={raw!r} is not valid: expected {expected}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -98,11 +138,25 @@ def create_model(
                 raise ConfigError(f"model {spec} needs the environment variable OPENAI_API_KEY")
             api_key = "unused"  # local OpenAI-compatible servers ignore the key
         credential = OpenAICredential(api_key=SecretStr(api_key), base_url=base_url)
-        return OpenAIChatModel(credential=credential, model=spec.argument, stream=True)
+        retry = RetryPolicy.from_env(env)
+        return OpenAIChatModel(
+            credential=credential,
+            model=spec.argument,
+            stream=True,
+            max_retries=retry.retries,
+            retry_delay=retry.delay_s,
+            client_kwargs={"max_retries": 0},
+        )
     from agentscope.credential import DashScopeCredential
     from agentscope.model import DashScopeChatModel
 
     api_key = _require(env, "DASHSCOPE_API_KEY", spec)
+    retry = RetryPolicy.from_env(env)
     return DashScopeChatModel(
-        credential=DashScopeCredential(api_key=SecretStr(api_key)), model=spec.argument, stream=True
+        credential=DashScopeCredential(api_key=SecretStr(api_key)),
+        model=spec.argument,
+        stream=True,
+        max_retries=retry.retries,
+        retry_delay=retry.delay_s,
+        client_kwargs={"max_retries": 0},
     )
