@@ -45,6 +45,12 @@ class SessionBusy(MeshError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
+class EventTooLarge(MeshError):
+    """An event the agent produced is larger than this server may send."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 class StoreUnavailable(MeshError):
     """A backing store (state, history, locks) cannot be reached."""
 

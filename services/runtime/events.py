@@ -17,6 +17,7 @@ from agentscope.event import EventType
 from agentscope.message import AssistantMsg, HintBlock, Msg, TextBlock
 
 from meshscope.v1 import agent_pb2, common_pb2
+from services.runtime.errors import EventTooLarge
 from services.runtime.messages import (
     TOOL_RESULT_STATES,
     block_from_part,
@@ -114,9 +115,13 @@ class ReplyAssembler:
 class EventEncoder:
     """Numbers and encodes the events of one Invoke stream."""
 
-    def __init__(self, agent: str) -> None:
+    def __init__(self, agent: str, max_bytes: int | None = None) -> None:
         self._agent = agent
         self._sequence = 0
+        self._max_bytes = max_bytes
+        # Text deltas are checked only from this length on: a smaller one cannot reach the limit
+        # (the envelope is far below 1 KiB), and measuring every delta would cost the hot path.
+        self._delta_check_from = None if max_bytes is None else max(max_bytes - 1024, 0)
         self.assembler = ReplyAssembler()
 
     @property
@@ -157,12 +162,28 @@ class EventEncoder:
             text_delta = out.text_delta
             text_delta.block_id = block_id
             text_delta.delta = delta
+            if self._delta_check_from is not None and len(delta) >= self._delta_check_from:
+                self._check_size(out)
             return out
         self.assembler.apply(event)
         reply_id = getattr(event, "reply_id", "") or ""
         out = self._envelope(event_id=event.id, reply_id=reply_id, created_at=event.created_at)
         _fill(out, event, self.assembler)
+        if self._max_bytes is not None:
+            self._check_size(out)
         return out
+
+    def _check_size(self, out: agent_pb2.AgentEvent) -> None:
+        """Raise `EventTooLarge` before gRPC would refuse to send `out` (and end the call unexplained)."""
+        assert self._max_bytes is not None
+        size = out.ByteSize()
+        if size > self._max_bytes:
+            self._sequence -= 1  # never sent: the error event takes its place, leaving no gap
+            kind = out.WhichOneof("kind")
+            raise EventTooLarge(
+                f"agent {self._agent!r}: its {kind} event is {size} bytes, over this server's message "
+                f"limit of {self._max_bytes} bytes (MESHSCOPE_GRPC_MAX_MESSAGE_BYTES)"
+            )
 
     def error(self, code: str, message: str, *, retryable: bool = False) -> agent_pb2.AgentEvent:
         """The terminal error event of a failed stream."""

@@ -23,12 +23,17 @@ from grpc_reflection.v1alpha import reflection
 from discovery.addresses import ensure_bindable, host_port
 from meshscope.v1 import agent_pb2, agent_pb2_grpc
 from services.runtime.config import ServerSettings
+from services.runtime.errors import ShuttingDown
 from services.runtime.hosted import HostedAgent
 from services.runtime.servicer import AgentServicer
 from services.runtime.state import InMemorySessionStore, SessionStore
 from services.runtime.turn import TurnRunner, TurnStats
 
 log = logging.getLogger("meshscope.server")
+
+INTERRUPT_BEFORE_S = 0.5
+"""Running turns are ended this long before the grace period runs out, leaving time for
+their error events to reach the callers before gRPC cancels the calls."""
 
 AGENT_SERVICE_NAME = agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name
 Hook = Callable[[], Awaitable[None]]
@@ -54,7 +59,12 @@ class AgentServer:
         self.agents = {a.name: a for a in agents}
         self.settings = settings or ServerSettings()
         self.store = store or InMemorySessionStore()
-        self.runner = TurnRunner(self.store, lock_ttl_s=lock_ttl_s, lock_wait_s=lock_wait_s)
+        self.runner = TurnRunner(
+            self.store,
+            lock_ttl_s=lock_ttl_s,
+            lock_wait_s=lock_wait_s,
+            max_event_bytes=self.settings.max_message_bytes,
+        )
         self.health = HealthServicer()
         self.port = 0
         self._draining = False
@@ -132,7 +142,21 @@ class AgentServer:
             "draining %d in-flight turn(s), grace %.1fs", self.stats.in_flight, self.settings.shutdown_grace_s
         )
         if self._server is not None:
-            await self._server.stop(self.settings.shutdown_grace_s)
+            grace = self.settings.shutdown_grace_s
+            stopping = asyncio.ensure_future(self._server.stop(grace))
+            # Shortly before gRPC would cancel what is still running, end those turns
+            # ourselves, so their callers get an error event and a status saying why.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.runner.idle.wait(), max(grace - INTERRUPT_BEFORE_S, 0))
+            if not self.runner.idle.is_set():
+                cut = self.runner.interrupt(
+                    ShuttingDown(
+                        "agent service is shutting down: the turn was cut off "
+                        f"after the {grace:g}s grace period"
+                    )
+                )
+                log.warning("cutting off %d turn(s) still running at the end of the grace period", cut)
+            await stopping
         # Turns cancelled at the end of the grace still save in their `finally`:
         # let them finish before the store's connections close.
         with contextlib.suppress(TimeoutError):

@@ -81,12 +81,24 @@ class TurnRunner:
     lock of a turn that runs longer than a third of its TTL.
     """
 
-    def __init__(self, store: SessionStore, *, lock_ttl_s: float = 30.0, lock_wait_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        store: SessionStore,
+        *,
+        lock_ttl_s: float = 30.0,
+        lock_wait_s: float = 0.0,
+        max_event_bytes: int | None = None,
+    ) -> None:
         self.store = store
         self.lock_ttl_s = lock_ttl_s
         self.lock_wait_s = lock_wait_s
+        self.max_event_bytes = max_event_bytes
+        """Events above this size (the server's send limit) end the turn with an error event."""
         self.stats = TurnStats()
         self._leases = LeaseKeeper(store, lock_ttl_s)
+        self._running: dict[asyncio.Task[Any], object | None] = {}
+        """Each running turn's task, with the agent stream it iterates once it has one."""
+        self._interrupted: MeshError | None = None
         self.idle = asyncio.Event()
         """Set while no turn is in flight."""
         self.idle.set()
@@ -166,10 +178,13 @@ class TurnRunner:
         """Stream the turn's wire events; raises `TurnFailed` on failure."""
         name = turn.agent.name
         key = StateKey(turn.user_id, turn.session_id, name) if turn.session_id else None
-        encoder = EventEncoder(name)
+        encoder = EventEncoder(name, self.max_event_bytes)
         self.stats.started += 1
         self._track(+1)
         owner: str | None = None
+        task = asyncio.current_task()
+        if task is not None:
+            self._running[task] = None
         try:
             if key is not None:
                 owner = await self._lock(key)
@@ -180,10 +195,14 @@ class TurnRunner:
             persist_error: MeshError | None = None
             try:
                 async with _closing(agent.reply_stream(turn.input)) as stream:
+                    if task is not None:
+                        self._running[task] = stream
                     async for item in stream:
                         if isinstance(item, Msg):
                             continue
                         yield encoder.encode(item)
+                        if self._interrupted is not None:
+                            raise self._interrupted
                 finished = True
             finally:
                 if key is not None and owner is not None:
@@ -198,9 +217,19 @@ class TurnRunner:
             if persist_error is not None:
                 raise persist_error
         except asyncio.CancelledError:
-            self.stats.cancelled += 1
-            log.info("turn of %r in session %r cancelled by the caller", name, turn.session_id)
-            raise
+            if self._interrupted is None or task is None:
+                self.stats.cancelled += 1
+                log.info("turn of %r in session %r cancelled by the caller", name, turn.session_id)
+                raise
+            # Cut off by `interrupt` (the server is stopping), not by the caller: the
+            # call is still open, so it gets an error event and a status saying why.
+            task.uncancel()
+            self.stats.failed += 1
+            error = self._interrupted
+            sent = encoder.sent > 0
+            if sent:
+                yield encoder.error(error.code.name, error.message, retryable=error.retryable)
+            raise TurnFailed(error, error_event_sent=sent) from None
         except GeneratorExit:
             self.stats.cancelled += 1
             raise
@@ -219,6 +248,8 @@ class TurnRunner:
         else:
             self.stats.completed += 1
         finally:
+            if task is not None:
+                self._running.pop(task, None)
             self._track(-1)
             if key is not None and owner is not None:  # failed before the turn ran (e.g. corrupt state)
                 await asyncio.shield(self._unlock(key, owner))
@@ -237,6 +268,21 @@ class TurnRunner:
             return await self._persist(turn, key, state, loaded, encoder)
         finally:
             await self._unlock(key, owner)
+
+    def interrupt(self, error: MeshError) -> int:
+        """End every running turn with `error` (an error event, then its status); how many there were.
+
+        For the end of a shutdown's grace period: gRPC would cancel the calls
+        and their callers would see the stream stop with no reason given.
+        """
+        self._interrupted = error
+        for task, stream in self._running.items():
+            # A turn waiting on its agent is cancelled there (and turns that into `error`).
+            # One whose stream is idle is at a `yield`, inside gRPC's write: cancelling it
+            # there would end the call unexplained, so it stops at its next event instead.
+            if getattr(stream, "ag_running", True):
+                task.cancel()
+        return len(self._running)
 
     async def close(self) -> None:
         """Stop renewing locks (the server calls this once its turns have ended)."""

@@ -342,3 +342,21 @@ async def test_an_unreachable_model_provider_is_unavailable_naming_its_url(
     assert f"model unreachable at {base_url}/chat/completions" in str(failure.value.details())
     assert events[-1].HasField("error")
     assert events[-1].error.retryable
+
+
+async def test_an_event_over_the_message_limit_ends_the_turn_with_an_error_event(
+    start_server: StartServer,
+) -> None:
+    server = await start_server(["analyst"], max_message_bytes=4096)
+    long_text = "word " * 600  # ~3 KB: fits the limit itself, but the second reply quotes the first
+    async with AgentClient(server.address) as client:
+        await client.reply("analyst", long_text, session_id="s-big")
+        events: list[agent_pb2.AgentEvent] = []
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            async for event in client.invoke("analyst", long_text, session_id="s-big"):
+                events.append(event)
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "over this server's message limit of 4096 bytes" in str(refused.value.details())
+    assert events[-1].HasField("error")
+    assert events[-1].error.code == "RESOURCE_EXHAUSTED"
+    assert events[-1].sequence == len(events)

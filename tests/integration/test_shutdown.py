@@ -52,6 +52,34 @@ async def test_shutdown_goes_not_serving_then_drains_the_in_flight_stream(start_
     assert server.stats.completed == 1 and server.stats.cancelled == 0
 
 
+async def test_a_turn_still_running_at_the_end_of_the_grace_gets_an_error_event(
+    start_server: StartServer,
+) -> None:
+    server = await start_server(["analyst"], shutdown_pause_s=0, shutdown_grace_s=1)
+    async with AgentClient(server.address) as client:
+        events = []
+        with pytest.raises(grpc.aio.AioRpcError) as cut:
+            # 200 words at 50 ms: 10 s, far beyond the 1 s grace.
+            async for event in client.invoke("analyst", "very long #slow=200", session_id="s-cut"):
+                events.append(event)
+                if event.HasField("text_delta") and len(events) == 5:
+                    stopping = asyncio.create_task(server.stop())
+        await asyncio.wait_for(stopping, 10)
+        after = await start_server(["analyst"], store=server.store)
+        async with AgentClient(after.address) as again:
+            continued = await again.reply("analyst", "are you there?", session_id="s-cut")
+    assert cut.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "cut off after the 1s grace period" in str(cut.value.details())
+    assert ("meshscope-error", "ShuttingDown") in tuple(cut.value.trailing_metadata() or ())
+    last = events[-1]
+    assert last.HasField("error"), last
+    assert last.error.code == "UNAVAILABLE" and last.error.retryable
+    assert "cut off" in last.error.message
+    assert server.stats.failed == 1
+    # Its partial turn was saved before the server stopped.
+    assert "Earlier you said: very long #slow=200" in continued.text
+
+
 def test_sigterm_drains_then_exits_cleanly() -> None:
     agents = start_agents(
         ["--agents", "analyst"], {"MESHSCOPE_SHUTDOWN_PAUSE_S": "0.5", "MESHSCOPE_SHUTDOWN_GRACE_S": "20"}
