@@ -1,6 +1,6 @@
 """Pipelines: declared in the mesh file (YAML) or built in Python, validated at start.
 
-Kinds (DESIGN.md §6, the seed's examples):
+Kinds (docs/architecture.md, "Orchestrator"; the seed's examples):
   sequential  steps: [agent-or-pipeline, ...]   each step gets the previous step's final message
   team        manager: A, workers: [B, C]       manager plans, workers run in parallel on the plan,
                                                 manager synthesises their results

@@ -1,4 +1,4 @@
-"""Registering a running agent server in discovery (DESIGN.md §5).
+"""Registering a running agent server in discovery (docs/architecture.md, "Discovery").
 
 After the server serves, each hosted agent is registered as its own
 service (name = agent name) with a gRPC health check on this replica's

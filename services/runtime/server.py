@@ -2,7 +2,7 @@
 
 It serves `AgentService`, the standard `grpc.health.v1` health service (one
 status per agent name, plus "" and the service name) and server reflection.
-Shutdown follows DESIGN.md §5: NOT_SERVING -> before-drain hooks (discovery
+Shutdown (docs/operations.md, "Stopping"): NOT_SERVING -> before-drain hooks (discovery
 deregisters here) -> a short pause so health watchers drop this replica ->
 drain in-flight streams within the grace period -> stop.
 """

@@ -1,6 +1,6 @@
 """Session storage: agent state, per-session locks and session history.
 
-One interface, two backends (DESIGN.md §7): in memory (the default; one
+One interface, two backends (docs/architecture.md, "Sessions"): in memory (the default; one
 process) and Redis (`REDIS_URL`; every replica shares it). Both pass the
 same contract tests (tests/integration/test_stores.py).
 

@@ -1,6 +1,6 @@
 """Model specs: one string per agent picks and configures its chat model.
 
-Specs (DESIGN.md §8):
+Specs (docs/configuration.md, "Model specs"):
   scripted[:delay_ms=N]   deterministic offline model (default)
   openai:<model>          OpenAI or any OpenAI-compatible server (OPENAI_BASE_URL)
   dashscope:<model>       Alibaba DashScope, e.g. dashscope:qwen-turbo
