@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 
 from discovery.addresses import ensure_bindable, host_port
 from discovery.watcher import Watcher
+from meshscope.servicers import add_servicer
 from meshscope.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from orchestrator import sessions
 from orchestrator.config import OrchestratorSettings
@@ -209,8 +210,8 @@ class OrchestratorServer:
         for agent in self.watcher.agents():
             self.pool.update(agent, self.watcher.instances(agent))
         server = grpc.aio.server(options=self.settings.channel_options())
-        orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(self._servicer, server)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        add_servicer(server, orchestrator_pb2_grpc.add_OrchestratorServicer_to_server, self._servicer)
+        add_servicer(server, health_pb2_grpc.add_HealthServicer_to_server, self.health)
         reflection.enable_server_reflection(
             (
                 SERVICE_NAME,

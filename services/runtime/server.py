@@ -21,6 +21,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from discovery.addresses import ensure_bindable, host_port
+from meshscope.servicers import add_servicer
 from meshscope.v1 import agent_pb2, agent_pb2_grpc
 from services.runtime.config import ServerSettings
 from services.runtime.errors import ShuttingDown
@@ -88,10 +89,12 @@ class AgentServer:
     def _build_server(self) -> grpc.aio.Server:
         # grpc.aio binds a server to the running loop, so it is built in start().
         server = grpc.aio.server(options=self.settings.grpc_options())
-        agent_pb2_grpc.add_AgentServiceServicer_to_server(
-            AgentServicer(self.agents, self.runner, lambda: self._draining), server
+        add_servicer(
+            server,
+            agent_pb2_grpc.add_AgentServiceServicer_to_server,
+            AgentServicer(self.agents, self.runner, lambda: self._draining),
         )
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        add_servicer(server, health_pb2_grpc.add_HealthServicer_to_server, self.health)
         reflection.enable_server_reflection(
             (
                 AGENT_SERVICE_NAME,

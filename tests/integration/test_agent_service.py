@@ -360,3 +360,15 @@ async def test_an_event_over_the_message_limit_ends_the_turn_with_an_error_event
     assert events[-1].HasField("error")
     assert events[-1].error.code == "RESOURCE_EXHAUSTED"
     assert events[-1].sequence == len(events)
+
+
+async def test_a_request_that_does_not_decode_is_invalid_argument(analyst_writer: AgentServer) -> None:
+    async with grpc.aio.insecure_channel(analyst_writer.address) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as not_protobuf:
+            async for _ in channel.unary_stream("/meshscope.v1.AgentService/Invoke")(b"\xff\xff\xff\xff"):
+                pass
+        with pytest.raises(grpc.aio.AioRpcError) as not_utf8:  # field 1, `agent`, is not UTF-8
+            await channel.unary_unary("/meshscope.v1.AgentService/GetCard")(b"\x0a\x02\xff\xfe")
+    for refused in (not_protobuf.value, not_utf8.value):
+        assert refused.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert str(refused.details()).startswith("the request does not decode: Error parsing message")
