@@ -2,18 +2,28 @@
 # `make demo` and `make test` work on a fresh machine with only Python 3.11:
 # both create the project virtualenv (.venv) first.
 
-PYTHON ?= python3
+# The interpreter .venv is made from: python3.11 where there is one (Ubuntu 22.04's python3 is
+# 3.10), else python3 (3.12 on Ubuntu 24.04 is fine).  `make ... PYTHON=python3.12` picks another.
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(shell command -v python3.11 >/dev/null 2>&1 && echo python3.11 || echo python3)
+endif
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.meshscope-installed
 PROTO_SRC := $(wildcard protos/meshscope/v1/*.proto)
 CONSUL := .tools/bin/consul
+REDIS := .tools/bin/redis-server
+# Exits non-zero on a Python older than pyproject.toml's requires-python.
+PY_VERSION_OK := import sys; sys.exit(sys.version_info < (3, 11))
+PY_DESCRIBE := import sys; print("Python", sys.version.split()[0], "(" + sys.executable + ")")
+PY_MINOR := import sys; print("%d.%d" % sys.version_info[:2])
 
-.PHONY: setup consul protos protos-check lint test demo bench clean help
+.PHONY: setup consul redis protos protos-check lint test demo bench clean help
 
 help:
 	@echo "make setup        create .venv and install meshscope with its dev tools"
-	@echo "make consul       put a consul binary in .tools/bin (PATH's, or Debian 11's package)"
+	@echo "make consul       put a consul binary in .tools/bin (PATH's, or fetched from Debian/the release)"
+	@echo "make redis        put redis-server in .tools/bin (PATH's, or fetched from the release)"
 	@echo "make demo         start an agent service and stream a reply from it"
 	@echo "make test         run the test suite (unit + integration)"
 	@echo "make lint         ruff + mypy + stale-stub check"
@@ -22,19 +32,35 @@ help:
 
 setup: $(STAMP)
 
+# A venv whose pip does not work (a first `python3 -m venv` that died in ensurepip leaves
+# .venv/bin/python behind) or whose Python is too old is made anew, not trusted.
 $(STAMP): pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { \
-	  echo "error: '$(PYTHON) -m venv' failed; on Debian/Ubuntu install python3-venv first"; exit 1; }
+	@if ! { $(PY) -c '$(PY_VERSION_OK)' && $(PY) -m pip --version; } >/dev/null 2>&1; then \
+	  if [ -e $(VENV) ]; then echo "$(VENV) is unusable (no working pip, or Python < 3.11): recreating it"; fi; \
+	  found=$$($(PYTHON) -c '$(PY_DESCRIBE)' 2>/dev/null) || found="not found"; \
+	  $(PYTHON) -c '$(PY_VERSION_OK)' 2>/dev/null || { \
+	    echo "error: meshscope needs Python >= 3.11, but PYTHON=$(PYTHON) is $$found; pass one, e.g. make $(or $(firstword $(MAKECMDGOALS)),setup) PYTHON=python3.12"; exit 1; }; \
+	  $(PYTHON) -m venv --clear $(VENV) || { \
+	    echo "error: '$(PYTHON) -m venv $(VENV)' failed; on Debian/Ubuntu install python$$($(PYTHON) -c '$(PY_MINOR)')-venv (or python3-venv), then re-run: make recreates the broken $(VENV)"; exit 1; }; \
+	fi
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-# Consul is not in Debian 12: use one on PATH, or unpack Debian 11's package
-# (fetched with a private apt state, so the machine's apt setup is untouched).
+# Consul is not in Debian 12: use one on PATH, or unpack Debian 11's package (or, off Debian,
+# the release's own if it is >= 1.8), fetched with a private apt state so the machine's apt
+# setup is untouched.  Fails with one line when none of these works.
 consul: $(CONSUL)
 
 $(CONSUL):
 	$(PYTHON) scripts/fetch_consul.py --dest .tools
+
+# The session-store tests start their own redis-server: use one on PATH, or unpack the
+# release's packages (and the libraries the machine lacks) the same way.  No root needed.
+redis: $(REDIS)
+
+$(REDIS):
+	$(PYTHON) scripts/fetch_redis.py --dest .tools
 
 # Stubs are generated beside the .proto files and committed, so that
 # `pip install -e .` alone makes `import meshscope.v1` work.
@@ -58,7 +84,7 @@ lint: $(STAMP) protos-check
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-test: $(STAMP) $(CONSUL)
+test: $(STAMP) $(CONSUL) $(REDIS)
 	$(PY) -m pytest tests
 
 demo: $(STAMP)

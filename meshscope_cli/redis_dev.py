@@ -2,15 +2,23 @@
 
 It keeps an append-only file (fsync always) in its own folder, so a restart
 on the same folder is a real "Redis restarted and reloaded what it saved".
+
+The binary comes from MESHSCOPE_REDIS_SERVER, PATH, or `make redis`
+(.tools/bin/redis-server), so that `make test` works on a machine where
+redis-server was never installed.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
 import time
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+LOCAL_REDIS = REPO / ".tools" / "bin" / "redis-server"
 
 
 def free_port() -> int:
@@ -20,10 +28,20 @@ def free_port() -> int:
 
 
 def redis_binary() -> str:
+    """PATH's redis-server wins; .tools/ is the fallback `make redis` fills on machines without one."""
+    override = os.environ.get("MESHSCOPE_REDIS_SERVER")
+    if override:
+        if not Path(override).exists():
+            raise RuntimeError(f"MESHSCOPE_REDIS_SERVER={override}: no such file")
+        return override
     found = shutil.which("redis-server")
-    if found is None:
-        raise RuntimeError("no redis-server on PATH: install Debian's redis-server package")
-    return found
+    if found is not None:
+        return found
+    if LOCAL_REDIS.exists():
+        return str(LOCAL_REDIS)
+    raise RuntimeError(
+        "no redis-server: run `make redis` (or install redis-server, or set MESHSCOPE_REDIS_SERVER)"
+    )
 
 
 class RedisDevServer:
