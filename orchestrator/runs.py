@@ -81,6 +81,25 @@ class Runner:
         self.attempts = attempts
         # The mesh never changes after start: resolve each pipeline's agents once, not per run.
         self._pipeline_agents = {name: self._resolve(name) for name in mesh.pipelines}
+        self._producers: set[asyncio.Task[None]] = set()
+        self._interrupted: str | None = None
+        """Why runs are being cut off (set by `interrupt`)."""
+
+    def producing(self) -> set[asyncio.Task[None]]:
+        """The tasks executing runs' steps right now (a snapshot)."""
+        return set(self._producers)
+
+    def interrupt(self, message: str) -> int:
+        """Fail every run still executing with UNAVAILABLE `message`; how many there were.
+
+        For the end of a shutdown's grace period: gRPC would cancel the calls and
+        their callers would see the stream stop with no reason given. Each run's
+        steps are cancelled, and its stream ends with an error event and the status.
+        """
+        self._interrupted = message
+        for producer in self._producers:
+            producer.cancel()
+        return len(self._producers)
 
     def kind_of(self, target: str) -> str:
         pipeline = self.mesh.pipelines.get(target)
@@ -259,10 +278,17 @@ class Runner:
                 timeout = None if run.deadline is None else max(0.0, run.deadline - time.monotonic())
                 async with asyncio.timeout(timeout):
                     outcome["output"] = await self.execute(run, request.target, request.input)
+            except asyncio.CancelledError:
+                if self._interrupted is None:
+                    raise
+                # Reported on the stream like any failed step.
+                raise StepFailed(grpc.StatusCode.UNAVAILABLE, self._interrupted, started=True) from None
             finally:
                 await run.queue.put(None)
 
         producer = asyncio.create_task(produce())
+        self._producers.add(producer)
+        producer.add_done_callback(self._producers.discard)
         try:
             while (event := await run.queue.get()) is not None:
                 yield numbered(event)

@@ -28,6 +28,9 @@ log = logging.getLogger("meshscope.orchestrator")
 
 SERVICE_NAME = orchestrator_pb2.DESCRIPTOR.services_by_name["Orchestrator"].full_name
 MAX_KEY_LENGTH = 256
+INTERRUPT_BEFORE_S = 0.5
+"""Runs still open are failed this long before the grace period runs out, leaving time for
+their error events to reach the callers before gRPC cancels the calls."""
 DEADLINE_MARGIN_S = 0.05
 
 
@@ -242,6 +245,18 @@ class OrchestratorServer:
         if self.settings.shutdown_pause_s:
             await asyncio.sleep(self.settings.shutdown_pause_s)
         if self._server is not None:
-            await self._server.stop(self.settings.shutdown_grace_s)
+            grace = self.settings.shutdown_grace_s
+            stopping = asyncio.ensure_future(self._server.stop(grace))
+            # Shortly before gRPC would cancel the runs still open, fail them ourselves,
+            # so their callers get an error event and a status saying why.
+            running = self.runner.producing()
+            if running:
+                await asyncio.wait(running, timeout=max(grace - INTERRUPT_BEFORE_S, 0))
+            if any(not task.done() for task in running):
+                cut = self.runner.interrupt(
+                    f"orchestrator is shutting down: the run was cut off after the {grace:g}s grace period"
+                )
+                log.warning("cutting off %d run(s) still running at the end of the grace period", cut)
+            await stopping
         await self.watcher.stop()
         await self.pool.close()

@@ -562,3 +562,34 @@ async def test_power_of_two_choices_prefers_the_less_loaded_replica() -> None:
     pool.eject(idle)
     assert all(pool.pick("echo") is not idle for _ in range(50))
     await pool.close()
+
+
+async def test_a_run_still_open_at_the_end_of_the_grace_gets_an_error_event(
+    start_server: StartServer,
+) -> None:
+    agents = await start_server(["analyst"])
+    orchestrator = OrchestratorServer(
+        parse_mesh(MESH, "test-mesh"),
+        StaticWatcher({"analyst": [("127.0.0.1", agents.port)]}),
+        OrchestratorSettings(port=0, shutdown_pause_s=0, shutdown_grace_s=1),
+    )
+    await orchestrator.start()
+    events: list[orchestrator_pb2.RunEvent] = []
+    async with OrchestratorClient(orchestrator.address) as client:
+        with pytest.raises(grpc.aio.AioRpcError) as cut:
+            # 200 words at 50 ms: 10 s, far beyond the 1 s grace.
+            async for event in client.run("analyst", "very long #slow=200"):
+                events.append(event)
+                if len(events) == 5:
+                    stopping = asyncio.create_task(orchestrator.stop())
+        await asyncio.wait_for(stopping, 10)
+    assert cut.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "the run was cut off after the 1s grace period" in str(cut.value.details())
+    assert events[-1].HasField("error"), events[-1]
+    assert events[-1].error.code == "UNAVAILABLE" and events[-1].error.retryable
+
+    # The agent's turn was cancelled with the run, not left running.
+    async def in_flight() -> int:
+        return agents.stats.in_flight
+
+    await wait_for(in_flight, lambda n: n == 0, timeout=5)
