@@ -11,8 +11,9 @@ meshscope RPC, and the health service's, takes one request message).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import grpc
@@ -56,14 +57,18 @@ def _unary_unary(
 
 def _unary_stream(behavior: Any, deserializer: Deserializer) -> Any:
     # grpc.aio streams what an async generator yields, or lets a coroutine call
-    # `context.write` (the health service's Watch does): keep the servicer's style.
+    # `context.write` (the health service's Watch does).
     if not inspect.isasyncgenfunction(behavior):
         return _unary_unary(behavior, deserializer)
 
-    async def call(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    # A coroutine writing what the servicer's generator yields, rather than a generator
+    # re-yielding it: one generator layer fewer on every streamed message (measured in
+    # bench/agent_path.py's throughput); `aclosing` ends the servicer's generator with the call.
+    async def call(raw: bytes, context: grpc.aio.ServicerContext) -> None:
         request = await _decode(deserializer, raw, context)
-        async for response in behavior(request, context):
-            yield response
+        async with contextlib.aclosing(behavior(request, context)) as responses:
+            async for response in responses:
+                await context.write(response)
 
     return call
 
