@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import grpc
@@ -61,14 +61,14 @@ def _unary_stream(behavior: Any, deserializer: Deserializer) -> Any:
     if not inspect.isasyncgenfunction(behavior):
         return _unary_unary(behavior, deserializer)
 
-    # A coroutine writing what the servicer's generator yields, rather than a generator
-    # re-yielding it: one generator layer fewer on every streamed message (measured in
-    # bench/agent_path.py's throughput); `aclosing` ends the servicer's generator with the call.
-    async def call(raw: bytes, context: grpc.aio.ServicerContext) -> None:
+    # Re-yielded, not written with `context.write`: server interceptors (OpenTelemetry's
+    # among them) iterate a streaming handler, so it must stay an async generator.
+    # `aclosing` ends the servicer's generator with the call.
+    async def call(raw: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         request = await _decode(deserializer, raw, context)
         async with contextlib.aclosing(behavior(request, context)) as responses:
             async for response in responses:
-                await context.write(response)
+                yield response
 
     return call
 

@@ -372,3 +372,21 @@ async def test_a_request_that_does_not_decode_is_invalid_argument(analyst_writer
     for refused in (not_protobuf.value, not_utf8.value):
         assert refused.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert str(refused.details()).startswith("the request does not decode: Error parsing message")
+
+
+async def test_streams_work_under_opentelemetry_grpc_instrumentation(start_server: StartServer) -> None:
+    """Its server interceptor iterates streaming handlers: they must stay async generators."""
+    from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorServer
+
+    instrumentor = GrpcAioInstrumentorServer()
+    instrumentor.instrument()
+    try:
+        server = await start_server(["echo"])
+    finally:
+        instrumentor.uninstrument()
+    async with AgentClient(server.address) as client:
+        reply = await client.reply("echo", "traced words")
+        with pytest.raises(grpc.aio.AioRpcError) as unknown:
+            await client.reply("poet", "x")
+    assert reply.text.startswith("traced words traced words")
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
