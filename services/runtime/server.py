@@ -150,7 +150,7 @@ class AgentServer:
             # Shortly before gRPC would cancel what is still running, end those turns
             # ourselves, so their callers get an error event and a status saying why.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.runner.idle.wait(), max(grace - INTERRUPT_BEFORE_S, 0))
+                await asyncio.wait_for(self.runner.idle.wait(), max(grace - INTERRUPT_BEFORE_S, grace / 2))
             if not self.runner.idle.is_set():
                 cut = self.runner.interrupt(
                     ShuttingDown(

@@ -30,6 +30,9 @@ from services.runtime.state import HistoryEntry, SessionStore, StateConflict, St
 
 log = logging.getLogger("meshscope.turn")
 
+FINISH_WAIT_S = 10.0
+"""How long `TurnRunner.close` waits for saves still running (a store call is bounded by its own timeouts)."""
+
 
 @dataclass
 class TurnStats:
@@ -99,6 +102,9 @@ class TurnRunner:
         self._running: dict[asyncio.Task[Any], object | None] = {}
         """Each running turn's task, with the agent stream it iterates once it has one."""
         self._interrupted: MeshError | None = None
+        self._cut_off: set[asyncio.Task[Any]] = set()
+        """The turns `interrupt` ended (only these fail with its error; others were cancelled by callers)."""
+        self._finishing: set[asyncio.Task[MeshError | None]] = set()
         self.idle = asyncio.Event()
         """Set while no turn is in flight."""
         self.idle.set()
@@ -201,15 +207,23 @@ class TurnRunner:
                         if isinstance(item, Msg):
                             continue
                         yield encoder.encode(item)
-                        if self._interrupted is not None:
-                            raise self._interrupted
+                        if self._interrupted is not None and task in self._cut_off:
+                            raise self._cut_off_error(task)
+                # An agent may swallow the cancellation (AgentScope ends the reply as
+                # interrupted): a cut-off turn still fails as cut off, not as completed.
+                if self._interrupted is not None and task in self._cut_off:
+                    raise self._cut_off_error(task)
                 finished = True
             finally:
                 if key is not None and owner is not None:
                     # One shielded step saves and unlocks, so a cancelled call
                     # still leaves its state written and its session free.
-                    finishing = self._finish(turn, key, owner, HostedAgent.state_of(agent), loaded, encoder)
+                    finishing = asyncio.ensure_future(
+                        self._finish(turn, key, owner, HostedAgent.state_of(agent), loaded, encoder)
+                    )
                     owner = None  # released by `finishing`, even if this call is cancelled meanwhile
+                    self._finishing.add(finishing)  # `close` waits for it, so the store outlives it
+                    finishing.add_done_callback(self._finishing.discard)
                     persist_error = await asyncio.shield(finishing)
                     if persist_error is not None and not finished:
                         log.error("session %r not saved: %s", key.session_id, persist_error.message)
@@ -217,15 +231,14 @@ class TurnRunner:
             if persist_error is not None:
                 raise persist_error
         except asyncio.CancelledError:
-            if self._interrupted is None or task is None:
+            if self._interrupted is None or task is None or task not in self._cut_off:
                 self.stats.cancelled += 1
                 log.info("turn of %r in session %r cancelled by the caller", name, turn.session_id)
                 raise
             # Cut off by `interrupt` (the server is stopping), not by the caller: the
             # call is still open, so it gets an error event and a status saying why.
-            task.uncancel()
+            error = self._cut_off_error(task)
             self.stats.failed += 1
-            error = self._interrupted
             sent = encoder.sent > 0
             if sent:
                 yield encoder.error(error.code.name, error.message, retryable=error.retryable)
@@ -276,6 +289,7 @@ class TurnRunner:
         and their callers would see the stream stop with no reason given.
         """
         self._interrupted = error
+        self._cut_off = set(self._running)
         for task, stream in self._running.items():
             # A turn waiting on its agent is cancelled there (and turns that into `error`).
             # One whose stream is idle is at a `yield`, inside gRPC's write: cancelling it
@@ -284,8 +298,21 @@ class TurnRunner:
                 task.cancel()
         return len(self._running)
 
+    def _cut_off_error(self, task: asyncio.Task[Any] | None) -> MeshError:
+        """The interrupt's error, with the cancellation `interrupt` may have sent taken back."""
+        assert self._interrupted is not None
+        if task is not None and task.cancelling():
+            task.uncancel()
+        return self._interrupted
+
     async def close(self) -> None:
-        """Stop renewing locks (the server calls this once its turns have ended)."""
+        """Wait (boundedly) for turns still saving, then stop renewing locks.
+
+        The server calls this after its turns ended and before it closes the store:
+        a turn cancelled while saving left its shielded save running.
+        """
+        if self._finishing:
+            await asyncio.wait(set(self._finishing), timeout=FINISH_WAIT_S)
         await self._leases.close()
 
     async def _unlock(self, key: StateKey, owner: str) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from meshscope_cli.launch import launch
 from services.runtime.client import AgentClient
+from services.runtime.state import InMemorySessionStore, StateKey
 from tests.conftest import StartServer
 from tests.support import REPO, child_env, health_status, run_cli, start_agents, wait_for
 
@@ -136,3 +137,28 @@ def test_a_port_in_use_is_one_line_and_exit_1() -> None:
         )
     finally:
         first.stop()
+
+
+class SlowSavingStore(InMemorySessionStore):
+    """The in-memory store with a slow save, as a loaded Redis can be."""
+
+    async def save(self, key: StateKey, data: str, expected_version: int) -> int:
+        await asyncio.sleep(1.5)
+        return await super().save(key, data, expected_version)
+
+
+async def test_stop_waits_for_a_save_still_running_before_the_store_closes(start_server: StartServer) -> None:
+    store = SlowSavingStore()
+    server = await start_server(["analyst"], store=store, shutdown_pause_s=0, shutdown_grace_s=1)
+    async with AgentClient(server.address) as client:
+        with pytest.raises(grpc.aio.AioRpcError):
+            async for event in client.invoke("analyst", "very long #slow=200", session_id="s-slow-save"):
+                if event.HasField("text_delta") and event.sequence == 5:
+                    # Cut off half-way through the 1 s grace, the turn starts its 1.5 s save;
+                    # gRPC cancels the call at the end of the grace, with the save still running.
+                    stopping = asyncio.create_task(server.stop())
+    await asyncio.wait_for(stopping, 15)
+    # By the time stop() returned, that turn had saved and unlocked.
+    saved = await store.load(StateKey("anonymous", "s-slow-save", "analyst"))
+    assert saved is not None
+    assert await store.acquire("s-slow-save", "analyst", "next-turn", 30)
