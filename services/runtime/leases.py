@@ -12,6 +12,7 @@ than a third of the TTL, and exits when there is nothing left to keep.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ class LeaseKeeper:
         self._store = store
         self._ttl_s = ttl_s
         self._held: dict[str, _Lease] = {}
+        self._renewing: dict[str, asyncio.Task[None]] = {}
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -52,25 +54,30 @@ class LeaseKeeper:
         self._held.pop(owner, None)
 
     async def close(self) -> None:
-        """Stop the renewal task (at shutdown, after the last turn)."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        """Stop the renewal task and any renewal in flight (at shutdown, after the last turn)."""
+        tasks = [*self._renewing.values(), *([self._task] if self._task is not None else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._task = None
 
     async def _run(self) -> None:
         # Waking every sixth of the TTL renews each lease when it is between a
-        # third and a half of the TTL old: well before it could expire.
+        # third and a half of the TTL old: well before it could expire. Each renewal
+        # runs in its own task, so one stuck call (a store timing out) delays no other
+        # lease; a lease whose renewal is still in flight is not renewed twice.
         while self._held:
             await asyncio.sleep(self._ttl_s / 6)
             now = time.monotonic()
-            due = [
-                (owner, lease)
-                for owner, lease in self._held.items()
-                if now - lease.renewed_at >= self.renew_after_s
-            ]
-            # Concurrently: one slow renewal must not hold up the others.
-            await asyncio.gather(*(self._renew(owner, lease) for owner, lease in due))
+            for owner, lease in list(self._held.items()):
+                if owner in self._renewing or now - lease.renewed_at < self.renew_after_s:
+                    continue
+                renewal = asyncio.get_running_loop().create_task(self._renew(owner, lease))
+                self._renewing[owner] = renewal
+                renewal.add_done_callback(functools.partial(self._renewed, owner))
+
+    def _renewed(self, owner: str, _done: asyncio.Task[None]) -> None:
+        self._renewing.pop(owner, None)
 
     async def _renew(self, owner: str, lease: _Lease) -> None:
         key = lease.key
