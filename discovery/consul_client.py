@@ -30,8 +30,12 @@ def connect(settings: ConsulSettings) -> Any:
 
 
 def duration(seconds: float) -> str:
-    """Seconds as a Go duration string, as Consul's API wants them."""
-    return f"{seconds:g}s"
+    """Seconds as a Go duration string, as Consul's API wants them.
+
+    Whole milliseconds: Go's ParseDuration takes no exponent, which `:g` would
+    print from a million seconds on ("1.5e+06s").
+    """
+    return f"{round(seconds * 1000)}ms"
 
 
 def describe_error(exc: BaseException) -> str:

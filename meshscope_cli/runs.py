@@ -11,6 +11,9 @@ import grpc
 
 from orchestrator.client import OrchestratorClient
 
+MAX_TIMEOUT_S = 2**31 - 1
+"""The longest run deadline a caller may ask for (gRPC deadlines overflow far beyond it)."""
+
 
 class StepPrinter:
     """Prints step text as it streams, one step at a time.
@@ -93,8 +96,8 @@ async def _run(target: str, text: str, session: str, user: str, timeout: float |
 
 def run(target: str, text: str, session: str, user: str, timeout: float | None) -> int:
     """Stream a run to the terminal, labelled by step and agent; exit 1 on failure."""
-    if timeout is not None and timeout <= 0:
-        print("meshscope: --timeout must be positive", file=sys.stderr)
+    if timeout is not None and not 0 < timeout <= MAX_TIMEOUT_S:  # also rejects nan and inf
+        print(f"meshscope: --timeout must be between 0 and {MAX_TIMEOUT_S:.0f} seconds", file=sys.stderr)
         return 2
     return asyncio.run(_run(target, text, session, user, timeout, sys.stdout))
 

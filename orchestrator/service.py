@@ -28,6 +28,8 @@ log = logging.getLogger("meshscope.orchestrator")
 
 SERVICE_NAME = orchestrator_pb2.DESCRIPTOR.services_by_name["Orchestrator"].full_name
 MAX_KEY_LENGTH = 256
+MAX_TIMEOUT_S = 2**31 - 1
+"""The longest run deadline a caller may ask for (gRPC deadlines overflow far beyond it)."""
 INTERRUPT_BEFORE_S = 0.5
 """Runs still open are failed this long before the grace period runs out, leaving time for
 their error events to reach the callers before gRPC cancels the calls."""
@@ -60,8 +62,12 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             return "input: is required and must contain at least one part"
         if request.input.role not in (common_pb2.ROLE_UNSPECIFIED, common_pb2.ROLE_USER):
             return "input.role: an input message must have ROLE_USER"
-        if request.HasField("timeout") and request.timeout.ToTimedelta().total_seconds() <= 0:
-            return "timeout: must be positive"
+        if request.HasField("timeout"):
+            # Checked on the raw fields: ToTimedelta overflows on huge values, and gRPC
+            # deadlines do long before that.
+            seconds = request.timeout.seconds + request.timeout.nanos / 1e9
+            if not 0 < seconds <= MAX_TIMEOUT_S:
+                return f"timeout: must be positive and at most {MAX_TIMEOUT_S} seconds"
         return _check_key(request.session_id, "session_id") or _check_key(request.user_id, "user_id")
 
     async def Run(  # noqa: N802 - gRPC method name

@@ -41,6 +41,7 @@ CLEARED_APT_HOOKS = (
     "APT::Update::Pre-Invoke",
     "APT::Update::Post-Invoke",
     "APT::Update::Post-Invoke-Success",
+    "APT::Update::Post-Invoke-Stats",  # Ubuntu's ESM hook writes machine state from here
 )
 # The components Debian and Ubuntu archives use; third-party sources that reuse the release's
 # codename as their suite (e.g. "jammy stable") have others and are left out.

@@ -119,9 +119,10 @@ class EventEncoder:
         self._agent = agent
         self._sequence = 0
         self._max_bytes = max_bytes
-        # Text deltas are checked only from this length on: a smaller one cannot reach the limit
-        # (the envelope is far below 1 KiB), and measuring every delta would cost the hot path.
-        self._delta_check_from = None if max_bytes is None else max(max_bytes - 1024, 0)
+        # Text deltas are measured only from this length on: a shorter one cannot reach the
+        # limit (at most 4 UTF-8 bytes a character, plus an envelope far below 1 KiB), and
+        # measuring every delta would cost the hot path.
+        self._delta_check_from = None if max_bytes is None else max((max_bytes - 1024) // 4, 0)
         self.assembler = ReplyAssembler()
 
     @property

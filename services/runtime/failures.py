@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 import grpc
 
@@ -38,10 +39,21 @@ def _model_failure(
 
 
 def _endpoint(exc: BaseException) -> str:
-    """The URL the provider call went to, when the SDK says (it does for connection errors)."""
+    """Where the provider call went, when the SDK says (it does for connection errors).
+
+    Scheme, host, port and path only: user info or a key in the query string must
+    not reach the caller.
+    """
     request = getattr(exc, "request", None)
     url = getattr(request, "url", None)
-    return f" at {url}" if url is not None else ""
+    if url is None:
+        return ""
+    parts = urlsplit(str(url))
+    host = parts.hostname or ""
+    shown = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        shown = f"{shown}:{parts.port}"
+    return f" at {urlunsplit((parts.scheme, shown, parts.path, '', ''))}"
 
 
 def _provider_failure(exc: BaseException, agent: str) -> ModelFailure | None:

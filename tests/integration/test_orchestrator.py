@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from discovery.config import ConsulSettings
 from discovery.model import Instance
 from discovery.watcher import ConsulWatcher, StaticWatcher
-from meshscope.v1 import orchestrator_pb2
+from meshscope.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from meshscope_cli.consul_dev import ConsulDevAgent, free_port
 from meshscope_cli.launch import launch, meshscope_command
 from orchestrator.client import OrchestratorClient
@@ -201,6 +201,17 @@ async def test_unknown_target_and_missing_replicas(start_server: StartServer, st
         await collect(client, "x" * 100_000, "x")
     assert huge.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert huge.value.details() == "target: must be at most 256 characters, got 100000"
+    async with grpc.aio.insecure_channel(client.target) as channel:
+        stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
+        request = orchestrator_pb2.RunRequest(
+            target="analyst", input=common_pb2.Message(parts=[common_pb2.Part(text="x")])
+        )
+        request.timeout.seconds = 2**62  # overflows a timedelta, and any gRPC deadline
+        with pytest.raises(grpc.aio.AioRpcError) as endless:
+            async for _ in stub.Run(request):
+                pass
+    assert endless.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert str(endless.value.details()).startswith("timeout: must be positive and at most")
 
 
 async def test_runs_spread_evenly_over_three_replicas(
