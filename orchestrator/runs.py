@@ -82,12 +82,20 @@ class Runner:
         # The mesh never changes after start: resolve each pipeline's agents once, not per run.
         self._pipeline_agents = {name: self._resolve(name) for name in mesh.pipelines}
         self._producers: set[asyncio.Task[None]] = set()
+        self._started: set[asyncio.Task[None]] = set()
         self._interrupted: str | None = None
         """Why runs are being cut off (set by `interrupt`)."""
+        self._open = 0
+        self.idle = asyncio.Event()
+        """Set while no run is open."""
+        self.idle.set()
 
-    def producing(self) -> set[asyncio.Task[None]]:
-        """The tasks executing runs' steps right now (a snapshot)."""
-        return set(self._producers)
+    def _track(self, delta: int) -> None:
+        self._open += delta
+        if self._open:
+            self.idle.clear()
+        else:
+            self.idle.set()
 
     def interrupt(self, message: str) -> int:
         """Fail every run still executing with UNAVAILABLE `message`; how many there were.
@@ -98,7 +106,11 @@ class Runner:
         """
         self._interrupted = message
         for producer in self._producers:
-            producer.cancel()
+            # Only once started: a task cancelled before its first step never runs its
+            # `finally`, and its run would wait for the end of its queue forever. One not
+            # started yet sees `_interrupted` as it starts.
+            if producer in self._started:
+                producer.cancel()
         return len(self._producers)
 
     def kind_of(self, target: str) -> str:
@@ -253,6 +265,15 @@ class Runner:
 
     async def stream(self, run: Run) -> AsyncGenerator[orchestrator_pb2.RunEvent, None]:
         """Run start, every step's events as they happen, run end; `RunFailed` on failure."""
+        self._track(+1)
+        try:
+            async with contextlib.aclosing(self._stream(run)) as events:
+                async for event in events:
+                    yield event
+        finally:
+            self._track(-1)
+
+    async def _stream(self, run: Run) -> AsyncGenerator[orchestrator_pb2.RunEvent, None]:
         request = run.request
         started = time.monotonic()
         sequence = 0
@@ -274,7 +295,12 @@ class Runner:
         outcome: dict[str, common_pb2.Message] = {}
 
         async def produce() -> None:
+            me = asyncio.current_task()
             try:
+                if me is not None:
+                    self._started.add(me)
+                if self._interrupted is not None:  # opened just as the shutdown cut runs off
+                    raise StepFailed(grpc.StatusCode.UNAVAILABLE, self._interrupted, started=True)
                 timeout = None if run.deadline is None else max(0.0, run.deadline - time.monotonic())
                 async with asyncio.timeout(timeout):
                     outcome["output"] = await self.execute(run, request.target, request.input)
@@ -284,6 +310,8 @@ class Runner:
                 # Reported on the stream like any failed step.
                 raise StepFailed(grpc.StatusCode.UNAVAILABLE, self._interrupted, started=True) from None
             finally:
+                if me is not None:
+                    self._started.discard(me)
                 await run.queue.put(None)
 
         producer = asyncio.create_task(produce())

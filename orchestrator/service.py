@@ -255,10 +255,9 @@ class OrchestratorServer:
             stopping = asyncio.ensure_future(self._server.stop(grace))
             # Shortly before gRPC would cancel the runs still open, fail them ourselves,
             # so their callers get an error event and a status saying why.
-            running = self.runner.producing()
-            if running:
-                await asyncio.wait(running, timeout=max(grace - INTERRUPT_BEFORE_S, 0))
-            if any(not task.done() for task in running):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.runner.idle.wait(), max(grace - INTERRUPT_BEFORE_S, grace / 2))
+            if not self.runner.idle.is_set():
                 cut = self.runner.interrupt(
                     f"orchestrator is shutting down: the run was cut off after the {grace:g}s grace period"
                 )
