@@ -78,7 +78,7 @@ def _provider_failure(exc: BaseException, agent: str) -> ModelFailure | None:
             retryable=True,
         )
     if isinstance(exc, openai.APIStatusError):
-        if exc.status_code >= 500:
+        if exc.status_code >= 500 or exc.status_code in (408, 409):  # what the SDK itself retries
             return _model_failure(
                 f"agent {agent!r}: the model provider failed ({exc.status_code}): {exc.message}",
                 grpc.StatusCode.UNAVAILABLE,

@@ -47,12 +47,12 @@ def test_provider_retries_are_configured_once_and_validated() -> None:
     local = {"OPENAI_BASE_URL": "http://127.0.0.1:11434/v1"}
     model = create_model(spec, environ={**local, "MESHSCOPE_MODEL_RETRIES": "1"})
     assert isinstance(model, OpenAIChatModel)
-    assert model.max_retries == 1
-    assert model.client.max_retries == 0  # the SDK's own retries would multiply AgentScope's
+    assert model.client.max_retries == 1  # the SDK retries, honouring Retry-After
+    assert model.max_retries == 0  # AgentScope's fixed-delay loop would multiply them
     for variable, value, expected in (
         ("MESHSCOPE_MODEL_RETRIES", "-1", "an integer 0-10"),
         ("MESHSCOPE_MODEL_RETRIES", "many", "an integer 0-10"),
-        ("MESHSCOPE_MODEL_RETRY_DELAY_S", "nan", "a number 0-60"),
+        ("MESHSCOPE_MODEL_RETRIES", "nan", "an integer 0-10"),
     ):
         with pytest.raises(ConfigError, match=f"^{variable}=.{value}. is not valid: expected {expected}$"):
             create_model(spec, environ={**local, variable: value})

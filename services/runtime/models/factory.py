@@ -11,10 +11,10 @@ Environment read here:
                     server that needs no key (vLLM, Ollama, llama.cpp).
   OPENAI_BASE_URL   base URL of an OpenAI-compatible server.
   DASHSCOPE_API_KEY required for dashscope:*.
-  MESHSCOPE_MODEL_RETRIES        openai:/dashscope: calls are retried this many
-                                 times on connection errors, timeouts, rate limits
-                                 and provider 5xx, then the turn fails (0-10)    3
-  MESHSCOPE_MODEL_RETRY_DELAY_S  pause between those attempts (0-60)           1.0
+  MESHSCOPE_MODEL_RETRIES  openai:/dashscope: calls are retried this many times
+                           on connection errors, timeouts, 408/409/429 and 5xx,
+                           with exponential back-off that honours Retry-After,
+                           then the turn fails (0-10)                        2
 """
 
 from __future__ import annotations
@@ -35,22 +35,19 @@ KNOWN_KINDS = ("scripted", "openai", "dashscope")
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often a provider call is tried again, and after what pause.
+    """How often a provider call is tried again.
 
-    AgentScope's model retries exactly this; the openai SDK's own retries are
-    turned off, or the two would multiply (3 x 3 attempts with their own back-off).
+    The openai SDK does the retrying (both model kinds go through it): it backs off
+    exponentially and honours the provider's Retry-After. AgentScope's own retry
+    loop, which waits a fixed delay, is turned off, or the two would multiply.
     """
 
-    retries: int = 3
-    delay_s: float = 1.0
+    retries: int = 2
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> RetryPolicy:
         d = cls()
-        return cls(
-            retries=int(_bounded(environ, "MESHSCOPE_MODEL_RETRIES", d.retries, 10, integer=True)),
-            delay_s=_bounded(environ, "MESHSCOPE_MODEL_RETRY_DELAY_S", d.delay_s, 60),
-        )
+        return cls(retries=int(_bounded(environ, "MESHSCOPE_MODEL_RETRIES", d.retries, 10, integer=True)))
 
 
 def _bounded(
@@ -143,9 +140,8 @@ def create_model(
             credential=credential,
             model=spec.argument,
             stream=True,
-            max_retries=retry.retries,
-            retry_delay=retry.delay_s,
-            client_kwargs={"max_retries": 0},
+            max_retries=0,
+            client_kwargs={"max_retries": retry.retries},
         )
     from agentscope.credential import DashScopeCredential
     from agentscope.model import DashScopeChatModel
@@ -156,7 +152,6 @@ def create_model(
         credential=DashScopeCredential(api_key=SecretStr(api_key)),
         model=spec.argument,
         stream=True,
-        max_retries=retry.retries,
-        retry_delay=retry.delay_s,
-        client_kwargs={"max_retries": 0},
+        max_retries=0,
+        client_kwargs={"max_retries": retry.retries},
     )
