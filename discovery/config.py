@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlparse
 
+from discovery.addresses import host_port
 from discovery.errors import DiscoveryConfigError
 
 DEFAULT_CONSUL_PORT = 8500
@@ -96,7 +97,7 @@ class ConsulSettings:
 
     @property
     def http_addr(self) -> str:
-        return f"{self.scheme}://{self.host}:{self.port}"
+        return f"{self.scheme}://{host_port(self.host, self.port)}"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ConsulSettings:

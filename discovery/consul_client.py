@@ -19,8 +19,10 @@ def connect(settings: ConsulSettings) -> Any:
     """A `consul.aio.Consul`; must be called inside a running event loop."""
     # py-consul passes aiohttp a deprecated argument; the warning is theirs to fix.
     warnings.filterwarnings("ignore", "ssl_context is deprecated", DeprecationWarning)
+    # py-consul joins scheme, host and port as given: an IPv6 literal needs its brackets.
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
     return consul.aio.Consul(
-        host=settings.host,
+        host=host,
         port=settings.port,
         scheme=settings.scheme,
         token=settings.token,
