@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import cycle, islice
 
-from meshscope.v1 import agent_pb2, common_pb2
+from meshscope.v1 import agent_pb2
+from meshscope.wire import user_message
 
 CHUNKS = 20
 WORDS_PER_CHUNK = 4
@@ -32,8 +33,7 @@ def echo_chunks(text: str) -> list[str]:
 
 def invoke_request(agent: str, text: str, session_id: str) -> agent_pb2.InvokeRequest:
     """An `Invoke` request carrying `text` as a user message."""
-    message = common_pb2.Message(role=common_pb2.ROLE_USER, name="user", parts=[common_pb2.Part(text=text)])
-    return agent_pb2.InvokeRequest(agent=agent, input=message, session_id=session_id)
+    return agent_pb2.InvokeRequest(agent=agent, input=user_message(text), session_id=session_id)
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from types import TracebackType
 from typing import Any
 
-import grpc
 from google.protobuf import duration_pb2
 
+from meshscope.clients import ChannelClient
 from meshscope.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from meshscope.wire import user_message
 
 DEFAULT_TARGET = "127.0.0.1:50050"
 
@@ -26,22 +26,12 @@ def orchestrator_address() -> str:
     return os.environ.get("MESHSCOPE_ORCHESTRATOR", "").strip() or DEFAULT_TARGET
 
 
-class OrchestratorClient:
+class OrchestratorClient(ChannelClient):
+    """One channel to an orchestrator (MESHSCOPE_ORCHESTRATOR when no target is given)."""
+
     def __init__(self, target: str | None = None, *, options: list[tuple[str, Any]] | None = None) -> None:
-        self.target = target or orchestrator_address()
-        self._channel = grpc.aio.insecure_channel(self.target, options=options or [])
+        super().__init__(target or orchestrator_address(), options=options)
         self._stub = orchestrator_pb2_grpc.OrchestratorStub(self._channel)
-
-    async def __aenter__(self) -> OrchestratorClient:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        await self._channel.close()
 
     async def run(
         self,
@@ -53,15 +43,8 @@ class OrchestratorClient:
         timeout: float | None = None,
     ) -> AsyncIterator[orchestrator_pb2.RunEvent]:
         """Run an agent or a pipeline; yields its events as they happen. Leaving early cancels the run."""
-        message = (
-            text
-            if isinstance(text, common_pb2.Message)
-            else common_pb2.Message(
-                role=common_pb2.ROLE_USER, name="user", parts=[common_pb2.Part(text=text)]
-            )
-        )
         request = orchestrator_pb2.RunRequest(
-            target=target, input=message, session_id=session_id, user_id=user_id
+            target=target, input=user_message(text), session_id=session_id, user_id=user_id
         )
         if timeout is not None:
             request.timeout.CopyFrom(duration_pb2.Duration())

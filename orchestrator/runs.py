@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from meshscope.v1 import agent_pb2, common_pb2, orchestrator_pb2
+from meshscope.wire import text_of, user_message
 from orchestrator.calls import StepFailed, stream_step
 from orchestrator.pipelines import MeshFile, Pipeline
 from orchestrator.pool import EndpointPool
@@ -39,14 +40,6 @@ class RunFailed(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-def text_of(message: common_pb2.Message) -> str:
-    return "".join(p.text for p in message.parts if p.WhichOneof("kind") == "text")
-
-
-def user_input(text: str, name: str = "user") -> common_pb2.Message:
-    return common_pb2.Message(role=common_pb2.ROLE_USER, name=name, parts=[common_pb2.Part(text=text)])
 
 
 def as_input(message: common_pb2.Message) -> common_pb2.Message:
@@ -207,11 +200,11 @@ class Runner:
         plan = await self._step(run, f"{prefix}plan", p.manager, message)
         brief = f"Task from {p.manager}: {text_of(plan)}\n\nOriginal request: {request_text}"
         results = await self._parallel(
-            run, [(f"{prefix}worker:{w}", w, user_input(brief, p.manager)) for w in p.workers]
+            run, [(f"{prefix}worker:{w}", w, user_message(brief, p.manager)) for w in p.workers]
         )
         report = "\n\n".join(f"[{w}] {text_of(r)}" for w, r in zip(p.workers, results, strict=True))
         return await self._step(
-            run, f"{prefix}synthesis", p.manager, user_input(f"Results from the team:\n\n{report}", "team")
+            run, f"{prefix}synthesis", p.manager, user_message(f"Results from the team:\n\n{report}", "team")
         )
 
     async def _fanout(
@@ -224,7 +217,7 @@ class Runner:
                 run,
                 f"{prefix}aggregate",
                 p.aggregator,
-                user_input(f"Summarise these answers:\n\n{combined}", p.name),
+                user_message(f"Summarise these answers:\n\n{combined}", p.name),
             )
         return common_pb2.Message(
             id=uuid.uuid4().hex,

@@ -18,6 +18,7 @@ from discovery.addresses import ensure_bindable, host_port
 from discovery.watcher import Watcher
 from meshscope.servicers import add_servicer
 from meshscope.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from meshscope.wire import MAX_KEY_LENGTH, key_problem
 from orchestrator import sessions
 from orchestrator.config import OrchestratorSettings
 from orchestrator.pipelines import MeshFile
@@ -27,7 +28,6 @@ from orchestrator.runs import Run, RunFailed, Runner
 log = logging.getLogger("meshscope.orchestrator")
 
 SERVICE_NAME = orchestrator_pb2.DESCRIPTOR.services_by_name["Orchestrator"].full_name
-MAX_KEY_LENGTH = 256
 MAX_TIMEOUT_S = 2**31 - 1
 """The longest run deadline a caller may ask for (gRPC deadlines overflow far beyond it)."""
 INTERRUPT_BEFORE_S = 0.5
@@ -37,12 +37,9 @@ DEADLINE_MARGIN_S = 0.05
 
 
 def _check_key(value: str, field: str) -> str | None:
-    """Why a session or user id is unacceptable (None when it is fine)."""
-    if len(value) > MAX_KEY_LENGTH:
-        return f"{field}: must be at most {MAX_KEY_LENGTH} characters"
-    if any(ord(c) < 32 or ord(c) == 127 for c in value) or value != value.strip():
-        return f"{field}: must not contain control characters or surrounding white space"
-    return None
+    """Why a session or user id is unacceptable, as `field: reason` (None when it is fine)."""
+    problem = key_problem(value)
+    return None if problem is None else f"{field}: {problem}"
 
 
 class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):

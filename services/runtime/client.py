@@ -14,20 +14,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
-import grpc
-
+from meshscope.clients import ChannelClient
 from meshscope.v1 import agent_pb2, agent_pb2_grpc, common_pb2
-from services.runtime.messages import text_of, to_struct
-
-
-def user_message(content: str | common_pb2.Message) -> common_pb2.Message:
-    """A ROLE_USER message from text (or the message itself)."""
-    if isinstance(content, common_pb2.Message):
-        return content
-    return common_pb2.Message(role=common_pb2.ROLE_USER, name="user", parts=[common_pb2.Part(text=content)])
+from meshscope.wire import text_of, user_message
+from services.runtime.messages import to_struct
 
 
 @dataclass
@@ -50,28 +42,12 @@ def streamed_text(events: list[agent_pb2.AgentEvent]) -> str:
     return "".join(e.text_delta.delta for e in events if e.HasField("text_delta") and e.reply_id == root)
 
 
-class AgentClient:
+class AgentClient(ChannelClient):
     """One channel to one agent-service process."""
 
     def __init__(self, target: str, *, options: list[tuple[str, Any]] | None = None) -> None:
-        self.target = target
-        self._channel = grpc.aio.insecure_channel(target, options=options or [])
+        super().__init__(target, options=options)
         self._stub = agent_pb2_grpc.AgentServiceStub(self._channel)
-
-    async def __aenter__(self) -> AgentClient:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        await self._channel.close()
-
-    @property
-    def channel(self) -> grpc.aio.Channel:
-        return self._channel
 
     async def invoke(
         self,

@@ -304,8 +304,3 @@ def wire_to_msg(message: common_pb2.Message) -> Msg:
             cache_creation_input_tokens=message.usage.cache_creation_input_tokens,
         )
     return msg
-
-
-def text_of(message: common_pb2.Message) -> str:
-    """The concatenated text parts of a wire message."""
-    return "".join(part.text for part in message.parts if part.WhichOneof("kind") == "text")

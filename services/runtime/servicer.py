@@ -8,24 +8,21 @@ from collections.abc import AsyncIterator, Callable, Mapping
 import grpc
 
 from meshscope.v1 import agent_pb2, agent_pb2_grpc, common_pb2
+from meshscope.wire import MAX_KEY_LENGTH, key_problem
 from services.runtime.errors import AgentNotFound, InvalidInput, MeshError, ShuttingDown
 from services.runtime.hosted import HostedAgent
 from services.runtime.messages import message_to_msg
 from services.runtime.state import SessionInfo
 from services.runtime.turn import Turn, TurnFailed, TurnRunner
 
-MAX_KEY_LENGTH = 256
 ANONYMOUS_USER = "anonymous"
 
 
 def check_key(value: str, field: str) -> str:
     """Validate a session or user id: it becomes part of storage keys."""
-    if len(value) > MAX_KEY_LENGTH:
-        raise InvalidInput(field, f"must be at most {MAX_KEY_LENGTH} characters, got {len(value)}")
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise InvalidInput(field, "must not contain control characters")
-    if value != value.strip():
-        raise InvalidInput(field, "must not start or end with white space")
+    problem = key_problem(value)
+    if problem is not None:
+        raise InvalidInput(field, problem)
     return value
 
 
