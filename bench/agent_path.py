@@ -80,7 +80,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from bench.load import LatencySummary, LoadClient, summarize
+from bench.load import LatencySummary, LoadClient, median_latency, summarize, verdict
 from bench.processes import ServerProcess, start_agent_server, start_server
 from bench.workload import ECHO_AGENT, INPUT_TEXT, check_completed
 
@@ -228,12 +228,7 @@ def median_result(label: str, results: Sequence[RoundResult]) -> RoundResult:
     return RoundResult(
         label=label,
         round_no=0,
-        latency=LatencySummary(
-            med(lambda r: r.latency.first_p50_ms),
-            med(lambda r: r.latency.first_p99_ms),
-            med(lambda r: r.latency.last_p50_ms),
-            med(lambda r: r.latency.last_p99_ms),
-        ),
+        latency=median_latency([r.latency for r in results]),
         turns_per_s=med(lambda r: r.turns_per_s),
         server_cpu_ms_per_turn=med(lambda r: r.server_cpu_ms_per_turn),
         client_cpu_ms_per_turn=med(lambda r: r.client_cpu_ms_per_turn),
@@ -255,10 +250,6 @@ def ratio_row(direct: RoundResult, base: RoundResult) -> str:
         x(direct.server_cpu_ms_per_turn, base.server_cpu_ms_per_turn),
         x(direct.client_cpu_ms_per_turn, base.client_cpu_ms_per_turn), x(direct.rss_mib, base.rss_mib),
     )  # fmt: skip
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
 
 
 # ---------------------------------------------------------------- the run

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import math
+import statistics
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import grpc
 
@@ -42,6 +43,18 @@ def percentile(values: Sequence[float], pct: float) -> float:
     ordered = sorted(values)
     rank = max(1, math.ceil(pct / 100 * len(ordered)))
     return ordered[rank - 1]
+
+
+def median_latency(summaries: Sequence[LatencySummary]) -> LatencySummary:
+    """Each percentile's median across rounds (figure by figure, not one real round)."""
+    return LatencySummary(
+        *(statistics.median(getattr(s, f.name) for s in summaries) for f in fields(LatencySummary))
+    )
+
+
+def verdict(ok: bool) -> str:
+    """How a benchmark prints a target: met or missed."""
+    return "PASS" if ok else "MISS"
 
 
 def summarize(timings: Sequence[TurnTiming]) -> LatencySummary:

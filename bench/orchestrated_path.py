@@ -74,7 +74,7 @@ from itertools import count
 
 import grpc
 
-from bench.load import LatencySummary, TurnTiming, summarize
+from bench.load import LatencySummary, TurnTiming, median_latency, summarize, verdict
 from bench.processes import REPO, ServerProcess, child_env, start_agent_server, start_server
 from meshscope.v1 import agent_pb2, agent_pb2_grpc, common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from meshscope_cli.launch import launch, meshscope_command
@@ -244,12 +244,7 @@ def median_result(label: str, results: Sequence[RoundResult]) -> RoundResult:
 
     return RoundResult(
         label,
-        LatencySummary(
-            med(lambda r: r.latency.first_p50_ms),
-            med(lambda r: r.latency.first_p99_ms),
-            med(lambda r: r.latency.last_p50_ms),
-            med(lambda r: r.latency.last_p99_ms),
-        ),
+        median_latency([r.latency for r in results]),
         med(lambda r: r.turns_per_s),
         med(lambda r: r.rss_mib),
     )
@@ -368,10 +363,6 @@ def start_servers(stack: ExitStack) -> Servers:
     for s in (echo, analyst, orchestrator, relay):
         print(f"  {s.label:<14} pid {s.pid:<7} {s.address}")
     return Servers(echo, analyst, orchestrator, relay)
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
 
 
 async def bench(plan: Plan, servers: Servers) -> None:
