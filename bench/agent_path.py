@@ -80,7 +80,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from bench.load import LatencySummary, LoadClient, median_latency, summarize, verdict
+from bench.load import LatencySummary, LoadClient, median_latency, positive_int, summarize, verdict
 from bench.processes import ServerProcess, start_agent_server, start_server
 from bench.workload import ECHO_AGENT, INPUT_TEXT, check_completed
 
@@ -444,7 +444,9 @@ def stored_sessions(plan: Plan) -> int:
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Benchmark the direct agent path against raw grpc.aio.")
     parser.add_argument("--serve-baseline", action="store_true", help="internal: run the baseline server")
-    parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"alternating rounds (default {ROUNDS})")
+    parser.add_argument(
+        "--rounds", type=positive_int, default=ROUNDS, help=f"alternating rounds (default {ROUNDS})"
+    )
     parser.add_argument("--quick", action="store_true", help="a short smoke run (figures not meaningful)")
     return parser.parse_args(argv)
 

@@ -24,6 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable
 
+from bench.load import positive_int
 from bench.processes import REPO, child_env
 from meshscope_cli.consul_dev import ConsulDevAgent
 from meshscope_cli.launch import ServiceProcess, launch, meshscope_command
@@ -52,7 +53,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--trials", type=int, default=5)
+    parser.add_argument("--trials", type=positive_int, default=5)
     args = parser.parse_args()
     registered, gone, restored = [], [], []
     with tempfile.TemporaryDirectory() as workdir:

@@ -7,6 +7,7 @@ same on both sides of every comparison.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import math
 import statistics
@@ -50,6 +51,17 @@ def median_latency(summaries: Sequence[LatencySummary]) -> LatencySummary:
     return LatencySummary(
         *(statistics.median(getattr(s, f.name) for s in summaries) for f in fields(LatencySummary))
     )
+
+
+def positive_int(raw: str) -> int:
+    """An argparse type for counts: a bad value is a usage error, not a traceback after servers started."""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{raw!r}: must be at least 1")
+    return value
 
 
 def verdict(ok: bool) -> str:

@@ -74,7 +74,7 @@ from itertools import count
 
 import grpc
 
-from bench.load import LatencySummary, TurnTiming, median_latency, summarize, verdict
+from bench.load import LatencySummary, TurnTiming, median_latency, positive_int, summarize, verdict
 from bench.processes import REPO, ServerProcess, child_env, start_agent_server, start_server
 from meshscope.v1 import agent_pb2, agent_pb2_grpc, common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from meshscope_cli.launch import launch, meshscope_command
@@ -468,8 +468,10 @@ async def bench(plan: Plan, servers: Servers) -> None:
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Benchmark the orchestrated path against a raw 2-hop relay.")
     parser.add_argument("--serve-relay", metavar="AGENT_ADDRESS", help="internal: run the raw relay server")
-    parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"alternating rounds (default {ROUNDS})")
-    parser.add_argument("--open-runs", type=int, help=f"concurrent open runs (default {OPEN_RUNS})")
+    parser.add_argument(
+        "--rounds", type=positive_int, default=ROUNDS, help=f"alternating rounds (default {ROUNDS})"
+    )
+    parser.add_argument("--open-runs", type=positive_int, help=f"concurrent open runs (default {OPEN_RUNS})")
     parser.add_argument("--quick", action="store_true", help="a short smoke run (figures not meaningful)")
     return parser.parse_args(argv)
 

@@ -24,6 +24,7 @@ import statistics
 import tempfile
 import time
 
+from bench.load import positive_int
 from meshscope.v1 import common_pb2
 from meshscope_cli.redis_dev import RedisDevServer
 from services.catalog import load_definition
@@ -87,8 +88,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--turns", type=int, default=400)
-    parser.add_argument("--batches", type=int, default=5)
+    parser.add_argument("--turns", type=positive_int, default=400)
+    parser.add_argument("--batches", type=positive_int, default=5)
     parser.add_argument(
         "--fsync", choices=("everysec", "always"), default="everysec", help="Redis AOF fsync policy"
     )

@@ -11,13 +11,14 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from meshscope_cli.launch import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -31,12 +32,6 @@ def consul_binary() -> str:
     if found:
         return found
     raise RuntimeError("no consul binary: run `make consul` (or put consul >= 1.8 on PATH)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ConsulDevAgent:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 READY = re.compile(r"meshscope: serving (?P<what>.*) on (?P<address>\S+)$")
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now (for dev servers and dead endpoints)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 class LaunchError(RuntimeError):

@@ -17,14 +17,10 @@ import subprocess
 import time
 from pathlib import Path
 
+from meshscope_cli.launch import free_port
+
 REPO = Path(__file__).resolve().parent.parent
 LOCAL_REDIS = REPO / ".tools" / "bin" / "redis-server"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def redis_binary() -> str:
@@ -47,9 +43,9 @@ def redis_binary() -> str:
 class RedisDevServer:
     """`redis-server` with AOF in `workdir`, on a free port."""
 
-    def __init__(self, workdir: Path, port: int | None = None, fsync: str = "always") -> None:
+    def __init__(self, workdir: Path, fsync: str = "always") -> None:
         self.workdir = workdir
-        self.port = port or free_port()
+        self.port = free_port()
         self.fsync = fsync
         """AOF fsync policy: "always" (tests: nothing acknowledged is lost) or "everysec" (the default)."""
         self.proc: subprocess.Popen[bytes] | None = None

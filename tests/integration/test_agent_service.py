@@ -11,7 +11,7 @@ import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from meshscope.v1 import agent_pb2, agent_pb2_grpc, common_pb2
-from meshscope_cli.redis_dev import free_port
+from meshscope_cli.launch import free_port
 from services.runtime.client import AgentClient
 from services.runtime.models import ScriptedChatModel
 from services.runtime.server import AgentServer

@@ -17,8 +17,8 @@ from discovery.config import ConsulSettings
 from discovery.model import Instance
 from discovery.watcher import ConsulWatcher, StaticWatcher
 from meshscope.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
-from meshscope_cli.consul_dev import ConsulDevAgent, free_port
-from meshscope_cli.launch import launch, meshscope_command
+from meshscope_cli.consul_dev import ConsulDevAgent
+from meshscope_cli.launch import free_port, launch, meshscope_command
 from orchestrator.client import OrchestratorClient
 from orchestrator.config import OrchestratorSettings
 from orchestrator.pipelines import PipelineError, parse_mesh

@@ -11,8 +11,8 @@ import redis.asyncio as redis
 
 from discovery.model import Instance, replica_id_for
 from discovery.watcher import StaticWatcher
-from meshscope_cli.launch import launch, meshscope_command
-from meshscope_cli.redis_dev import RedisDevServer, free_port
+from meshscope_cli.launch import free_port, launch, meshscope_command
+from meshscope_cli.redis_dev import RedisDevServer
 from orchestrator.client import OrchestratorClient
 from orchestrator.config import OrchestratorSettings
 from orchestrator.pipelines import parse_mesh

@@ -124,7 +124,7 @@ async def test_history_sessions_and_delete(store: SessionStore) -> None:
 
 
 async def test_an_unreachable_redis_is_a_clear_store_error() -> None:
-    from meshscope_cli.redis_dev import free_port
+    from meshscope_cli.launch import free_port
 
     store = RedisSessionStore(
         StoreSettings(redis_url=f"redis://127.0.0.1:{free_port()}/0", connect_timeout_s=1)
