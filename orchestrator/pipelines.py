@@ -93,9 +93,12 @@ class _Located:
     def __init__(self, source: str, text: str) -> None:
         self.source = source
         self.lines: dict[tuple[Any, ...], int] = {}
+        self.data: Any = None
+        """The document itself (safe_load): parsed under the same error handling as the nodes."""
         try:
             root = yaml.compose(text)
-        except yaml.YAMLError as exc:
+            self.data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:  # also what safe_load refuses: !!python tags, a list as a key
             mark = getattr(exc, "problem_mark", None)
             where = f"{source}:{mark.line + 1}" if mark else source
             raise PipelineError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
@@ -222,7 +225,7 @@ def _agent_entry(name: str, entry: Any, at: _Located) -> None:
 def parse_mesh(text: str, source: str = "<mesh>") -> MeshFile:
     """Parse and validate a mesh file's text; PipelineError says where and why."""
     at = _Located(source, text)
-    data = yaml.safe_load(text) or {}
+    data = at.data or {}
     if not isinstance(data, dict):
         raise at.error((), "the mesh file must be a mapping with 'agents' and 'pipelines'")
     for key in data:
@@ -255,9 +258,11 @@ def load_mesh(path: str | Path) -> MeshFile:
     """Read and validate a mesh file."""
     file = Path(path)
     try:
-        text = file.read_text()
+        text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise PipelineError(f"{file}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise PipelineError(f"{file}: not UTF-8 text (byte {exc.start})") from None
     return parse_mesh(text, str(file))
 
 

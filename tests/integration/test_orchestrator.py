@@ -293,6 +293,8 @@ async def test_client_cancel_reaches_the_agent(start_server: StartServer, start_
             "m.yaml:3: pipelines.p.steps: pipelines call each other in a cycle: p -> q -> p",
         ),
         ("agents: [a\n", "m.yaml:2: not valid YAML"),
+        ("agents: !!python/name:os.system\n", "m.yaml:1: not valid YAML"),  # safe_load refuses the tag
+        ("agents: {a: {}, [x]: {}}\n", "m.yaml:1: not valid YAML: found unhashable key"),
     ],
 )
 def test_mesh_file_errors_name_file_line_and_reason(text: str, message: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from orchestrator.pipelines import Pipeline, PipelineError, build_mesh, load_mesh
@@ -30,3 +32,10 @@ def test_the_default_mesh_file_declares_the_seed_pipelines() -> None:
     assert mesh.pipelines["report"].steps == ("analyst", "reporter")
     with pytest.raises(PipelineError, match="cannot read"):
         load_mesh(REPO / "no-such-mesh.yaml")
+
+
+def test_a_mesh_file_that_is_not_utf8_is_one_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "mesh.yaml"
+    bad.write_bytes(b"agents: [a]\n# \xff\n")
+    with pytest.raises(PipelineError, match=r"mesh.yaml: not UTF-8 text \(byte 14\)"):
+        load_mesh(bad)
