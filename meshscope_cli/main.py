@@ -58,8 +58,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _not_utf8(args: argparse.Namespace) -> str | None:
+    """The first argument that cannot be encoded (bytes the shell passed that are not UTF-8)."""
+    for name, value in vars(args).items():
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return name
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    bad = _not_utf8(args)
+    if bad is not None:  # checked once here, for every command, before anything goes on the wire
+        print(f"meshscope: {bad.upper()} is not valid UTF-8", file=sys.stderr)
+        return 2
     if args.command == "agents":
         try:
             return agents_command.run(args.json)

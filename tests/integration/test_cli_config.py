@@ -66,3 +66,9 @@ def test_unknown_command_is_a_usage_error() -> None:
     result = run_cli(["serve", "everything"])
     assert result.returncode == 2
     assert "invalid choice" in result.stderr
+
+
+def test_an_argument_that_is_not_utf8_is_one_line_and_exit_2() -> None:
+    result = run_cli(["run", "analyst", "\udcff"])  # the byte 0xff, as Python passes it through
+    assert result.returncode == 2
+    assert result.stderr.strip() == "meshscope: TEXT is not valid UTF-8"
