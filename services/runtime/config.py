@@ -34,7 +34,8 @@ T = TypeVar("T")
 DEFAULT_AGENT_PORT = 50051
 
 
-def _read(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: T, check: str) -> T:
+def read_env(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: T, check: str) -> T:
+    """`name` parsed with `parse` (which raises ValueError), `default` when unset; ConfigError names it."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -58,14 +59,18 @@ MAX_MESSAGE_BYTES = 2**31 - 1
 """gRPC's message limits are 32-bit."""
 
 
-def _non_negative(raw: str) -> float:
+SECONDS_RANGE = "seconds 0-2000000"
+"""How a bad duration knob's message describes the range `seconds` accepts."""
+
+
+def seconds(raw: str) -> float:
     value = float(raw)
     if not 0 <= value <= MAX_SECONDS:  # also rejects nan; inf is above the bound
         raise ValueError(raw)
     return value
 
 
-def _positive_int(raw: str) -> int:
+def positive_int(raw: str) -> int:
     value = int(raw)
     if not 0 < value <= MAX_MESSAGE_BYTES:
         raise ValueError(raw)
@@ -92,36 +97,36 @@ class ServerSettings:
         d = cls()
         return cls(
             host=env.get("MESHSCOPE_HOST", "").strip() or d.host,
-            port=_read(env, "MESHSCOPE_PORT", _port, d.port, "a port 0-65535"),
-            shutdown_pause_s=_read(
-                env, "MESHSCOPE_SHUTDOWN_PAUSE_S", _non_negative, d.shutdown_pause_s, "seconds 0-2000000"
+            port=read_env(env, "MESHSCOPE_PORT", _port, d.port, "a port 0-65535"),
+            shutdown_pause_s=read_env(
+                env, "MESHSCOPE_SHUTDOWN_PAUSE_S", seconds, d.shutdown_pause_s, SECONDS_RANGE
             ),
-            shutdown_grace_s=_read(
-                env, "MESHSCOPE_SHUTDOWN_GRACE_S", _non_negative, d.shutdown_grace_s, "seconds 0-2000000"
+            shutdown_grace_s=read_env(
+                env, "MESHSCOPE_SHUTDOWN_GRACE_S", seconds, d.shutdown_grace_s, SECONDS_RANGE
             ),
-            max_message_bytes=_read(
+            max_message_bytes=read_env(
                 env,
                 "MESHSCOPE_GRPC_MAX_MESSAGE_BYTES",
-                _positive_int,
+                positive_int,
                 d.max_message_bytes,
                 "bytes 1-2147483647",
             ),
-            keepalive_time_s=_read(
-                env, "MESHSCOPE_GRPC_KEEPALIVE_TIME_S", _non_negative, d.keepalive_time_s, "seconds 0-2000000"
+            keepalive_time_s=read_env(
+                env, "MESHSCOPE_GRPC_KEEPALIVE_TIME_S", seconds, d.keepalive_time_s, SECONDS_RANGE
             ),
-            keepalive_timeout_s=_read(
+            keepalive_timeout_s=read_env(
                 env,
                 "MESHSCOPE_GRPC_KEEPALIVE_TIMEOUT_S",
-                _non_negative,
+                seconds,
                 d.keepalive_timeout_s,
-                "seconds 0-2000000",
+                SECONDS_RANGE,
             ),
-            min_ping_interval_s=_read(
+            min_ping_interval_s=read_env(
                 env,
                 "MESHSCOPE_GRPC_MIN_PING_INTERVAL_S",
-                _non_negative,
+                seconds,
                 d.min_ping_interval_s,
-                "seconds 0-2000000",
+                SECONDS_RANGE,
             ),
         )
 

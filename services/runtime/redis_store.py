@@ -31,13 +31,14 @@ from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 import redis.asyncio as redis
+from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from services.runtime.config import MAX_SECONDS
+from services.runtime.config import SECONDS_RANGE, positive_int, read_env, seconds
 from services.runtime.errors import ConfigError, StoreUnavailable
 from services.runtime.state import (
     HistoryEntry,
@@ -86,16 +87,20 @@ def _part(value: str) -> str:
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
+    return read_env(env, name, seconds, default, SECONDS_RANGE)
+
+
+def _redis_url(env: Mapping[str, str]) -> str | None:
+    url = env.get("REDIS_URL", "").strip() or None
+    if url is None:
+        return None
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"REDIS_URL={url!r} is not valid: expected redis://host:port[/db]")
     try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not valid: expected seconds") from None
-    if not 0 <= value <= MAX_SECONDS:  # also rejects nan and inf; Redis takes milliseconds as integers
-        raise ConfigError(f"{name}={raw!r} is not valid: expected seconds 0-{MAX_SECONDS:.0f}")
-    return value
+        parse_url(url)  # what redis-py itself will do with it, now rather than mid-start
+    except ValueError as exc:
+        raise ConfigError(f"REDIS_URL={url!r} is not valid: {exc}") from None
+    return url
 
 
 @dataclass(frozen=True)
@@ -114,21 +119,16 @@ class StoreSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> StoreSettings:
         env = os.environ if environ is None else environ
-        url = env.get("REDIS_URL", "").strip() or None
-        if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError(f"REDIS_URL={url!r} is not valid: expected redis://host:port[/db]")
-        raw_max = env.get("MESHSCOPE_REDIS_MAX_CONNECTIONS", "").strip() or "50"
-        if not raw_max.isdigit() or int(raw_max) < 1:
-            raise ConfigError(
-                f"MESHSCOPE_REDIS_MAX_CONNECTIONS={raw_max!r} is not valid: expected a count >= 1"
-            )
+        url = _redis_url(env)
         lock_ttl = _seconds(env, "MESHSCOPE_SESSION_LOCK_TTL_S", 30.0)
         if lock_ttl < 1:
             raise ConfigError("MESHSCOPE_SESSION_LOCK_TTL_S must be at least 1 second")
         return cls(
             redis_url=url,
             prefix=env.get("MESHSCOPE_REDIS_PREFIX", "").strip() or "meshscope",
-            max_connections=int(raw_max),
+            max_connections=read_env(
+                env, "MESHSCOPE_REDIS_MAX_CONNECTIONS", positive_int, 50, "a count 1-2147483647"
+            ),
             socket_timeout_s=_seconds(env, "MESHSCOPE_REDIS_SOCKET_TIMEOUT_S", 2.0),
             connect_timeout_s=_seconds(env, "MESHSCOPE_REDIS_CONNECT_TIMEOUT_S", 2.0),
             session_ttl_s=_seconds(env, "MESHSCOPE_SESSION_TTL_S", 0.0),

@@ -199,6 +199,11 @@ async def _load_when_back(store: RedisSessionStore, key: StateKey) -> StoredStat
             "REDIS_URL='localhost:6379' is not valid: expected redis://host:port[/db]",
         ),
         ({"MESHSCOPE_REDIS_MAX_CONNECTIONS": "0"}, "MESHSCOPE_REDIS_MAX_CONNECTIONS='0' is not valid"),
+        (
+            {"REDIS_URL": "redis://localhost:abc"},
+            "REDIS_URL='redis://localhost:abc' is not valid: Port could not be cast to integer value",
+        ),
+        ({"REDIS_URL": "redis://[::1"}, "REDIS_URL='redis://[::1' is not valid: Invalid IPv6 URL"),
         ({"MESHSCOPE_SESSION_LOCK_WAIT_S": "-1"}, "MESHSCOPE_SESSION_LOCK_WAIT_S='-1' is not valid"),
         ({"MESHSCOPE_SESSION_LOCK_TTL_S": "0.5"}, "MESHSCOPE_SESSION_LOCK_TTL_S must be at least 1 second"),
     ],

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from agentscope.model import ChatModelBase
 from pydantic import SecretStr
 
+from services.runtime.config import read_env
 from services.runtime.errors import ConfigError
 from services.runtime.models.scripted import ScriptedChatModel
 
@@ -47,22 +48,15 @@ class RetryPolicy:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> RetryPolicy:
         d = cls()
-        return cls(retries=int(_bounded(environ, "MESHSCOPE_MODEL_RETRIES", d.retries, 10, integer=True)))
+        return cls(
+            retries=read_env(environ, "MESHSCOPE_MODEL_RETRIES", _retries, d.retries, "an integer 0-10")
+        )
 
 
-def _bounded(
-    environ: Mapping[str, str], name: str, default: float, top: float, *, integer: bool = False
-) -> float:
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    expected = f"{'an integer' if integer else 'a number'} 0-{top:g}"
-    try:
-        value = int(raw) if integer else float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not valid: expected {expected}") from None
-    if not 0 <= value <= top:  # also rejects nan
-        raise ConfigError(f"{name}={raw!r} is not valid: expected {expected}")
+def _retries(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= 10:
+        raise ValueError(raw)
     return value
 
 
