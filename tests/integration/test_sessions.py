@@ -106,32 +106,25 @@ async def test_two_turns_of_one_session_never_run_at_once(
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])
 async def test_a_turn_longer_than_the_lock_ttl_keeps_its_lock(
-    start_server: StartServer, tmp_path: Path, backend: str
+    start_server: StartServer, request: pytest.FixtureRequest, backend: str
 ) -> None:
     """The lease keeper renews the lock, so nobody else gets in after the TTL."""
-    redis_dev = RedisDevServer(tmp_path / "redis") if backend == "redis" else None
-    if redis_dev is not None:
-        redis_dev.start()
-    try:
-        store = redis_store(redis_dev) if redis_dev is not None else None
-        ttl_s = 0.6
-        server = await start_server(["analyst"], store=store, lock_ttl_s=ttl_s)
-        async with AgentClient(server.address) as client:
-            deltas = 0
-            # 40 words at 50 ms each: a 2 s turn. After 25 deltas (>= 1.25 s) it has
-            # outlived its 0.6 s lock twice over, so only renewals can still hold it.
-            async for event in client.invoke("analyst", "long #slow=40", session_id="held"):
-                deltas += event.HasField("text_delta")
-                if deltas == 25:
-                    with pytest.raises(grpc.aio.AioRpcError) as refused:
-                        await client.reply("analyst", "me too", session_id="held")
-                    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-            assert event.HasField("reply_end")
-            after = await client.reply("analyst", "and now", session_id="held")
-        assert "Earlier you said: long #slow=40" in after.text
-    finally:
-        if redis_dev is not None:
-            redis_dev.stop()
+    store = redis_store(request.getfixturevalue("redis_server")) if backend == "redis" else None
+    ttl_s = 0.6
+    server = await start_server(["analyst"], store=store, lock_ttl_s=ttl_s)
+    async with AgentClient(server.address) as client:
+        deltas = 0
+        # 40 words at 50 ms each: a 2 s turn. After 25 deltas (>= 1.25 s) it has
+        # outlived its 0.6 s lock twice over, so only renewals can still hold it.
+        async for event in client.invoke("analyst", "long #slow=40", session_id="held"):
+            deltas += event.HasField("text_delta")
+            if deltas == 25:
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await client.reply("analyst", "me too", session_id="held")
+                assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert event.HasField("reply_end")
+        after = await client.reply("analyst", "and now", session_id="held")
+    assert "Earlier you said: long #slow=40" in after.text
 
 
 async def _collect(client: AgentClient, text: str, session: str) -> Reply:

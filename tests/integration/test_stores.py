@@ -25,12 +25,13 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(params=["memory", "redis"])
-async def store(request: pytest.FixtureRequest, redis_server: RedisDevServer) -> AsyncIterator[SessionStore]:
-    backend: SessionStore = (
-        InMemorySessionStore()
-        if request.param == "memory"
-        else RedisSessionStore(StoreSettings(redis_url=redis_server.url, prefix="test"))
-    )
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[SessionStore]:
+    backend: SessionStore
+    if request.param == "memory":
+        backend = InMemorySessionStore()
+    else:  # a redis-server only for the Redis case
+        redis_server: RedisDevServer = request.getfixturevalue("redis_server")
+        backend = RedisSessionStore(StoreSettings(redis_url=redis_server.url, prefix="test"))
     yield backend
     await backend.close()
 
