@@ -9,10 +9,8 @@ from typing import TextIO
 
 import grpc
 
+from meshscope.wire import MAX_RUN_TIMEOUT_S
 from orchestrator.client import OrchestratorClient
-
-MAX_TIMEOUT_S = 2**31 - 1
-"""The longest run deadline a caller may ask for (gRPC deadlines overflow far beyond it)."""
 
 
 class StepPrinter:
@@ -96,8 +94,8 @@ async def _run(target: str, text: str, session: str, user: str, timeout: float |
 
 def run(target: str, text: str, session: str, user: str, timeout: float | None) -> int:
     """Stream a run to the terminal, labelled by step and agent; exit 1 on failure."""
-    if timeout is not None and not 0 < timeout <= MAX_TIMEOUT_S:  # also rejects nan and inf
-        print(f"meshscope: --timeout must be between 0 and {MAX_TIMEOUT_S:.0f} seconds", file=sys.stderr)
+    if timeout is not None and not 0 < timeout <= MAX_RUN_TIMEOUT_S:  # also rejects nan and inf
+        print(f"meshscope: --timeout must be between 0 and {MAX_RUN_TIMEOUT_S:.0f} seconds", file=sys.stderr)
         return 2
     return asyncio.run(_run(target, text, session, user, timeout, sys.stdout))
 

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 import grpc
 
 from meshscope.v1 import agent_pb2
+from meshscope.wire import ERROR_KIND_METADATA
 from orchestrator.pool import Endpoint, EndpointPool, NoReplica
 
 RETRYABLE_BEFORE_FIRST_EVENT = frozenset({grpc.StatusCode.UNAVAILABLE})
-ERROR_KIND_METADATA = "meshscope-error"
-"""Set by agent services on their own errors (services/runtime/servicer.py; they meet on the wire)."""
 RETRY_ELSEWHERE_KINDS = frozenset({"ShuttingDown"})
 """Agent error kinds that another replica may not have (the replica is draining)."""
 

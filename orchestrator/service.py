@@ -18,7 +18,7 @@ from discovery.addresses import ensure_bindable, host_port
 from discovery.watcher import Watcher
 from meshscope.servicers import add_servicer
 from meshscope.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
-from meshscope.wire import MAX_KEY_LENGTH, key_problem
+from meshscope.wire import MAX_KEY_LENGTH, MAX_RUN_TIMEOUT_S, key_problem
 from orchestrator import sessions
 from orchestrator.config import OrchestratorSettings
 from orchestrator.pipelines import MeshFile
@@ -28,8 +28,6 @@ from orchestrator.runs import Run, RunFailed, Runner
 log = logging.getLogger("meshscope.orchestrator")
 
 SERVICE_NAME = orchestrator_pb2.DESCRIPTOR.services_by_name["Orchestrator"].full_name
-MAX_TIMEOUT_S = 2**31 - 1
-"""The longest run deadline a caller may ask for (gRPC deadlines overflow far beyond it)."""
 INTERRUPT_BEFORE_S = 0.5
 """Runs still open are failed this long before the grace period runs out, leaving time for
 their error events to reach the callers before gRPC cancels the calls."""
@@ -63,8 +61,8 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             # Checked on the raw fields: ToTimedelta overflows on huge values, and gRPC
             # deadlines do long before that.
             seconds = request.timeout.seconds + request.timeout.nanos / 1e9
-            if not 0 < seconds <= MAX_TIMEOUT_S:
-                return f"timeout: must be positive and at most {MAX_TIMEOUT_S} seconds"
+            if not 0 < seconds <= MAX_RUN_TIMEOUT_S:
+                return f"timeout: must be positive and at most {MAX_RUN_TIMEOUT_S} seconds"
         return _check_key(request.session_id, "session_id") or _check_key(request.user_id, "user_id")
 
     async def Run(  # noqa: N802 - gRPC method name

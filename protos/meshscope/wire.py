@@ -15,6 +15,15 @@ MAX_KEY_LENGTH = 256
 quoted in error messages, which must fit gRPC's metadata limit."""
 
 
+MAX_RUN_TIMEOUT_S = 2**31 - 1
+"""The longest run deadline a caller may ask for (gRPC deadlines overflow far beyond it)."""
+
+ERROR_KIND_METADATA = "meshscope-error"
+"""Trailing metadata an agent service sets on its own errors, naming the error's kind (e.g.
+ShuttingDown, StoreUnavailable): it tells a caller an agent's own UNAVAILABLE (a shared store is
+down: retrying elsewhere will not help) from a transport failure or a draining replica."""
+
+
 def user_message(content: str | common_pb2.Message, name: str = "user") -> common_pb2.Message:
     """A ROLE_USER message carrying `content` as text (a message is returned as it is)."""
     if isinstance(content, common_pb2.Message):

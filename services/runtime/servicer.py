@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 import grpc
 
 from meshscope.v1 import agent_pb2, agent_pb2_grpc, common_pb2
-from meshscope.wire import MAX_KEY_LENGTH, key_problem
+from meshscope.wire import ERROR_KIND_METADATA, MAX_KEY_LENGTH, key_problem
 from services.runtime.errors import AgentNotFound, InvalidInput, MeshError, ShuttingDown
 from services.runtime.hosted import HostedAgent
 from services.runtime.messages import message_to_msg
@@ -34,21 +34,22 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     ) -> None:
         self._store = runner.store
         self._agents = dict(agents)
+        self._hosted = ", ".join(sorted(self._agents))
+        """For error messages: the agents this process hosts."""
         self._runner = runner
         self._draining = draining
 
     def _route(self, name: str, field: str = "agent") -> HostedAgent:
-        hosted = ", ".join(sorted(self._agents))
         if not name:
             if len(self._agents) == 1:
                 return next(iter(self._agents.values()))
-            raise InvalidInput(field, f"is required: this process hosts {hosted}")
+            raise InvalidInput(field, f"is required: this process hosts {self._hosted}")
         agent = self._agents.get(name)
         if agent is None:
             if len(name) > MAX_KEY_LENGTH:
                 # The message below quotes the name: bounded, so it always fits gRPC's metadata limit.
                 raise InvalidInput(field, f"must be at most {MAX_KEY_LENGTH} characters, got {len(name)}")
-            raise AgentNotFound(f"no agent {name!r} here: this process hosts {hosted}")
+            raise AgentNotFound(f"no agent {name!r} here: this process hosts {self._hosted}")
         return agent
 
     def _turn(self, request: agent_pb2.InvokeRequest) -> Turn:
@@ -86,7 +87,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         try:
             return self._route(request.agent).card()
         except MeshError as error:
-            await context.abort(error.code, error.message)
+            await _abort(context, error)
             raise  # unreachable: abort raises
 
     async def ListSessions(  # noqa: N802 - gRPC method name
@@ -96,7 +97,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             user = check_key(request.user_id, "user_id") or ANONYMOUS_USER
             found = await self._store.sessions(user)
         except MeshError as error:
-            await context.abort(error.code, error.message)
+            await _abort(context, error)
             raise
         return common_pb2.ListSessionsResponse(sessions=[session_summary(s) for s in found])
 
@@ -107,7 +108,7 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             session_id = _required_session(request.session_id)
             lines = await self._store.history(session_id)
         except MeshError as error:
-            await context.abort(error.code, error.message)
+            await _abort(context, error)
             raise
         if not lines:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no session {session_id!r}")
@@ -130,15 +131,9 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         try:
             deleted = await self._store.delete_session(_required_session(request.session_id))
         except MeshError as error:
-            await context.abort(error.code, error.message)
+            await _abort(context, error)
             raise
         return common_pb2.DeleteSessionResponse(deleted=deleted)
-
-
-ERROR_KIND_METADATA = "meshscope-error"
-"""Trailing metadata naming the error's kind (e.g. ShuttingDown, StoreUnavailable): it tells a caller
-an agent's own UNAVAILABLE (a shared store is down: retrying elsewhere will not help) from a transport
-failure or a draining replica (retry on another replica)."""
 
 
 async def _abort(context: grpc.aio.ServicerContext, error: MeshError) -> None:
