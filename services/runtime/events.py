@@ -96,10 +96,6 @@ class ReplyAssembler:
         """The agent that produced each reply started so far, by reply id."""
         return self._authors
 
-    def author(self, reply_id: str) -> str:
-        """The agent that produced a reply ('' when unknown)."""
-        return self._authors.get(reply_id, "")
-
     def reply(self, reply_id: str) -> Msg | None:
         """The reply rebuilt so far."""
         if reply_id in self._replies:
@@ -119,10 +115,6 @@ class EventEncoder:
         self._agent = agent
         self._sequence = 0
         self._max_bytes = max_bytes
-        # Text deltas are measured only from this length on: a shorter one cannot reach the
-        # limit (at most 4 UTF-8 bytes a character, plus an envelope far below 1 KiB), and
-        # measuring every delta would cost the hot path.
-        self._delta_check_from = None if max_bytes is None else max((max_bytes - 1024) // 4, 0)
         self.assembler = ReplyAssembler()
 
     @property
@@ -139,37 +131,24 @@ class EventEncoder:
             event_id=event_id,
             reply_id=reply_id,
             created_at=created_at,
-            agent=self.assembler.author(reply_id) or self._agent,
+            agent=self.assembler.authors.get(reply_id) or self._agent,
         )
 
     def encode(self, event: Any) -> agent_pb2.AgentEvent:
         """Fold `event` into its reply, then encode it for the wire."""
-        if event.type == _TEXT_BLOCK_DELTA:
-            # The hot path (most of a stream) inlined: at 20+ deltas a turn, each
-            # call and dispatch shows in bench/agent_path.py's throughput.
-            reply_id = event.reply_id
-            block_id = event.block_id
-            delta = event.delta
-            assembler = self.assembler
-            assembler.add_text(reply_id, block_id, delta)
-            self._sequence += 1
-            out = agent_pb2.AgentEvent(
-                sequence=self._sequence,
-                event_id=event.id,
-                reply_id=reply_id,
-                created_at=event.created_at,
-                agent=assembler.authors.get(reply_id) or self._agent,
-            )
-            text_delta = out.text_delta
-            text_delta.block_id = block_id
-            text_delta.delta = delta
-            if self._delta_check_from is not None and len(delta) >= self._delta_check_from:
-                self._check_size(out)
-            return out
-        self.assembler.apply(event)
         reply_id = getattr(event, "reply_id", "") or ""
-        out = self._envelope(event_id=event.id, reply_id=reply_id, created_at=event.created_at)
-        _fill(out, event, self.assembler)
+        if event.type == _TEXT_BLOCK_DELTA:
+            # Most of a stream: set in place, with no dispatch, and joined into the
+            # reply once per block rather than appended to it delta by delta.
+            self.assembler.add_text(reply_id, event.block_id, event.delta)
+            out = self._envelope(event_id=event.id, reply_id=reply_id, created_at=event.created_at)
+            text_delta = out.text_delta
+            text_delta.block_id = event.block_id
+            text_delta.delta = event.delta
+        else:
+            self.assembler.apply(event)  # first: a reply's start names its author
+            out = self._envelope(event_id=event.id, reply_id=reply_id, created_at=event.created_at)
+            _fill(out, event, self.assembler)
         if self._max_bytes is not None:
             self._check_size(out)
         return out
@@ -245,9 +224,6 @@ def _fill(out: agent_pb2.AgentEvent, event: Any, assembler: ReplyAssembler) -> N
                     name=event.name or "",
                 )
             )
-        case EventType.TEXT_BLOCK_DELTA:  # normally encoded by EventEncoder.encode's fast path
-            out.text_delta.block_id = event.block_id
-            out.text_delta.delta = event.delta
         case EventType.THINKING_BLOCK_DELTA:
             out.thinking_delta.block_id = event.block_id
             out.thinking_delta.delta = event.delta
