@@ -12,9 +12,9 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from agentscope.message import Msg
 from agentscope.state import AgentState
@@ -29,6 +29,7 @@ from services.runtime.leases import LeaseKeeper
 from services.runtime.state import HistoryEntry, SessionStore, StateConflict, StateKey, StoredState
 
 log = logging.getLogger("meshscope.turn")
+T = TypeVar("T")
 
 FINISH_WAIT_S = 10.0
 """How long `TurnRunner.close` waits for saves still running (a store call is bounded by its own timeouts)."""
@@ -101,10 +102,9 @@ class TurnRunner:
         self._leases = LeaseKeeper(store, lock_ttl_s)
         self._running: dict[asyncio.Task[Any], object | None] = {}
         """Each running turn's task, with the agent stream it iterates once it has one."""
-        self._interrupted: MeshError | None = None
-        self._cut_off: set[asyncio.Task[Any]] = set()
-        """The turns `interrupt` ended (only these fail with its error; others were cancelled by callers)."""
-        self._finishing: set[asyncio.Task[MeshError | None]] = set()
+        self._cut_off: dict[asyncio.Task[Any], MeshError] = {}
+        """The turns `interrupt` ended, with its error (others cancelled are their callers' doing)."""
+        self._finishing: set[asyncio.Future[Any]] = set()
         self.idle = asyncio.Event()
         """Set while no turn is in flight."""
         self.idle.set()
@@ -207,31 +207,27 @@ class TurnRunner:
                         if isinstance(item, Msg):
                             continue
                         yield encoder.encode(item)
-                        if self._interrupted is not None and task in self._cut_off:
+                        if task in self._cut_off:
                             raise self._cut_off_error(task)
                 # An agent may swallow the cancellation (AgentScope ends the reply as
                 # interrupted): a cut-off turn still fails as cut off, not as completed.
-                if self._interrupted is not None and task in self._cut_off:
+                if task in self._cut_off:
                     raise self._cut_off_error(task)
                 finished = True
             finally:
                 if key is not None and owner is not None:
                     # One shielded step saves and unlocks, so a cancelled call
                     # still leaves its state written and its session free.
-                    finishing = asyncio.ensure_future(
-                        self._finish(turn, key, owner, HostedAgent.state_of(agent), loaded, encoder)
-                    )
+                    finishing = self._finish(turn, key, owner, HostedAgent.state_of(agent), loaded, encoder)
                     owner = None  # released by `finishing`, even if this call is cancelled meanwhile
-                    self._finishing.add(finishing)  # `close` waits for it, so the store outlives it
-                    finishing.add_done_callback(self._finishing.discard)
-                    persist_error = await asyncio.shield(finishing)
+                    persist_error = await self._shielded(finishing)
                     if persist_error is not None and not finished:
                         log.error("session %r not saved: %s", key.session_id, persist_error.message)
                 turn.agent.release(agent, reusable=finished and persist_error is None)
             if persist_error is not None:
                 raise persist_error
         except asyncio.CancelledError:
-            if self._interrupted is None or task is None or task not in self._cut_off:
+            if task is None or task not in self._cut_off:
                 self.stats.cancelled += 1
                 log.info("turn of %r in session %r cancelled by the caller", name, turn.session_id)
                 raise
@@ -265,7 +261,7 @@ class TurnRunner:
                 self._running.pop(task, None)
             self._track(-1)
             if key is not None and owner is not None:  # failed before the turn ran (e.g. corrupt state)
-                await asyncio.shield(self._unlock(key, owner))
+                await self._shielded(self._unlock(key, owner))
 
     async def _finish(
         self,
@@ -288,8 +284,7 @@ class TurnRunner:
         For the end of a shutdown's grace period: gRPC would cancel the calls
         and their callers would see the stream stop with no reason given.
         """
-        self._interrupted = error
-        self._cut_off = set(self._running)
+        self._cut_off = dict.fromkeys(self._running, error)
         for task, stream in self._running.items():
             # A turn waiting on its agent is cancelled there (and turns that into `error`).
             # One whose stream is idle is at a `yield`, inside gRPC's write: cancelling it
@@ -298,12 +293,19 @@ class TurnRunner:
                 task.cancel()
         return len(self._running)
 
-    def _cut_off_error(self, task: asyncio.Task[Any] | None) -> MeshError:
+    def _shielded(self, work: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
+        """`work` run to its end even if this turn is cancelled; `close` waits for it, so the store
+        outlives every save and unlock a turn started."""
+        task = asyncio.ensure_future(work)
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
+        return asyncio.shield(task)
+
+    def _cut_off_error(self, task: asyncio.Task[Any]) -> MeshError:
         """The interrupt's error, with the cancellation `interrupt` may have sent taken back."""
-        assert self._interrupted is not None
-        if task is not None and task.cancelling():
+        if task.cancelling():
             task.uncancel()
-        return self._interrupted
+        return self._cut_off[task]
 
     async def close(self) -> None:
         """Wait (boundedly) for turns still saving, then stop renewing locks.
