@@ -129,10 +129,16 @@ class EndpointPool:
         group = self._agents.get(agent)
         return sorted(group.by_id.values(), key=lambda e: e.replica_id) if group else []
 
+    def has_replicas(self, agent: str) -> bool:
+        """Whether discovery knows any replica of `agent` (cheaper than `endpoints` on every run)."""
+        group = self._agents.get(agent)
+        return bool(group and group.by_id)
+
     def pick(self, agent: str, exclude: set[str] | None = None) -> Endpoint:
         """Power of two choices on fewest in-flight streams, among available replicas."""
         now = time.monotonic()
-        all_endpoints = self.endpoints(agent)
+        group = self._agents.get(agent)
+        all_endpoints = list(group.by_id.values()) if group else []  # unsorted: the choice is random
         candidates = [
             e for e in all_endpoints if e.available(now) and not (exclude and e.replica_id in exclude)
         ]

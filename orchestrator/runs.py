@@ -28,7 +28,8 @@ from orchestrator.pipelines import MeshFile, Pipeline
 from orchestrator.pool import EndpointPool
 
 log = logging.getLogger("meshscope.orchestrator")
-_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_\-]*")
+_WORD = re.compile(r"[A-Za-z](?:[A-Za-z0-9_.\-]*[A-Za-z0-9])?")
+"""A name in a router's reply: inner dots and dashes belong to it, a closing full stop does not."""
 QUEUE_DEPTH = 256
 """Events a run buffers for a slow caller before its steps wait (backpressure)."""
 
@@ -150,7 +151,6 @@ class Runner:
                 run.usage.cache_creation_input_tokens += usage.cache_creation_input_tokens
             await run.queue.put(
                 orchestrator_pb2.RunEvent(
-                    run_id=run.run_id,
                     step=step,
                     agent=event.agent or agent,
                     replica=item.endpoint.replica_id,
@@ -250,98 +250,97 @@ class Runner:
         """The agent the router's reply names: a declared choice when it names one,
         otherwise the first other mesh agent it names (reported as not allowed)."""
         words = [str(w).lower() for w in _WORD.findall(text)]
+        # Compared case-blind, answered as declared: "Send it to coder" picks `Coder`.
+        choices = {name.lower(): name for name in p.choices}
         for word in words:
-            if word in p.choices:
-                return word
-        others = (set(self.mesh.agents) | set(self.pool.agents())) - {p.router}
-        return next((w for w in words if w in others), None)
+            if word in choices:
+                return choices[word]
+        others = {name.lower(): name for name in {*self.mesh.agents, *self.pool.agents()} - {p.router}}
+        return next((others[w] for w in words if w in others), None)
 
     async def stream(self, run: Run) -> AsyncGenerator[orchestrator_pb2.RunEvent, None]:
         """Run start, every step's events as they happen, run end; `RunFailed` on failure."""
-        self._track(+1)
+        self._track(+1)  # open runs, for the shutdown's decision to cut runs off
         try:
-            async with contextlib.aclosing(self._stream(run)) as events:
-                async for event in events:
-                    yield event
-        finally:
-            self._track(-1)
+            request = run.request
+            started = time.monotonic()
+            sequence = 0
 
-    async def _stream(self, run: Run) -> AsyncGenerator[orchestrator_pb2.RunEvent, None]:
-        request = run.request
-        started = time.monotonic()
-        sequence = 0
+            def numbered(event: orchestrator_pb2.RunEvent) -> orchestrator_pb2.RunEvent:
+                nonlocal sequence
+                sequence += 1
+                event.sequence = sequence
+                event.run_id = run.run_id
+                return event
 
-        def numbered(event: orchestrator_pb2.RunEvent) -> orchestrator_pb2.RunEvent:
-            nonlocal sequence
-            sequence += 1
-            event.sequence = sequence
-            event.run_id = run.run_id
-            return event
-
-        yield numbered(
-            orchestrator_pb2.RunEvent(
-                run_start=orchestrator_pb2.RunStart(
-                    target=request.target, kind=self.kind_of(request.target), session_id=request.session_id
-                )
-            )
-        )
-        outcome: dict[str, common_pb2.Message] = {}
-
-        async def produce() -> None:
-            me = asyncio.current_task()
-            try:
-                if me is not None:
-                    self._started.add(me)
-                if self._interrupted is not None:  # opened just as the shutdown cut runs off
-                    raise StepFailed(grpc.StatusCode.UNAVAILABLE, self._interrupted, started=True)
-                timeout = None if run.deadline is None else max(0.0, run.deadline - time.monotonic())
-                async with asyncio.timeout(timeout):
-                    outcome["output"] = await self.execute(run, request.target, request.input)
-            except asyncio.CancelledError:
-                if self._interrupted is None:
-                    raise
-                # Reported on the stream like any failed step.
-                raise StepFailed(grpc.StatusCode.UNAVAILABLE, self._interrupted, started=True) from None
-            finally:
-                if me is not None:
-                    self._started.discard(me)
-                await run.queue.put(None)
-
-        producer = asyncio.create_task(produce())
-        self._producers.add(producer)
-        producer.add_done_callback(self._producers.discard)
-        try:
-            while (event := await run.queue.get()) is not None:
-                yield numbered(event)
-            await producer
-        except Exception as exc:
-            code, message = _status_of(exc)
-            if code == grpc.StatusCode.INTERNAL:
-                log.exception("run %s of %r failed unexpectedly", run.run_id, request.target)
             yield numbered(
                 orchestrator_pb2.RunEvent(
-                    error=agent_pb2.ErrorEvent(
-                        code=code.name, message=message, retryable=code == grpc.StatusCode.UNAVAILABLE
+                    run_start=orchestrator_pb2.RunStart(
+                        target=request.target,
+                        kind=self.kind_of(request.target),
+                        session_id=request.session_id,
                     )
                 )
             )
-            raise RunFailed(code, message) from exc
-        finally:
-            if not producer.done():
-                producer.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await producer
-        yield numbered(
-            orchestrator_pb2.RunEvent(
-                run_end=orchestrator_pb2.RunEnd(
-                    steps=run.steps,
-                    replicas=run.replicas,
-                    usage=run.usage,
-                    duration_ms=(time.monotonic() - started) * 1000,
-                    output=outcome["output"],
+            outcome: dict[str, common_pb2.Message] = {}
+
+            async def produce() -> None:
+                me = asyncio.current_task()
+                try:
+                    if me is not None:
+                        self._started.add(me)
+                    if self._interrupted is not None:  # opened just as the shutdown cut runs off
+                        raise StepFailed(grpc.StatusCode.UNAVAILABLE, self._interrupted, started=True)
+                    timeout = None if run.deadline is None else max(0.0, run.deadline - time.monotonic())
+                    async with asyncio.timeout(timeout):
+                        outcome["output"] = await self.execute(run, request.target, request.input)
+                except asyncio.CancelledError:
+                    if self._interrupted is None:
+                        raise
+                    # Reported on the stream like any failed step.
+                    raise StepFailed(grpc.StatusCode.UNAVAILABLE, self._interrupted, started=True) from None
+                finally:
+                    if me is not None:
+                        self._started.discard(me)
+                    await run.queue.put(None)
+
+            producer = asyncio.create_task(produce())
+            self._producers.add(producer)
+            producer.add_done_callback(self._producers.discard)
+            try:
+                while (event := await run.queue.get()) is not None:
+                    yield numbered(event)
+                await producer
+            except Exception as exc:
+                code, message = _status_of(exc)
+                if code == grpc.StatusCode.INTERNAL:
+                    log.exception("run %s of %r failed unexpectedly", run.run_id, request.target)
+                yield numbered(
+                    orchestrator_pb2.RunEvent(
+                        error=agent_pb2.ErrorEvent(
+                            code=code.name, message=message, retryable=code == grpc.StatusCode.UNAVAILABLE
+                        )
+                    )
+                )
+                raise RunFailed(code, message) from exc
+            finally:
+                if not producer.done():
+                    producer.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await producer
+            yield numbered(
+                orchestrator_pb2.RunEvent(
+                    run_end=orchestrator_pb2.RunEnd(
+                        steps=run.steps,
+                        replicas=run.replicas,
+                        usage=run.usage,
+                        duration_ms=(time.monotonic() - started) * 1000,
+                        output=outcome["output"],
+                    )
                 )
             )
-        )
+        finally:
+            self._track(-1)
 
 
 def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:

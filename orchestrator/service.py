@@ -76,18 +76,17 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         if problem:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         mesh = self.runner.mesh
-        discovered = set(self.pool.agents())
         if (
             request.target not in mesh.pipelines
             and request.target not in mesh.agents
-            and request.target not in discovered
+            and not self.pool.has_replicas(request.target)
         ):
-            known = ", ".join(sorted({*mesh.pipelines, *mesh.agents, *discovered}))
+            known = ", ".join(sorted({*mesh.pipelines, *mesh.agents, *self.pool.agents()}))
             await context.abort(
                 grpc.StatusCode.NOT_FOUND, f"no agent or pipeline {request.target!r}; known: {known}"
             )
         for agent in self.runner.agents_of(request.target):
-            if not self.pool.endpoints(agent):
+            if not self.pool.has_replicas(agent):
                 await context.abort(grpc.StatusCode.UNAVAILABLE, f"agent {agent!r} has no healthy replica")
         budget = (
             request.timeout.ToTimedelta().total_seconds()
@@ -209,10 +208,8 @@ class OrchestratorServer:
         return host_port(self.settings.host, self.port)
 
     async def start(self) -> None:
-        self.watcher.add_listener(self.pool.update)
+        self.watcher.add_listener(self.pool.update)  # before start: every set it publishes reaches the pool
         await self.watcher.start()
-        for agent in self.watcher.agents():
-            self.pool.update(agent, self.watcher.instances(agent))
         server = grpc.aio.server(options=self.settings.channel_options())
         add_servicer(server, orchestrator_pb2_grpc.add_OrchestratorServicer_to_server, self._servicer)
         add_servicer(server, health_pb2_grpc.add_HealthServicer_to_server, self.health)

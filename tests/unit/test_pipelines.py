@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.pipelines import Pipeline, PipelineError, build_mesh, load_mesh
+from orchestrator.pool import EndpointPool
+from orchestrator.runs import Runner
 from tests.support import REPO
 
 
@@ -39,3 +41,16 @@ def test_a_mesh_file_that_is_not_utf8_is_one_clear_error(tmp_path: Path) -> None
     bad.write_bytes(b"agents: [a]\n# \xff\n")
     with pytest.raises(PipelineError, match=r"mesh.yaml: not UTF-8 text \(byte 14\)"):
         load_mesh(bad)
+
+
+def test_a_router_may_name_its_choice_in_any_case_and_with_inner_dots() -> None:
+    mesh = build_mesh(
+        ["router", "Coder", "data.analyst", "writer"],
+        [Pipeline(name="triage", kind="route", router="router", choices=("Coder", "data.analyst"))],
+    )
+    runner = Runner(EndpointPool(), mesh)
+    triage = mesh.pipelines["triage"]
+    assert runner.choice_in("Send it to coder.", triage) == "Coder"
+    assert runner.choice_in("This is one for DATA.ANALYST!", triage) == "data.analyst"
+    assert runner.choice_in("Ask the writer.", triage) == "writer"  # named, but not an allowed choice
+    assert runner.choice_in("Nobody fits.", triage) is None
