@@ -143,6 +143,10 @@ class ConsulWatcher(_Notifier):
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._catalog_task: asyncio.Task[None] | None = None
         self.errors = 0
+        self.last_error_at: float | None = None
+        """When a query last failed: a Consul that answers again may not have seen the
+        replicas re-register yet (a restarted dev agent forgets them), so for
+        `recover_hold_s` after it the last known sets are kept rather than emptied."""
 
     async def start(self) -> None:
         self._client = connect(self.settings)
@@ -170,8 +174,18 @@ class ConsulWatcher(_Notifier):
             await self._client.close()
             self._client = None
 
+    def _recovering(self) -> bool:
+        since = self.last_error_at
+        return since is not None and time.monotonic() - since < self.settings.recover_hold_s
+
+    def _wait(self) -> str:
+        """How long a blocking query may wait: while recovering, only until the hold ends, so
+        an answer that changes nothing is asked again soon rather than after the full wait."""
+        return duration(self.settings.recover_hold_s if self._recovering() else self.settings.wait_s)
+
     async def _retry(self, backoff: Backoff, what: str, exc: BaseException) -> None:
         self.errors += 1
+        self.last_error_at = time.monotonic()
         delay = backoff.next_delay()
         log.warning(
             "watching %s failed (%s); keeping the last known set, retrying in %.1fs",
@@ -186,9 +200,7 @@ class ConsulWatcher(_Notifier):
         backoff = Backoff()
         while True:
             try:
-                returned, services = await self._client.catalog.services(
-                    index=index, wait=duration(self.settings.wait_s)
-                )
+                returned, services = await self._client.catalog.services(index=index, wait=self._wait())
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -202,6 +214,8 @@ class ConsulWatcher(_Notifier):
             names = {name for name, tags in services.items() if AGENT_TAG in (tags or [])}
             for name in names:
                 self._watch(name)
+            if self._recovering():  # an agent missing now may be re-registering: keep watching it
+                continue
             for name in set(self._tasks) - names:
                 self._tasks.pop(name).cancel()
                 self._forget(name)
@@ -209,32 +223,22 @@ class ConsulWatcher(_Notifier):
     async def _watch_agent(self, agent: str) -> None:
         index: int | None = None
         backoff = Backoff()
-        recovering_since: float | None = None
         while True:
             try:
                 returned, entries = await self._client.health.service(
-                    agent, index=index, wait=duration(self.settings.wait_s), passing=True
+                    agent, index=index, wait=self._wait(), passing=True
                 )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 index = None  # see _watch_catalog: start over after an error
-                recovering_since = recovering_since or time.monotonic()
                 await self._retry(backoff, f"agent {agent!r}", exc)
                 continue
             backoff.reset()
             index = next_index(index, returned)
             found = _instances(agent, entries)
-            if (
-                not found
-                and self.instances(agent)
-                and recovering_since is not None
-                and time.monotonic() - recovering_since < self.settings.recover_hold_s
-            ):
-                # A Consul that just came back has not seen the replicas re-register
-                # yet: keep the last known set for a moment rather than empty it.
-                continue
-            recovering_since = None
+            if not found and self.instances(agent) and self._recovering():
+                continue  # see `last_error_at`: keep the last known set for a moment
             self._publish(agent, found)
 
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from discovery.config import ConsulSettings, DiscoverySettings, parse_static_endpoints
+from discovery.consul_client import connect as consul_connect
 from discovery.errors import DiscoveryConfigError
-from discovery.model import Instance
+from discovery.model import AGENT_TAG, Instance
 from discovery.registrar import Registrar
 from discovery.registry import ConsulRegistry
 from discovery.watcher import ConsulWatcher, StaticWatcher
@@ -150,6 +151,37 @@ async def test_consul_restart_re_registers_every_live_replica_and_the_watcher_re
 
 async def _errors(watcher: ConsulWatcher) -> int:
     return watcher.errors
+
+
+async def test_the_catalog_watcher_holds_its_sets_while_a_restarted_consul_is_still_empty(
+    consul: ConsulDevAgent,
+) -> None:
+    """Catalog mode, as the orchestrator runs it. Nothing re-registers here, so the restarted
+    Consul stays empty: the watcher must keep the replica for the hold, then let it go."""
+    settings = consul_settings(consul, MESHSCOPE_CONSUL_RECOVER_HOLD_S="3")
+    client = consul_connect(settings)
+    try:
+        await client.agent.service.register(
+            "analyst", service_id="analyst@127.0.0.1:1", address="127.0.0.1", port=1, tags=[AGENT_TAG]
+        )
+    finally:
+        await client.close()
+    watcher = ConsulWatcher(settings)
+    emptied: list[float] = []
+    watcher.add_listener(lambda agent, found: None if found else emptied.append(time.monotonic()))
+    await watcher.start()
+    try:
+        await wait_for(lambda: _instances(watcher, "analyst"), lambda found: len(found) == 1, timeout=10)
+        await asyncio.to_thread(consul.stop)
+        await wait_for(lambda: _errors(watcher), lambda errors: errors > 0, timeout=10)
+        await asyncio.to_thread(consul.start)
+        await wait_for(lambda: _instances(watcher, "analyst"), lambda found: not found, timeout=15)
+        assert len(emptied) == 1
+        assert watcher.last_error_at is not None
+        held = emptied[0] - watcher.last_error_at
+        assert held >= 3, f"the empty catalog was passed on {held:.2f}s after the last error, within the hold"
+    finally:
+        await watcher.stop()
 
 
 async def test_an_agent_serves_while_consul_is_unreachable_and_registers_once_it_appears(
