@@ -3,7 +3,7 @@
 A failure before any event (the replica is down, draining, unreachable)
 ejects that replica and retries on another, a bounded number of times.
 After the first event a failure is never replayed (model calls are not
-idempotent): it surfaces as `StepFailed` with `started=True`.
+idempotent): it surfaces as `StepFailed`.
 """
 
 from __future__ import annotations
@@ -32,14 +32,12 @@ def _replica_fault(error: grpc.aio.AioRpcError) -> bool:
 
 
 class StepFailed(Exception):
-    """A step failed with a gRPC status; `started` tells whether events had been streamed."""
+    """A step failed with a gRPC status."""
 
-    def __init__(self, code: grpc.StatusCode, message: str, *, started: bool, replica: str = "") -> None:
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
-        self.started = started
-        self.replica = replica
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,27 +52,23 @@ async def stream_step(
     pool: EndpointPool,
     request: agent_pb2.InvokeRequest,
     *,
-    deadline: float | None,
+    deadline: float,
     attempts: int,
 ) -> AsyncIterator[StepEvent]:
     """Stream one agent turn from the best replica (see the module docstring)."""
     tried: set[str] = set()
     last: StepFailed | None = None
-    for _ in range(max(1, attempts)):
+    for _ in range(attempts):
         try:
             endpoint = pool.pick(request.agent, exclude=tried)
         except NoReplica as exc:
             if last is not None:
                 raise last from exc
-            raise StepFailed(grpc.StatusCode.UNAVAILABLE, str(exc), started=False) from exc
+            raise StepFailed(grpc.StatusCode.UNAVAILABLE, str(exc)) from exc
         tried.add(endpoint.replica_id)
-        timeout = None
-        if deadline is not None:
-            timeout = deadline - time.monotonic()
-            if timeout <= 0:
-                raise StepFailed(
-                    grpc.StatusCode.DEADLINE_EXCEEDED, "the run's deadline passed", started=False
-                )
+        timeout = deadline - time.monotonic()
+        if timeout <= 0:
+            raise StepFailed(grpc.StatusCode.DEADLINE_EXCEEDED, "the run's deadline passed")
         started = False
         call = None
         pool.stream_started(endpoint)
@@ -92,16 +86,12 @@ async def stream_step(
             raise StepFailed(
                 grpc.StatusCode.UNAVAILABLE,
                 f"agent {request.agent!r} on {endpoint.replica_id}: the connection was closed",
-                started=started,
-                replica=endpoint.replica_id,
             ) from None
         except grpc.aio.AioRpcError as error:
             code = error.code()
             failure = StepFailed(
                 code,
                 f"agent {request.agent!r} on {endpoint.replica_id}: {error.details() or code.name}",
-                started=started,
-                replica=endpoint.replica_id,
             )
             if started or code not in RETRYABLE_BEFORE_FIRST_EVENT or not _replica_fault(error):
                 raise failure from error

@@ -34,7 +34,6 @@ class Endpoint:
     stub: Any
     in_flight: int = 0
     ejected_until: float = 0.0
-    served: int = 0
 
     @property
     def replica_id(self) -> str:
@@ -58,7 +57,6 @@ class NoReplica(Exception):
     def __init__(self, agent: str, known: int) -> None:
         detail = "no replica is registered" if known == 0 else f"all {known} replica(s) are unavailable"
         super().__init__(f"agent {agent!r} is unavailable: {detail}")
-        self.agent = agent
 
 
 class EndpointPool:
@@ -114,7 +112,6 @@ class EndpointPool:
 
     def stream_started(self, endpoint: Endpoint) -> None:
         endpoint.in_flight += 1
-        endpoint.served += 1
 
     def stream_ended(self, endpoint: Endpoint) -> None:
         endpoint.in_flight -= 1

@@ -56,7 +56,8 @@ class Run:
     """One run in progress."""
 
     request: orchestrator_pb2.RunRequest
-    deadline: float | None
+    deadline: float
+    """time.monotonic() by which the whole run must end."""
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     queue: asyncio.Queue[orchestrator_pb2.RunEvent | None] = field(
         default_factory=lambda: asyncio.Queue(maxsize=QUEUE_DEPTH)
@@ -158,7 +159,7 @@ class Runner:
                 )
             )
         if final is None:
-            raise StepFailed(grpc.StatusCode.INTERNAL, f"agent {agent!r} ended without a reply", started=True)
+            raise StepFailed(grpc.StatusCode.INTERNAL, f"agent {agent!r} ended without a reply")
         return final
 
     async def _parallel(
@@ -236,13 +237,11 @@ class Runner:
             raise StepFailed(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"router {p.router!r} named no agent; allowed: {allowed}",
-                started=True,
             )
         if choice not in p.choices:
             raise StepFailed(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"router {p.router!r} chose {choice!r}, which is not among the allowed agents: {allowed}",
-                started=True,
             )
         return await self._step(run, f"{prefix}{choice}", choice, message)
 
@@ -290,15 +289,15 @@ class Runner:
                     if me is not None:
                         self._started.add(me)
                     if self._interrupted is not None:  # opened just as the shutdown cut runs off
-                        raise StepFailed(grpc.StatusCode.UNAVAILABLE, self._interrupted, started=True)
-                    timeout = None if run.deadline is None else max(0.0, run.deadline - time.monotonic())
+                        raise StepFailed(grpc.StatusCode.UNAVAILABLE, self._interrupted)
+                    timeout = max(0.0, run.deadline - time.monotonic())
                     async with asyncio.timeout(timeout):
                         outcome["output"] = await self.execute(run, request.target, request.input)
                 except asyncio.CancelledError:
                     if self._interrupted is None:
                         raise
                     # Reported on the stream like any failed step.
-                    raise StepFailed(grpc.StatusCode.UNAVAILABLE, self._interrupted, started=True) from None
+                    raise StepFailed(grpc.StatusCode.UNAVAILABLE, self._interrupted) from None
                 finally:
                     if me is not None:
                         self._started.discard(me)
