@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import socket
 
+import grpc
+
 
 def bare_host(host: str) -> str:
     """`host` without the brackets of an IPv6 literal ("[::1]" -> "::1")."""
@@ -19,6 +21,16 @@ def host_port(host: str, port: int) -> str:
     """A gRPC address: `host:port`, with an IPv6 literal in brackets."""
     bare = bare_host(host)
     return f"[{bare}]:{port}" if ":" in bare else f"{bare}:{port}"
+
+
+def bind_insecure(server: grpc.aio.Server, host: str, port: int) -> int:
+    """Bind `server` to host:port (0: any free port); the port bound, or one-line OSError."""
+    ensure_bindable(host, port)
+    try:
+        bound: int = server.add_insecure_port(host_port(host, port))
+    except RuntimeError as exc:  # how grpc reports a failed bind
+        raise OSError(f"cannot bind {host_port(host, port)} (in use or not local)") from exc
+    return bound
 
 
 def ensure_bindable(host: str, port: int) -> None:

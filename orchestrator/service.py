@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from discovery.addresses import ensure_bindable, host_port
+from discovery.addresses import bind_insecure, host_port
 from discovery.watcher import Watcher
 from meshscope.servicers import add_servicer
 from meshscope.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
@@ -221,15 +221,7 @@ class OrchestratorServer:
             ),
             server,
         )
-        ensure_bindable(self.settings.host, self.settings.port)
-        try:
-            self.port = server.add_insecure_port(host_port(self.settings.host, self.settings.port))
-        except RuntimeError as exc:  # grpc reports a failed bind this way
-            raise OSError(
-                f"cannot bind {host_port(self.settings.host, self.settings.port)} (in use or not local)"
-            ) from exc
-        if self.port == 0:
-            raise OSError(f"cannot bind {host_port(self.settings.host, self.settings.port)}")
+        self.port = bind_insecure(server, self.settings.host, self.settings.port)
         await server.start()
         self._server = server
         for name in ("", SERVICE_NAME):

@@ -20,7 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from discovery.addresses import ensure_bindable, host_port
+from discovery.addresses import bind_insecure, host_port
 from meshscope.servicers import add_servicer
 from meshscope.v1 import agent_pb2, agent_pb2_grpc
 from services.runtime.config import ServerSettings
@@ -110,15 +110,7 @@ class AgentServer:
         if self._server is not None:
             raise RuntimeError("server already started")
         self._server = self._build_server()
-        ensure_bindable(self.settings.host, self.settings.port)
-        try:
-            self.port = self._server.add_insecure_port(host_port(self.settings.host, self.settings.port))
-        except RuntimeError as exc:  # grpc reports a failed bind this way
-            raise OSError(
-                f"cannot bind {host_port(self.settings.host, self.settings.port)} (in use or not local)"
-            ) from exc
-        if self.port == 0:
-            raise OSError(f"cannot bind {host_port(self.settings.host, self.settings.port)}")
+        self.port = bind_insecure(self._server, self.settings.host, self.settings.port)
         await self._server.start()
         serving = health_pb2.HealthCheckResponse.SERVING
         for name in ("", AGENT_SERVICE_NAME, *self.agents):
