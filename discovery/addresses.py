@@ -17,10 +17,15 @@ def bare_host(host: str) -> str:
     return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
 
+def bracketed(host: str) -> str:
+    """`host` as a URL or gRPC target wants it: an IPv6 literal in brackets ("::1" -> "[::1]")."""
+    bare = bare_host(host)
+    return f"[{bare}]" if ":" in bare else bare
+
+
 def host_port(host: str, port: int) -> str:
     """A gRPC address: `host:port`, with an IPv6 literal in brackets."""
-    bare = bare_host(host)
-    return f"[{bare}]:{port}" if ":" in bare else f"{bare}:{port}"
+    return f"{bracketed(host)}:{port}"
 
 
 def bind_insecure(server: grpc.aio.Server, host: str, port: int) -> int:

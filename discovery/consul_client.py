@@ -9,6 +9,7 @@ import aiohttp
 import consul
 import consul.aio
 
+from discovery.addresses import bracketed
 from discovery.config import ConsulSettings
 
 UNREACHABLE = (aiohttp.ClientError, OSError, TimeoutError, consul.Timeout)
@@ -20,7 +21,7 @@ def connect(settings: ConsulSettings) -> Any:
     # py-consul passes aiohttp a deprecated argument; the warning is theirs to fix.
     warnings.filterwarnings("ignore", "ssl_context is deprecated", DeprecationWarning)
     # py-consul joins scheme, host and port as given: an IPv6 literal needs its brackets.
-    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    host = bracketed(settings.host)
     return consul.aio.Consul(
         host=host,
         port=settings.port,

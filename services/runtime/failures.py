@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import grpc
 
+from discovery.addresses import bracketed
 from services.runtime.errors import MeshError, ModelFailure
 from services.runtime.models.scripted import ScriptedModelError
 
@@ -50,7 +51,7 @@ def _endpoint(exc: BaseException) -> str:
         return ""
     parts = urlsplit(str(url))
     host = parts.hostname or ""
-    shown = f"[{host}]" if ":" in host else host
+    shown = bracketed(host)
     if parts.port is not None:
         shown = f"{shown}:{parts.port}"
     return f" at {urlunsplit((parts.scheme, shown, parts.path, '', ''))}"
