@@ -35,8 +35,6 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `scripts` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import os
-import subprocess
 import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
@@ -48,23 +46,20 @@ from scripts.private_apt import (
     debian_archive,
     extract_debs,
     fetcher_main,
-    found_on_path,
+    install_tool,
     link_binary,
-    own_release_sources,
+    own_release,
     read_apt_sources,
     read_os_release,
-    release_codenames,
     require_tools,
     sources_description,
     version_at_least,
+    version_line,
 )
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DEST = REPO_ROOT / ".tools"
 PACKAGE = "consul"
 MIN_VERSION = "1.8"
 DEBIAN_SUITE = "bullseye"  # Debian 11, the last Debian release that ships consul (1.8.7)
-VERSION_TIMEOUT_S = 30
 OVERRIDE_ENV = "MESHSCOPE_CONSUL_BIN"  # meshscope_cli/consul_dev.py starts this one when set
 FAILURE_HINT = f"put consul >= {MIN_VERSION} on PATH and re-run (`make test` needs it)"
 
@@ -73,16 +68,8 @@ def log(message: str) -> None:
     print(f"fetch_consul: {message}", file=sys.stderr, flush=True)
 
 
-def consul_version(binary: Path) -> str | None:
-    """First line of ``<binary> version`` if it starts with ``Consul v``, else None."""
-    try:
-        result = subprocess.run(
-            [str(binary), "version"], capture_output=True, text=True, timeout=VERSION_TIMEOUT_S, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    first = result.stdout.strip().splitlines()[0] if result.stdout.strip() else ""
-    return first if result.returncode == 0 and first.startswith("Consul v") else None
+def probe(binary: Path) -> tuple[str | None, str]:
+    return version_line(binary, "version", "Consul v")
 
 
 def fetch_and_unpack(dest: Path, sources: Sequence[AptSource], label: str) -> Path:
@@ -120,11 +107,7 @@ def from_debian_11(dest: Path, sources: Sequence[AptSource], os_release: dict[st
 
 def from_own_release(dest: Path, sources: Sequence[AptSource], os_release: dict[str, str]) -> Path:
     """The machine's own release's consul, where it has one that is new enough."""
-    codenames = release_codenames(os_release)
-    label = f"this machine's release ({'/'.join(codenames) or 'codename unknown'})"
-    own = own_release_sources(sources, codenames)
-    if not own:
-        raise FetchError(f"{label}: no apt source for it in {sources_description()}")
+    own, label = own_release(sources, os_release)
     try:
         return fetch_and_unpack(dest, own, label)
     except FetchError as exc:
@@ -147,30 +130,15 @@ def fetch(dest: Path) -> Path:
 
 def install(dest: Path, *, use_path: bool = True) -> Path:
     """Make ``<dest>/bin/consul`` a working Consul binary; return that path (or the override)."""
-    override = os.environ.get(OVERRIDE_ENV) if use_path else None
-    if override:
-        # What consul_dev.py will start; <dest> is left alone so unsetting the variable undoes it.
-        version = consul_version(Path(override))
-        if version is None:
-            raise FetchError(
-                f"{OVERRIDE_ENV}={override} does not work (`consul version` did not print 'Consul v...')"
-            )
-        log(f"using {OVERRIDE_ENV}: {version}")
-        return Path(override)
-    link = dest / "bin" / PACKAGE
-    if use_path and consul_version(link):
-        return link
-    on_path = found_on_path(PACKAGE, link) if use_path else None
-    if on_path is not None:
-        log(f"using consul from PATH: {on_path}")
-        link_binary(link, on_path)
-    else:
-        link_binary(link, fetch(dest))
-    version = consul_version(link)
-    if version is None:
-        raise FetchError(f"{link} does not work (`consul version` did not print 'Consul v...')")
-    log(version)
-    return link
+    return install_tool(
+        dest,
+        name=PACKAGE,
+        override_env=OVERRIDE_ENV,
+        probe=probe,
+        fetch=lambda into: link_binary(into / "bin" / PACKAGE, fetch(into)),
+        log=log,
+        use_path=use_path,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,7 +147,6 @@ def main(argv: list[str] | None = None) -> int:
         "fetch_consul",
         "consul",
         install,
-        default_dest=DEFAULT_DEST,
         failure_hint=FAILURE_HINT,
         description=description,
         argv=argv,

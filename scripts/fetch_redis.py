@@ -36,8 +36,6 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `scripts` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import os
-import subprocess
 import tempfile
 
 from scripts.private_apt import (
@@ -45,27 +43,22 @@ from scripts.private_apt import (
     PrivateApt,
     extract_debs,
     fetcher_main,
-    found_on_path,
-    last_line,
+    install_tool,
     library_dirs,
     link_binary,
     missing_libraries,
-    own_release_sources,
+    own_release,
     read_apt_sources,
     read_os_release,
-    release_codenames,
     require_tools,
-    sources_description,
+    version_line,
     write_wrapper,
 )
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DEST = REPO_ROOT / ".tools"
 SERVER = "redis-server"
 PACKAGES = ("redis-server", "redis-tools")
 TOOLS = ("redis-server", "redis-cli")  # what ends up in <dest>/bin
 OVERRIDE_ENV = "MESHSCOPE_REDIS_SERVER"  # meshscope_cli/redis_dev.py starts this one when set
-VERSION_TIMEOUT_S = 30
 FAILURE_HINT = (
     "install redis-server (Debian/Ubuntu: apt-get install redis-server) or point "
     "MESHSCOPE_REDIS_SERVER at one, and re-run (`make test` needs it)"
@@ -77,28 +70,13 @@ def log(message: str) -> None:
 
 
 def probe(binary: Path) -> tuple[str | None, str]:
-    """``(version line, "")`` if ``<binary> --version`` answers like a Redis server, else ``(None, why)``."""
-    try:
-        result = subprocess.run(
-            [str(binary), "--version"], capture_output=True, text=True, timeout=VERSION_TIMEOUT_S, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return None, str(exc)
-    first = result.stdout.strip().splitlines()[0] if result.stdout.strip() else ""
-    if result.returncode == 0 and first.startswith("Redis server v="):
-        return first, ""
-    return None, last_line(result.stderr or result.stdout)
+    return version_line(binary, "--version", "Redis server v=")
 
 
 def fetch(dest: Path) -> None:
     """Fetch and unpack the release's packages; point ``<dest>/bin/<tool>`` at them."""
     require_tools("apt-get", "dpkg")
-    os_release = read_os_release()
-    codenames = release_codenames(os_release)
-    label = f"this machine's release ({'/'.join(codenames) or 'codename unknown'})"
-    sources = own_release_sources(read_apt_sources(), codenames)
-    if not sources:
-        raise FetchError(f"{label}: no apt source for it in {sources_description()}")
+    sources, label = own_release(read_apt_sources(), read_os_release())
     dest.mkdir(parents=True, exist_ok=True)
     root = dest / "redis-root"
     with tempfile.TemporaryDirectory(prefix="apt-tmp-", dir=dest) as tmp:
@@ -131,31 +109,16 @@ def fetch(dest: Path) -> None:
 
 def install(dest: Path, *, use_path: bool = True) -> Path:
     """Make ``<dest>/bin/redis-server`` a working Redis server; return that path (or the override)."""
-    override = os.environ.get(OVERRIDE_ENV) if use_path else None
-    if override:
-        # What redis_dev.py will start; <dest> is left alone so unsetting the variable undoes it.
-        version, why = probe(Path(override))
-        if version is None:
-            raise FetchError(f"{OVERRIDE_ENV}={override}: `--version` does not work: {why}")
-        log(f"using {OVERRIDE_ENV}: {version}")
-        return Path(override)
-    server = dest / "bin" / SERVER
-    if use_path and probe(server)[0]:
-        return server
-    on_path = found_on_path(SERVER, server) if use_path else None
-    if on_path is not None:
-        log(f"using redis-server from PATH: {on_path}")
-        for tool in TOOLS:
-            found = found_on_path(tool, dest / "bin" / tool)
-            if found is not None:
-                link_binary(dest / "bin" / tool, found)
-    else:
-        fetch(dest)
-    version, why = probe(server)
-    if version is None:
-        raise FetchError(f"`{server} --version` does not work: {why}")
-    log(version)
-    return server
+    return install_tool(
+        dest,
+        name=SERVER,
+        override_env=OVERRIDE_ENV,
+        probe=probe,
+        fetch=fetch,
+        log=log,
+        companions=TOOLS[1:],
+        use_path=use_path,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,7 +127,6 @@ def main(argv: list[str] | None = None) -> int:
         "fetch_redis",
         "redis-server",
         install,
-        default_dest=DEFAULT_DEST,
         failure_hint=FAILURE_HINT,
         description=description,
         argv=argv,

@@ -36,6 +36,9 @@ APT_SOURCES_DIR = Path("/etc/apt/sources.list.d")
 OS_RELEASE = Path("/etc/os-release")
 DPKG_STATUS = Path("/var/lib/dpkg/status")
 APT_TIMEOUT_S = 900
+VERSION_TIMEOUT_S = 30
+DEFAULT_DEST = Path(__file__).resolve().parent.parent / ".tools"
+"""Where `make consul` and `make redis` put their tools: <repo>/.tools."""
 # Hooks from apt.conf.d that act on the *system* package lists; cleared for our private run.
 CLEARED_APT_HOOKS = (
     "APT::Update::Pre-Invoke",
@@ -521,14 +524,81 @@ def found_on_path(name: str, own: Path) -> Path | None:
     return Path(found).absolute()
 
 
+def version_line(binary: Path, argument: str, prefix: str) -> tuple[str | None, str]:
+    """``(first line, "")`` when ``<binary> <argument>`` succeeds printing ``prefix...``;
+    else ``(None, why)``."""
+    try:
+        result = subprocess.run(
+            [str(binary), argument], capture_output=True, text=True, timeout=VERSION_TIMEOUT_S, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return None, str(exc)
+    first = result.stdout.strip().splitlines()[0] if result.stdout.strip() else ""
+    if result.returncode == 0 and first.startswith(prefix):
+        return first, ""
+    if result.returncode == 0:
+        return None, f"`{binary.name} {argument}` printed {first!r}, not {prefix!r}..."
+    return None, last_line(result.stderr or result.stdout)
+
+
+def own_release(sources: Sequence[AptSource], os_release: dict[str, str]) -> tuple[list[AptSource], str]:
+    """The apt sources of the machine's own release, and how to name it in messages."""
+    codenames = release_codenames(os_release)
+    label = f"this machine's release ({'/'.join(codenames) or 'codename unknown'})"
+    own = own_release_sources(sources, codenames)
+    if not own:
+        raise FetchError(f"{label}: no apt source for it in {sources_description()}")
+    return own, label
+
+
+def install_tool(
+    dest: Path,
+    *,
+    name: str,
+    override_env: str,
+    probe: Callable[[Path], tuple[str | None, str]],
+    fetch: Callable[[Path], None],
+    log: Log,
+    companions: Sequence[str] = (),
+    use_path: bool = True,
+) -> Path:
+    """Make ``<dest>/bin/<name>`` work and return it (or the override): the one already
+    there, else PATH's (with its companions), else ``fetch(dest)``, which must put it there."""
+    override = os.environ.get(override_env) if use_path else None
+    if override:
+        # What the dev-server helper will start; <dest> is left alone so unsetting the variable undoes it.
+        version, why = probe(Path(override))
+        if version is None:
+            raise FetchError(f"{override_env}={override} does not work: {why}")
+        log(f"using {override_env}: {version}")
+        return Path(override)
+    tool = dest / "bin" / name
+    if use_path and probe(tool)[0]:
+        return tool
+    on_path = found_on_path(name, tool) if use_path else None
+    if on_path is not None:
+        log(f"using {name} from PATH: {on_path}")
+        for each in (name, *companions):
+            found = found_on_path(each, dest / "bin" / each)
+            if found is not None:
+                link_binary(dest / "bin" / each, found)
+    else:
+        fetch(dest)
+    version, why = probe(tool)
+    if version is None:
+        raise FetchError(f"{tool} does not work: {why}")
+    log(version)
+    return tool
+
+
 def fetcher_main(
     tool: str,
     binary: str,
     install: Callable[..., Path],
     *,
-    default_dest: Path,
     failure_hint: str,
     description: str | None,
+    default_dest: Path = DEFAULT_DEST,
     argv: list[str] | None = None,
 ) -> int:
     """The command line both fetch scripts share: `[--dest DIR] [--fetch]`, one error line, exit 1."""
