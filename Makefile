@@ -90,10 +90,11 @@ test: $(STAMP) $(CONSUL) $(REDIS)
 demo: $(STAMP)
 	$(PY) -m meshscope_cli.demo
 
-bench: $(STAMP) $(CONSUL)
+bench: $(STAMP) $(CONSUL) $(REDIS)
 	$(PY) bench/agent_path.py
 	$(PY) bench/discovery_times.py
 	$(PY) bench/orchestrated_path.py
+	$(PY) bench/session_store.py
 
 clean:
 	rm -rf .build .pytest_cache .mypy_cache .ruff_cache .tools

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from itertools import count
 
@@ -86,13 +86,20 @@ class RawEchoServicer(agent_pb2_grpc.AgentServiceServicer):
         yield event
 
 
-async def serve(host: str = "127.0.0.1", port: int = 0) -> None:
-    """Serve the baseline until SIGTERM/SIGINT, announcing the address on stdout."""
+async def serve(
+    register: Callable[[grpc.aio.Server], None] = lambda server: (
+        agent_pb2_grpc.add_AgentServiceServicer_to_server(RawEchoServicer(), server)
+    ),
+    ready_prefix: str = READY_PREFIX,
+    host: str = "127.0.0.1",
+) -> None:
+    """Serve a raw servicer (the baseline by default) with the runtime's server options until
+    SIGTERM/SIGINT, announcing the address on stdout."""
     server = grpc.aio.server(options=ServerSettings().grpc_options())
-    agent_pb2_grpc.add_AgentServiceServicer_to_server(RawEchoServicer(), server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    register(server)
+    bound = server.add_insecure_port(f"{host}:0")
     await server.start()
-    print(f"{READY_PREFIX} {host}:{bound}", flush=True)
+    print(f"{ready_prefix} {host}:{bound}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -20,13 +20,14 @@ if __package__ in (None, ""):
 import argparse
 import signal
 import statistics
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
 
 from bench.load import positive_int
 from bench.processes import REPO, child_env
-from meshscope_cli.consul_dev import ConsulDevAgent
+from meshscope_cli.consul_dev import ConsulDevAgent, consul_binary
 from meshscope_cli.launch import ServiceProcess, launch, meshscope_command
 
 
@@ -83,7 +84,9 @@ def main() -> int:
                 )
         finally:
             consul.stop()
-    print(f"\nConsul dev agent 1.8, check interval 1 s, {args.trials} trials, median (min-max):")
+    version = subprocess.run([consul_binary(), "version"], capture_output=True, text=True, check=False)
+    first_line = (version.stdout.splitlines() or ["Consul (version unknown)"])[0]
+    print(f"\n{first_line} dev agent, check interval 1 s, {args.trials} trials, median (min-max):")
     print(f"  register -> passing          {summary(registered)}   target < 3 s")
     print(f"  SIGKILL  -> gone from passing {summary(gone)}   target < 3 s")
     print(f"  Consul restart -> re-registered {summary(restored)}   target < 5 s")

@@ -77,7 +77,29 @@ def summarize(timings: Sequence[TurnTiming]) -> LatencySummary:
     )
 
 
-class LoadClient:
+class TimedClient:
+    """Sequential latency and concurrent throughput of whatever one `timed_turn` is."""
+
+    async def timed_turn(self, session_id: str) -> TurnTiming:
+        raise NotImplementedError
+
+    async def sequential(self, turns: int, session_prefix: str) -> list[TurnTiming]:
+        """`turns` turns one after another, each in a fresh session."""
+        return [await self.timed_turn(f"{session_prefix}-{i}") for i in range(turns)]
+
+    async def concurrent(self, clients: int, turns_per_client: int, session_prefix: str) -> float:
+        """`clients` coroutines on this one channel, each running turns back to back; turns/s."""
+
+        async def worker(client: int) -> None:
+            for i in range(turns_per_client):
+                await self.timed_turn(f"{session_prefix}-{client}-{i}")
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(c) for c in range(clients)))
+        return clients * turns_per_client / (time.perf_counter() - start)
+
+
+class LoadClient(TimedClient):
     """One channel to one server; every call runs the echo workload.
 
     With `sessions` each turn names a fresh session (the server locks, loads,
@@ -111,21 +133,6 @@ class LoadClient:
         if not first:
             raise RuntimeError("the server streamed no events")
         return TurnTiming(first - start, last - start)
-
-    async def sequential(self, turns: int, session_prefix: str) -> list[TurnTiming]:
-        """`turns` turns one after another, each in a fresh session."""
-        return [await self.timed_turn(f"{session_prefix}-{i}") for i in range(turns)]
-
-    async def concurrent(self, clients: int, turns_per_client: int, session_prefix: str) -> float:
-        """`clients` coroutines on this one channel, each running turns back to back; turns/s."""
-
-        async def worker(client: int) -> None:
-            for i in range(turns_per_client):
-                await self.timed_turn(f"{session_prefix}-{client}-{i}")
-
-        start = time.perf_counter()
-        await asyncio.gather(*(worker(c) for c in range(clients)))
-        return clients * turns_per_client / (time.perf_counter() - start)
 
     async def verify(self, session_id: str) -> int:
         """Check the server streams the benchmark's workload; its wire bytes per turn."""

@@ -62,7 +62,6 @@ import argparse
 import asyncio
 import os
 import platform
-import signal
 import statistics
 import tempfile
 import time
@@ -74,9 +73,19 @@ from itertools import count
 
 import grpc
 
-from bench.load import LatencySummary, TurnTiming, median_latency, positive_int, summarize, verdict
+from bench.load import (
+    LatencySummary,
+    TimedClient,
+    TurnTiming,
+    median_latency,
+    positive_int,
+    summarize,
+    verdict,
+)
 from bench.processes import REPO, ServerProcess, child_env, start_agent_server, start_server
-from meshscope.v1 import agent_pb2, agent_pb2_grpc, common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from bench.workload import CHUNKS
+from meshscope.v1 import agent_pb2, agent_pb2_grpc, orchestrator_pb2, orchestrator_pb2_grpc
+from meshscope.wire import user_message
 from meshscope_cli.launch import launch, meshscope_command
 
 ROUNDS = 3
@@ -122,36 +131,28 @@ class RawRelayServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             )
 
 
-async def serve_relay(agent_address: str, host: str = "127.0.0.1") -> None:
+async def serve_relay(agent_address: str) -> None:
     """Serve the relay until SIGTERM/SIGINT, announcing the address on stdout."""
-    from services.runtime.config import ServerSettings
+    from bench.baseline_server import serve
 
-    server = grpc.aio.server(options=ServerSettings().grpc_options())
-    orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(RawRelayServicer(agent_address), server)
-    bound = server.add_insecure_port(f"{host}:0")
-    await server.start()
-    print(f"{RELAY_READY} {host}:{bound}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await server.stop(0)
+    def register(server: grpc.aio.Server) -> None:
+        orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(RawRelayServicer(agent_address), server)
+
+    await serve(register, RELAY_READY)
 
 
 # ---------------------------------------------------------------- the client
 
 
 def run_request(target: str, text: str, session_id: str) -> orchestrator_pb2.RunRequest:
-    message = common_pb2.Message(role=common_pb2.ROLE_USER, name="user", parts=[common_pb2.Part(text=text)])
-    return orchestrator_pb2.RunRequest(target=target, input=message, session_id=session_id)
+    return orchestrator_pb2.RunRequest(target=target, input=user_message(text), session_id=session_id)
 
 
 def is_text_delta(event: orchestrator_pb2.RunEvent) -> bool:
     return event.HasField("agent_event") and event.agent_event.HasField("text_delta")
 
 
-class RunClient:
+class RunClient(TimedClient):
     """One channel to one Orchestrator-shaped server; every call runs target `ECHO`."""
 
     def __init__(self, address: str, target: str = ECHO, text: str = INPUT_TEXT) -> None:
@@ -176,21 +177,9 @@ class RunClient:
                 deltas += 1
                 if not first:
                     first = last
-        if deltas != 20:
-            raise RuntimeError(f"expected 20 text_delta events, got {deltas}")
+        if deltas != CHUNKS:
+            raise RuntimeError(f"expected {CHUNKS} text_delta events, got {deltas}")
         return TurnTiming(first - start, last - start)
-
-    async def sequential(self, turns: int, prefix: str) -> list[TurnTiming]:
-        return [await self.timed_turn(f"{prefix}-{i}-{uuid.uuid4().hex[:8]}") for i in range(turns)]
-
-    async def concurrent(self, clients: int, turns_per_client: int, prefix: str) -> float:
-        async def worker(client: int) -> None:
-            for i in range(turns_per_client):
-                await self.timed_turn(f"{prefix}-{client}-{i}-{uuid.uuid4().hex[:8]}")
-
-        start = time.perf_counter()
-        await asyncio.gather(*(worker(c) for c in range(clients)))
-        return clients * turns_per_client / (time.perf_counter() - start)
 
 
 # ---------------------------------------------------------------- plan and results

@@ -4,10 +4,11 @@ A turn with a session takes the (session, agent) lock, loads the state,
 runs, saves the state, appends the transcript and releases the lock. This
 runs the echo agent's turns through the real `TurnRunner` (no gRPC) on both
 backends, alternating batches, and reports wall and CPU time per turn and
-the difference: what the Redis round trips cost. A fresh redis-server (AOF,
-fsync always, as the tests run it) is started for the run.
+the difference: what the Redis round trips cost. A fresh redis-server with AOF
+is started for the run (appendfsync everysec, Redis's default; `--fsync always`
+is how the tests run it).
 
-Run: `.venv/bin/python bench/session_store.py [--turns N] [--batches N]`.
+Run: `make bench`, or `.venv/bin/python bench/session_store.py [--turns N] [--batches N] [--fsync P]`.
 """
 
 from __future__ import annotations
