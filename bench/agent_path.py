@@ -341,15 +341,14 @@ def print_targets(
     stateless: RoundResult,
     real_cpu_ms: float,
     real_in_process_ms: float,
-) -> list[bool]:
+) -> None:
     ratio = stateless.turns_per_s / base.turns_per_s
     with_state = direct.turns_per_s / base.turns_per_s
-    results = [ratio >= THROUGHPUT_TARGET, real_in_process_ms <= CPU_TARGET_MS]
     print("\nTargets")
     print(
         f"  throughput direct/baseline >= {THROUGHPUT_TARGET:.1f}x, like for like (no session: neither side "
         f"keeps state): {ratio:.2f}x ({stateless.turns_per_s:.0f} vs {base.turns_per_s:.0f} turns/s, medians)"
-        f"   {verdict(results[0])}"
+        f"   {verdict(ratio >= THROUGHPUT_TARGET)}"
     )
     print(
         f"    with a fresh session per turn (lock, state load/save, transcript in memory; the baseline keeps "
@@ -358,13 +357,12 @@ def print_targets(
     )
     print(
         f"  CPU per real-agent turn (runtime + Agent + model, no transport) <= {CPU_TARGET_MS:.0f} ms: "
-        f"{real_in_process_ms:.2f} ms (median)   {verdict(results[1])}"
+        f"{real_in_process_ms:.2f} ms (median)   {verdict(real_in_process_ms <= CPU_TARGET_MS)}"
     )
     print(
         f"    (whole server process incl. gRPC transport: {real_cpu_ms:.2f} ms; "
         "raw transport alone: see above)"
     )
-    return results
 
 
 @dataclass(frozen=True)
@@ -387,7 +385,7 @@ def start_servers(stack: ExitStack) -> Servers:
     return Servers(baseline, direct, real)
 
 
-async def bench(plan: Plan, servers: Servers) -> list[bool]:
+async def bench(plan: Plan, servers: Servers) -> None:
     """The whole run against started servers; prints everything, returns the target verdicts."""
     base = open_target("baseline", servers.baseline, ECHO_AGENT)
     direct = open_target("direct", servers.direct, ECHO_AGENT)
@@ -431,7 +429,7 @@ async def bench(plan: Plan, servers: Servers) -> list[bool]:
             await target.client.close()
     print_cpu_breakdown(cpu)
     in_process = await run_in_process_section(plan)
-    return print_targets(base_med, direct_med, stateless_med, cpu[CPU_REAL], in_process[CPU_REAL])
+    print_targets(base_med, direct_med, stateless_med, cpu[CPU_REAL], in_process[CPU_REAL])
 
 
 def stored_sessions(plan: Plan) -> int:

@@ -71,7 +71,6 @@ class AptSource:
     components: list[str]
     signed_by: str | None = None
     enabled: bool = True
-    origin: str = ""
     options: dict[str, str] = field(default_factory=dict)
 
 
@@ -129,7 +128,7 @@ def split_one_line_options(rest: str) -> tuple[dict[str, str], str]:
     return options, rest[end + 1 :].strip()
 
 
-def parse_one_line(line: str, origin: str) -> AptSource | None:
+def parse_one_line(line: str) -> AptSource | None:
     """Parse a one-line-format entry: ``deb [options] URI suite [components...]``."""
     line = line.split("#", 1)[0].strip()
     if not line:
@@ -147,13 +146,12 @@ def parse_one_line(line: str, origin: str) -> AptSource | None:
         suites=[fields[1]],
         components=fields[2:],
         signed_by=options.get("signed-by") or None,
-        origin=origin,
         options=options,
     )
 
 
-def parse_one_line_file(text: str, origin: str) -> list[AptSource]:
-    entries = (parse_one_line(line, origin) for line in text.splitlines())
+def parse_one_line_file(text: str) -> list[AptSource]:
+    entries = (parse_one_line(line) for line in text.splitlines())
     return [entry for entry in entries if entry is not None]
 
 
@@ -188,7 +186,7 @@ def deb822_stanzas(text: str) -> list[dict[str, str]]:
     return stanzas
 
 
-def parse_deb822(text: str, origin: str) -> list[AptSource]:
+def parse_deb822(text: str) -> list[AptSource]:
     """Parse a ``*.sources`` file."""
     sources: list[AptSource] = []
     for stanza in deb822_stanzas(text):
@@ -205,7 +203,6 @@ def parse_deb822(text: str, origin: str) -> list[AptSource]:
                 components=stanza.get("components", "").split(),
                 signed_by=stanza.get("signed-by", "").strip() or None,
                 enabled=stanza.get("enabled", "yes").strip().lower() not in ("no", "false", "0"),
-                origin=origin,
                 options=options,
             )
         )
@@ -218,15 +215,15 @@ def read_apt_sources(
     """All entries from ``sources.list`` and ``sources.list.d/*.list|*.sources``, in apt's order."""
     sources: list[AptSource] = []
     if sources_list.is_file():
-        sources += parse_one_line_file(sources_list.read_text(encoding="utf-8"), str(sources_list))
+        sources += parse_one_line_file(sources_list.read_text(encoding="utf-8"))
     if sources_dir.is_dir():
         for path in sorted(sources_dir.iterdir()):
             if not path.is_file():
                 continue
             if path.suffix == ".list":
-                sources += parse_one_line_file(path.read_text(encoding="utf-8"), str(path))
+                sources += parse_one_line_file(path.read_text(encoding="utf-8"))
             elif path.suffix == ".sources":
-                sources += parse_deb822(path.read_text(encoding="utf-8"), str(path))
+                sources += parse_deb822(path.read_text(encoding="utf-8"))
     return sources
 
 
