@@ -9,6 +9,11 @@
   MESHSCOPE_GRPC_MAX_MESSAGE_BYTES       largest message accepted or sent         4194304
   MESHSCOPE_SHUTDOWN_PAUSE_S             NOT_SERVING -> drain pause on SIGTERM     1
   MESHSCOPE_SHUTDOWN_GRACE_S             how long in-flight runs may finish on SIGTERM  10
+  MESHSCOPE_GRPC_KEEPALIVE_TIME_S        ping an idle connection after this long  30
+  MESHSCOPE_GRPC_KEEPALIVE_TIMEOUT_S     and drop it if the ping is not answered  10
+  MESHSCOPE_GRPC_MIN_PING_INTERVAL_S     peers may ping at most this often        10
+  (the keepalive knobs mean what they mean for agent services, and apply to the
+  orchestrator's server and to its channels to agent replicas)
 
 Discovery settings (MESHSCOPE_DISCOVERY, CONSUL_*...) are read by `discovery.config`.
 """
@@ -29,9 +34,13 @@ class OrchestratorConfigError(ValueError):
 
 MAX_NUMBER = 2**31 - 1
 """Upper bound of every numeric knob: gRPC takes sizes and milliseconds as 32-bit integers."""
+MAX_KEEPALIVE_S = 2_000_000
+"""Keepalive settings go to gRPC in milliseconds, as 32-bit integers."""
 
 
-def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+def _number(
+    env: Mapping[str, str], name: str, default: float, minimum: float, maximum: float = MAX_NUMBER
+) -> float:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -39,8 +48,8 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -
         value = float(raw)
     except ValueError:
         raise OrchestratorConfigError(f"{name}={raw!r} is not valid: expected a number") from None
-    if not minimum <= value <= MAX_NUMBER:  # also rejects nan and inf
-        raise OrchestratorConfigError(f"{name}={raw!r} is not valid: expected {minimum:g}-{MAX_NUMBER}")
+    if not minimum <= value <= maximum:  # also rejects nan and inf
+        raise OrchestratorConfigError(f"{name}={raw!r} is not valid: expected {minimum:g}-{maximum:g}")
     return value
 
 
@@ -55,6 +64,9 @@ class OrchestratorSettings:
     max_message_bytes: int = 4 * 1024 * 1024
     shutdown_grace_s: float = 10.0
     shutdown_pause_s: float = 1.0
+    keepalive_time_s: float = 30.0
+    keepalive_timeout_s: float = 10.0
+    min_ping_interval_s: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OrchestratorSettings:
@@ -73,6 +85,15 @@ class OrchestratorSettings:
             max_message_bytes=int(_number(env, "MESHSCOPE_GRPC_MAX_MESSAGE_BYTES", d.max_message_bytes, 1)),
             shutdown_grace_s=_number(env, "MESHSCOPE_SHUTDOWN_GRACE_S", d.shutdown_grace_s, 0),
             shutdown_pause_s=_number(env, "MESHSCOPE_SHUTDOWN_PAUSE_S", d.shutdown_pause_s, 0),
+            keepalive_time_s=_number(
+                env, "MESHSCOPE_GRPC_KEEPALIVE_TIME_S", d.keepalive_time_s, 0, MAX_KEEPALIVE_S
+            ),
+            keepalive_timeout_s=_number(
+                env, "MESHSCOPE_GRPC_KEEPALIVE_TIMEOUT_S", d.keepalive_timeout_s, 0, MAX_KEEPALIVE_S
+            ),
+            min_ping_interval_s=_number(
+                env, "MESHSCOPE_GRPC_MIN_PING_INTERVAL_S", d.min_ping_interval_s, 0, MAX_KEEPALIVE_S
+            ),
         )
 
     def with_overrides(self, **overrides: Any) -> OrchestratorSettings:
@@ -83,10 +104,10 @@ class OrchestratorSettings:
         return [
             ("grpc.max_receive_message_length", self.max_message_bytes),
             ("grpc.max_send_message_length", self.max_message_bytes),
-            ("grpc.keepalive_time_ms", 30_000),
-            ("grpc.keepalive_timeout_ms", 10_000),
+            ("grpc.keepalive_time_ms", int(self.keepalive_time_s * 1000)),
+            ("grpc.keepalive_timeout_ms", int(self.keepalive_timeout_s * 1000)),
             ("grpc.http2.max_pings_without_data", 0),
             ("grpc.keepalive_permit_without_calls", 1),
-            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            ("grpc.http2.min_ping_interval_without_data_ms", int(self.min_ping_interval_s * 1000)),
             ("grpc.so_reuseport", 0),
         ]
