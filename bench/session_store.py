@@ -24,6 +24,9 @@ import asyncio
 import statistics
 import tempfile
 import time
+from typing import Any
+
+from redis.asyncio.connection import Connection
 
 from bench.load import positive_int
 from meshscope.v1 import common_pb2
@@ -34,6 +37,24 @@ from services.runtime.messages import message_to_msg
 from services.runtime.redis_store import RedisSessionStore, StoreSettings
 from services.runtime.state import InMemorySessionStore, SessionStore
 from services.runtime.turn import Turn, TurnRunner
+
+
+class CountingConnection(Connection):
+    """A redis-py connection that counts the requests it sends: one per round trip (a
+    pipeline or a script is one). Counted on the client because Redis's own counters
+    also count the commands a script runs."""
+
+    sent = 0
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        CountingConnection.sent += 1
+        await super().send_packed_command(command, check_health)
+
+
+def counting(store: RedisSessionStore) -> RedisSessionStore:
+    """`store`, its connections counting round trips (set before it opens any)."""
+    store._client.connection_pool.connection_class = CountingConnection  # bench-only instrumentation
+    return store
 
 
 async def batch(runner: TurnRunner, agent: HostedAgent, label: str, turns: int) -> tuple[float, float]:
@@ -56,21 +77,24 @@ async def main(turns: int, batches: int, fsync: str) -> None:
         redis_server.start()
         stores: dict[str, SessionStore] = {
             "memory": InMemorySessionStore(),
-            "redis": RedisSessionStore(StoreSettings(redis_url=redis_server.url)),
+            "redis": counting(RedisSessionStore(StoreSettings(redis_url=redis_server.url))),
         }
         runners = {name: TurnRunner(store) for name, store in stores.items()}
         results: dict[str, list[tuple[float, float]]] = {name: [] for name in stores}
         try:
             for name, runner in runners.items():
                 await batch(runner, agent, f"warm-{name}", 50)
+            sent_before = CountingConnection.sent
             for b in range(batches):
                 for name, runner in runners.items():
                     results[name].append(await batch(runner, agent, f"{name}-{b}", turns))
+            round_trips = (CountingConnection.sent - sent_before) / (batches * turns)
         finally:
             for store in stores.values():
                 await store.close()
             redis_server.stop()
     print(f"echo turns with a session (lock, load, run, save, history, unlock), {batches} x {turns}, no gRPC")
+    print(f"  Redis round trips per turn: {round_trips:.2f} (target: at most 3)")
     medians = {}
     for name, rows in results.items():
         wall = statistics.median(r[0] for r in rows)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import grpc
 
 
@@ -14,6 +16,14 @@ class MeshError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+def with_message(error: MeshError, message: str) -> MeshError:
+    """A copy of `error` (same class, code and retryability) that says `message` instead."""
+    changed = copy.copy(error)
+    changed.message = message
+    changed.args = (message,)
+    return changed
 
 
 class InvalidInput(MeshError):
@@ -55,6 +65,18 @@ class StoreUnavailable(MeshError):
     """A backing store (state, history, locks) cannot be reached."""
 
     code = grpc.StatusCode.UNAVAILABLE
+    retryable = True
+
+
+class StoreBusy(MeshError):
+    """Every pooled connection to the session store stayed in use for the configured wait.
+
+    A full pool is a wait, not an outage (DESIGN.md §7): this is raised only when the wait
+    ran out. The replica is overloaded, not the store unreachable, so another replica,
+    with its own pool, may serve the turn.
+    """
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
     retryable = True
 
 

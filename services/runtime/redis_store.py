@@ -4,6 +4,8 @@ Environment (read by `StoreSettings.from_env`):
   REDIS_URL                          redis://host:port/db (unset: sessions stay in memory)
   MESHSCOPE_REDIS_PREFIX             key namespace                                  meshscope
   MESHSCOPE_REDIS_MAX_CONNECTIONS    connection pool size per process               50
+  MESHSCOPE_REDIS_POOL_TIMEOUT_S     how long a command waits for a free pooled
+                                     connection (then RESOURCE_EXHAUSTED, busy)      5
   MESHSCOPE_REDIS_SOCKET_TIMEOUT_S   time limit of one command                      2
   MESHSCOPE_REDIS_CONNECT_TIMEOUT_S  time limit of connecting                       2
   MESHSCOPE_SESSION_TTL_S            idle sessions expire after this (0: never)     0
@@ -17,8 +19,16 @@ Keys (every id component is escaped: "%" -> "%25", ":" -> "%3A"):
   {prefix}:session:{session}                hash  user, updated_at, turns
   {prefix}:session-agents:{session}         set of agent names that took part
   {prefix}:session-states:{session}         set of the state keys of the session (for delete)
+  {prefix}:session-turns:{session}          set of the turn ids written (a retried write is not repeated)
   {prefix}:user-sessions:{user}             sorted set session -> updated_at (listing)
-Every hot-path operation addresses its keys directly: no KEYS or SCAN.
+Every hot-path operation addresses its keys directly: no KEYS or SCAN. A turn costs
+three round trips: take the lock, load the state, and one script that saves the state,
+appends the transcript and releases the lock (`finish_turn`).
+
+Every write a retry may repeat is safe to repeat: redis-py retries a command whose
+connection failed or timed out (twice, with back-off), and the command may have run
+before its reply was lost. Taking and releasing a lock compare owner tokens, and a
+turn's write is keyed by its turn id.
 """
 
 from __future__ import annotations
@@ -26,11 +36,12 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 import redis.asyncio as redis
+from redis.asyncio import BlockingConnectionPool
 from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -39,7 +50,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.runtime.config import SECONDS_RANGE, positive_int, read_env, seconds
-from services.runtime.errors import ConfigError, StoreUnavailable
+from services.runtime.errors import ConfigError, StoreBusy, StoreUnavailable
 from services.runtime.state import (
     HistoryEntry,
     InMemorySessionStore,
@@ -48,29 +59,60 @@ from services.runtime.state import (
     StateConflict,
     StateKey,
     StoredState,
+    TurnWrite,
+    TurnWritten,
 )
 
 T = TypeVar("T")
 
-_SAVE = """
-local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
-if version ~= tonumber(ARGV[1]) then return -version - 1 end
-redis.call('HSET', KEYS[1], 'data', ARGV[2], 'version', version + 1)
-redis.call('SADD', KEYS[2], KEYS[1])
+# The one write of a finished turn (and, with parts left out, of `save` and `append_history`):
+# the versioned state, the transcript lines with the session's meta, agents and listing, and the
+# release of the turn's lock, in one round trip. Keyed by the turn id (ARGV[1]) through the
+# session's set of written turns, so a retry after a lost reply writes nothing twice.
+# KEYS: state, session-states, history, session, session-agents, user-sessions, lock, session-turns
+# ARGV: turn id ('': not keyed), lock owner ('': none), ttl ms, state data, expected version
+#       (-1: no state), user, session, updated_at, n, n transcript lines (JSON), agent names
+# Returns {repeated (0/1), new version (-1: none saved), conflicting version (-1: none)}.
+_WRITE = """
 local ttl = tonumber(ARGV[3])
-if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl); redis.call('PEXPIRE', KEYS[2], ttl) end
-return version + 1
+local result = {0, -1, -1}
+if ARGV[1] == '' or redis.call('SADD', KEYS[8], ARGV[1]) == 1 then
+  local expected = tonumber(ARGV[5])
+  if expected >= 0 then
+    local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+    if version == expected then
+      redis.call('HSET', KEYS[1], 'data', ARGV[4], 'version', version + 1)
+      redis.call('SADD', KEYS[2], KEYS[1])
+      result[2] = version + 1
+      if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl); redis.call('PEXPIRE', KEYS[2], ttl) end
+    else
+      result[3] = version
+    end
+  end
+  local count = tonumber(ARGV[9])
+  if count > 0 then
+    for i = 1, count do redis.call('RPUSH', KEYS[3], ARGV[9 + i]) end
+    redis.call('HSET', KEYS[4], 'user', ARGV[6], 'updated_at', ARGV[8])
+    redis.call('HINCRBY', KEYS[4], 'turns', 1)
+    for i = 10 + count, #ARGV do redis.call('SADD', KEYS[5], ARGV[i]) end
+    redis.call('ZADD', KEYS[6], ARGV[8], ARGV[7])
+    if ttl > 0 then for k = 3, 6 do redis.call('PEXPIRE', KEYS[k], ttl) end end
+  end
+  if ARGV[1] ~= '' and ttl > 0 then redis.call('PEXPIRE', KEYS[8], ttl) end
+else
+  result[1] = 1
+end
+if ARGV[2] ~= '' and redis.call('GET', KEYS[7]) == ARGV[2] then redis.call('DEL', KEYS[7]) end
+return result
 """
-_APPEND_HISTORY = """
-local count = tonumber(ARGV[5])
-for i = 1, count do redis.call('RPUSH', KEYS[1], ARGV[5 + i]) end
-redis.call('HSET', KEYS[2], 'user', ARGV[1], 'updated_at', ARGV[3])
-redis.call('HINCRBY', KEYS[2], 'turns', 1)
-for i = 6 + count, #ARGV do redis.call('SADD', KEYS[3], ARGV[i]) end
-redis.call('ZADD', KEYS[4], ARGV[3], ARGV[2])
-local ttl = tonumber(ARGV[4])
-if ttl > 0 then for k = 1, 4 do redis.call('PEXPIRE', KEYS[k], ttl) end end
-return count
+# Taking a lock is repeatable too: a retried SET NX whose first attempt succeeded would find
+# the lock taken (by this very owner) and report the session busy.
+_ACQUIRE = """
+local held = redis.call('GET', KEYS[1])
+if held == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]); return 1 end
+if held then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
 """
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -80,6 +122,28 @@ _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 """
+
+
+class _PoolWaitTimeout(Exception):
+    """No pooled connection became free within the pool's timeout."""
+
+
+class _WaitingPool(BlockingConnectionPool):
+    """A pool that is full makes a command wait for a connection, up to its timeout.
+
+    redis-py's default pool raises "Too many connections" (a ConnectionError) the moment it
+    is full, which reads as Redis being unreachable; its BlockingConnectionPool waits, but
+    reports the end of the wait as a ConnectionError too. This tells that case apart, so a
+    busy replica says it is busy and an unreachable Redis says it is unreachable.
+    """
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+        except RedisConnectionError as exc:
+            if isinstance(exc.__cause__, TimeoutError):  # the pool's wait ran out
+                raise _PoolWaitTimeout() from exc
+            raise
 
 
 def _part(value: str) -> str:
@@ -110,6 +174,7 @@ class StoreSettings:
     redis_url: str | None = None
     prefix: str = "meshscope"
     max_connections: int = 50
+    pool_timeout_s: float = 5.0
     socket_timeout_s: float = 2.0
     connect_timeout_s: float = 2.0
     session_ttl_s: float = 0.0
@@ -129,6 +194,7 @@ class StoreSettings:
             max_connections=read_env(
                 env, "MESHSCOPE_REDIS_MAX_CONNECTIONS", positive_int, 50, "a count 1-2147483647"
             ),
+            pool_timeout_s=_seconds(env, "MESHSCOPE_REDIS_POOL_TIMEOUT_S", 5.0),
             socket_timeout_s=_seconds(env, "MESHSCOPE_REDIS_SOCKET_TIMEOUT_S", 2.0),
             connect_timeout_s=_seconds(env, "MESHSCOPE_REDIS_CONNECT_TIMEOUT_S", 2.0),
             session_ttl_s=_seconds(env, "MESHSCOPE_SESSION_TTL_S", 0.0),
@@ -149,23 +215,24 @@ class RedisSessionStore:
     def __init__(self, settings: StoreSettings) -> None:
         assert settings.redis_url is not None
         self.settings = settings
-        self._client: Any = redis.Redis.from_url(
+        pool = _WaitingPool.from_url(
             settings.redis_url,
             max_connections=settings.max_connections,
+            timeout=settings.pool_timeout_s,
             socket_timeout=settings.socket_timeout_s or None,
             socket_connect_timeout=settings.connect_timeout_s or None,
             decode_responses=True,
             # A pooled connection may have died with a restarted Redis: reconnect and
-            # retry a command twice before calling the store unreachable. A save
-            # retried after its reply was lost meets a version conflict, not a
-            # double write.
+            # retry a command twice before calling the store unreachable. Every write is
+            # safe to repeat (see the module docstring).
             retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
         )
-        self._save = self._client.register_script(_SAVE)
+        self._client: Any = redis.Redis.from_pool(pool)
+        self._write = self._client.register_script(_WRITE)
+        self._acquire = self._client.register_script(_ACQUIRE)
         self._release = self._client.register_script(_RELEASE)
         self._renew = self._client.register_script(_RENEW)
-        self._append = self._client.register_script(_APPEND_HISTORY)
         self._p = settings.prefix
         self._ttl_ms = int(settings.session_ttl_s * 1000)
 
@@ -176,6 +243,13 @@ class RedisSessionStore:
         # Redis failures become one clear UNAVAILABLE, never a traceback to a client.
         try:
             return await operation()
+        except _PoolWaitTimeout:
+            settings = self.settings
+            raise StoreBusy(
+                f"session store busy: all {settings.max_connections} Redis connections of this replica "
+                f"stayed in use for {settings.pool_timeout_s:g}s (MESHSCOPE_REDIS_MAX_CONNECTIONS, "
+                "MESHSCOPE_REDIS_POOL_TIMEOUT_S)"
+            ) from None
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise StoreUnavailable(f"session store unreachable (Redis at {self._where()}): {exc}") from exc
         except RedisError as exc:
@@ -193,20 +267,15 @@ class RedisSessionStore:
         return StoredState(data=data, version=int(version))
 
     async def save(self, key: StateKey, data: str, expected_version: int) -> int:
-        state_key = self._key("state", key.user_id, key.session_id, key.agent)
-        members = self._key("session-states", key.session_id)
-        result = int(
-            await self._call(
-                lambda: self._save(keys=[state_key, members], args=[expected_version, data, self._ttl_ms])
-            )
-        )
-        if result < 0:
-            raise StateConflict(key, expected_version, -result - 1)
-        return result
+        written = await self._run_write(key, "", "", data, expected_version, ())
+        if written.conflict is not None:
+            raise StateConflict(key, expected_version, written.conflict)
+        assert written.version is not None
+        return written.version
 
     async def acquire(self, session_id: str, agent: str, owner: str, ttl_s: float) -> bool:
         lock = self._key("lock", session_id, agent)
-        return bool(await self._call(lambda: self._client.set(lock, owner, nx=True, px=int(ttl_s * 1000))))
+        return bool(await self._call(lambda: self._acquire(keys=[lock], args=[owner, int(ttl_s * 1000)])))
 
     async def renew(self, session_id: str, agent: str, owner: str, ttl_s: float) -> bool:
         lock = self._key("lock", session_id, agent)
@@ -217,25 +286,47 @@ class RedisSessionStore:
         return bool(await self._call(lambda: self._release(keys=[lock], args=[owner])))
 
     async def append_history(self, user_id: str, session_id: str, entries: list[HistoryEntry]) -> None:
-        if not entries:
-            return
-        history = self._key("history", session_id)
-        meta = self._key("session", session_id)
-        agents = self._key("session-agents", session_id)
-        listing = self._key("user-sessions", user_id)
-        updated = max(e.at for e in entries)
+        if entries:
+            await self._run_write(StateKey(user_id, session_id, entries[0].agent), "", "", "", -1, entries)
 
-        # One script, one round trip: the transcript lines, the session's meta, its
-        # agents and the user's listing change together.
-        args: list[str | int | float] = [user_id, session_id, updated, self._ttl_ms, len(entries)]
+    async def finish_turn(self, write: TurnWrite) -> TurnWritten:
+        expected = -1 if write.state is None else write.expected_version
+        return await self._run_write(
+            write.key, write.turn_id, write.turn_id, write.state or "", expected, write.entries
+        )
+
+    async def _run_write(
+        self,
+        key: StateKey,
+        turn_id: str,
+        owner: str,
+        data: str,
+        expected_version: int,
+        entries: Sequence[HistoryEntry],
+    ) -> TurnWritten:
+        """One `_WRITE` script call (see there): `expected_version` -1 saves no state."""
+        session = key.session_id
+        keys = [
+            self._key("state", key.user_id, session, key.agent),
+            self._key("session-states", session),
+            self._key("history", session),
+            self._key("session", session),
+            self._key("session-agents", session),
+            self._key("user-sessions", key.user_id),
+            self._key("lock", session, key.agent),
+            self._key("session-turns", session),
+        ]
+        updated = max((e.at for e in entries), default=0.0)
+        args: list[str | int | float] = [turn_id, owner, self._ttl_ms, data, expected_version]
+        args += [key.user_id, session, updated, len(entries)]
         args += [json.dumps(asdict(e)) for e in entries]
         args += sorted({e.agent for e in entries})
-        keys = [history, meta, agents, listing]
-
-        async def write() -> None:
-            await self._append(keys=keys, args=args)
-
-        await self._call(write)
+        repeated, version, conflict = await self._call(lambda: self._write(keys=keys, args=args))
+        return TurnWritten(
+            version=None if version < 0 else int(version),
+            conflict=None if conflict < 0 else int(conflict),
+            repeated=bool(repeated),
+        )
 
     async def history(self, session_id: str) -> list[HistoryEntry]:
         raw = await self._call(lambda: self._client.lrange(self._key("history", session_id), 0, -1))
@@ -273,7 +364,16 @@ class RedisSessionStore:
             states = await self._client.smembers(states_key)
             agents = await self._client.smembers(agents_key)
             locks = [self._key("lock", session_id, a) for a in agents]
-            keys = [self._key("history", session_id), meta_key, states_key, agents_key, *states, *locks]
+            turns = self._key("session-turns", session_id)
+            keys = [
+                self._key("history", session_id),
+                meta_key,
+                states_key,
+                agents_key,
+                turns,
+                *states,
+                *locks,
+            ]
             async with self._client.pipeline(transaction=True) as pipe:
                 pipe.delete(*keys)
                 if user is not None:

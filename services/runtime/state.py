@@ -12,11 +12,15 @@ same contract tests (tests/integration/test_stores.py).
   only by its owner.
 - History: the cross-agent transcript of a session, in order; sessions are
   listed per user and deleted whole (state, history, locks).
+- A finished turn is written in one step (`finish_turn`): its state, its
+  transcript lines and the release of its lock, applied at most once per
+  turn id, so a write retried after its reply was lost is not applied twice.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -62,6 +66,33 @@ class SessionInfo:
     agents: tuple[str, ...] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True, slots=True)
+class TurnWrite:
+    """Everything a finished turn writes, applied at most once."""
+
+    key: StateKey
+    turn_id: str
+    """The owner token of the turn's lock: unique per turn and made before the lock was asked
+    for, so a write repeated after a lost reply is recognised (and the lock released by it)."""
+    state: str | None
+    """AgentState JSON to save over `expected_version`; None when there is no state to save."""
+    expected_version: int
+    entries: tuple[HistoryEntry, ...]
+    """The turn's transcript lines (its input, and its reply when there was one)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TurnWritten:
+    """What `finish_turn` did."""
+
+    version: int | None
+    """The state's new version; None when no state was saved (none given, a conflict, or `repeated`)."""
+    conflict: int | None = None
+    """The version found instead of `expected_version`: another writer saved first, nothing was saved."""
+    repeated: bool = False
+    """An earlier attempt of the same turn had already written it: nothing was written again."""
+
+
 class StateConflict(Exception):
     """The state was saved by someone else since it was loaded."""
 
@@ -91,7 +122,10 @@ class SessionStore(Protocol):
         ...
 
     async def acquire(self, session_id: str, agent: str, owner: str, ttl_s: float) -> bool:
-        """Take the (session, agent) lock for `owner` unless someone holds it."""
+        """Take the (session, agent) lock for `owner` unless someone else holds it.
+
+        Asking again as the holder succeeds (and restarts the TTL): a retry of a request
+        that was applied before its reply was lost must not find the session busy."""
         ...
 
     async def renew(self, session_id: str, agent: str, owner: str, ttl_s: float) -> bool:
@@ -104,6 +138,15 @@ class SessionStore(Protocol):
 
     async def append_history(self, user_id: str, session_id: str, entries: list[HistoryEntry]) -> None:
         """Append a finished turn's lines to the session's transcript."""
+        ...
+
+    async def finish_turn(self, write: TurnWrite) -> TurnWritten:
+        """Save the turn's state (versioned), append its lines and release its lock, as one step.
+
+        At most once per `write.turn_id`: a repeat (a retry after a lost reply) writes nothing
+        and answers `repeated`, but still releases the lock. A state conflict saves no state but
+        still appends the lines.
+        """
         ...
 
     async def history(self, session_id: str) -> list[HistoryEntry]:
@@ -130,6 +173,8 @@ class _Session:
     turns: int = 0
     agents: list[str] = field(default_factory=list)
     history: list[HistoryEntry] = field(default_factory=list)
+    turn_ids: set[str] = field(default_factory=set)
+    """Turns already written by `finish_turn` (a repeat writes nothing)."""
 
 
 class InMemorySessionStore:
@@ -144,7 +189,10 @@ class InMemorySessionStore:
         return self._states.get(key)
 
     async def save(self, key: StateKey, data: str, expected_version: int) -> int:
-        # No await between the check and the write: atomic on the event loop.
+        return self._save(key, data, expected_version)
+
+    def _save(self, key: StateKey, data: str, expected_version: int) -> int:
+        # Synchronous: no await between the check and the write, so atomic on the event loop.
         current = self._states.get(key)
         actual = current.version if current else 0
         if actual != expected_version:
@@ -159,7 +207,7 @@ class InMemorySessionStore:
         return held[0]
 
     async def acquire(self, session_id: str, agent: str, owner: str, ttl_s: float) -> bool:
-        if self._holder(session_id, agent) is not None:
+        if self._holder(session_id, agent) not in (None, owner):
             return False
         self._locks[(session_id, agent)] = (owner, time.monotonic() + ttl_s)
         return True
@@ -177,7 +225,29 @@ class InMemorySessionStore:
         return True
 
     async def append_history(self, user_id: str, session_id: str, entries: list[HistoryEntry]) -> None:
-        session = self._sessions.setdefault(session_id, _Session(user_id))
+        self._append(self._sessions.setdefault(session_id, _Session(user_id)), entries)
+
+    async def finish_turn(self, write: TurnWrite) -> TurnWritten:
+        key = write.key
+        session = self._sessions.setdefault(key.session_id, _Session(key.user_id))
+        result = TurnWritten(version=None, repeated=True)
+        if write.turn_id not in session.turn_ids:
+            session.turn_ids.add(write.turn_id)
+            result = TurnWritten(version=None)
+            if write.state is not None:
+                try:
+                    result = TurnWritten(version=self._save(key, write.state, write.expected_version))
+                except StateConflict as conflict:
+                    result = TurnWritten(version=None, conflict=conflict.actual)
+            self._append(session, write.entries)
+        if self._holder(key.session_id, key.agent) == write.turn_id:
+            del self._locks[(key.session_id, key.agent)]
+        return result
+
+    @staticmethod
+    def _append(session: _Session, entries: Sequence[HistoryEntry]) -> None:
+        if not entries:
+            return
         session.history.extend(entries)
         session.turns += 1
         session.updated_at = max([session.updated_at, *(e.at for e in entries)])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import uuid
@@ -21,12 +22,19 @@ from agentscope.state import AgentState
 from pydantic import ValidationError
 
 from meshscope.v1 import agent_pb2
-from services.runtime.errors import CorruptState, MeshError, SessionBusy
+from services.runtime.errors import CorruptState, MeshError, SessionBusy, with_message
 from services.runtime.events import EventEncoder
 from services.runtime.failures import classify
 from services.runtime.hosted import HostedAgent
 from services.runtime.leases import LeaseKeeper
-from services.runtime.state import HistoryEntry, SessionStore, StateConflict, StateKey, StoredState
+from services.runtime.state import (
+    HistoryEntry,
+    SessionStore,
+    StateConflict,
+    StateKey,
+    StoredState,
+    TurnWrite,
+)
 
 log = logging.getLogger("meshscope.turn")
 T = TypeVar("T")
@@ -80,8 +88,9 @@ class TurnRunner:
     """Runs turns against a session store, keeping `TurnStats`.
 
     Per turn with a session: take the (session, agent) lock (waiting up to
-    `lock_wait_s`), load the state, run, then save the state and append the
-    transcript in `finally`, and release the lock. A `LeaseKeeper` renews the
+    `lock_wait_s`), load the state, run, then in `finally` save the state,
+    append the transcript and release the lock in one store call: three
+    store round trips a turn. A `LeaseKeeper` renews the
     lock of a turn that runs longer than a third of its TTL.
     """
 
@@ -124,10 +133,12 @@ class TurnRunner:
             ) from exc
 
     async def _lock(self, key: StateKey) -> str:
+        # The owner token exists before the request is sent: whatever happens to the
+        # await that takes the lock, the lock can be released by it (see `_acquire`).
         owner = uuid.uuid4().hex
         deadline = time.monotonic() + self.lock_wait_s
         delay = 0.02
-        while not await self.store.acquire(key.session_id, key.agent, owner, self.lock_ttl_s):
+        while not await self._acquire(key, owner):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise SessionBusy(
@@ -137,40 +148,68 @@ class TurnRunner:
             delay = min(delay * 2, 0.5)
         return owner
 
-    async def _persist(
+    async def _acquire(self, key: StateKey, owner: str) -> bool:
+        """One attempt at the lock, whose outcome is never lost.
+
+        The request runs to its end even when this await does not (the caller cancelled,
+        the connection died with the reply): the store may have applied it all the same,
+        and a lock nobody releases keeps the session busy for a whole TTL. So when the
+        await fails, the lock is released by owner token (never someone else's) once the
+        attempt has ended, unless the store said no.
+        """
+        attempt = self._owned(self.store.acquire(key.session_id, key.agent, owner, self.lock_ttl_s))
+        try:
+            return await asyncio.shield(attempt)
+        except BaseException:
+            attempt.add_done_callback(functools.partial(self._release_unless_refused, key, owner))
+            raise
+
+    def _release_unless_refused(self, key: StateKey, owner: str, attempt: asyncio.Future[bool]) -> None:
+        if not attempt.cancelled() and attempt.exception() is None and not attempt.result():
+            return  # the store refused the lock: there is nothing to release
+        self._owned(self._unlock(key, owner))
+
+    async def _finish(
         self,
         turn: Turn,
         key: StateKey,
+        owner: str,
         state: AgentState | None,
         loaded: StoredState | None,
         encoder: EventEncoder,
     ) -> MeshError | None:
-        """Save the state and the transcript; the error, if the store failed."""
+        """Write the turn in one store call: its state, its transcript lines and the release of
+        its lock (keyed by the turn, so a retry inside the store writes nothing twice).
+        Returns the store's error, if any."""
+        self._leases.drop(owner)
+        now = time.time()
+        entries = [
+            HistoryEntry(turn.agent.name, "user", turn.input.name, turn.input.get_text_content() or "", now)
+        ]
+        reply = encoder.assembler.root_reply
+        if reply is not None:
+            entries.append(
+                HistoryEntry(turn.agent.name, "assistant", reply.name, reply.get_text_content() or "", now)
+            )
+        write = TurnWrite(
+            key,
+            owner,
+            None if state is None else state.model_dump_json(),
+            loaded.version if loaded else 0,
+            tuple(entries),
+        )
         try:
-            if state is not None:
-                try:
-                    await self.store.save(key, state.model_dump_json(), loaded.version if loaded else 0)
-                except StateConflict as exc:
-                    log.warning("state not saved: %s", exc)
-            now = time.time()
-            entries = [
-                HistoryEntry(
-                    turn.agent.name, "user", turn.input.name, turn.input.get_text_content() or "", now
-                )
-            ]
-            reply = encoder.assembler.root_reply
-            if reply is not None:
-                entries.append(
-                    HistoryEntry(
-                        turn.agent.name, "assistant", reply.name, reply.get_text_content() or "", now
-                    )
-                )
-            await self.store.append_history(turn.user_id, key.session_id, entries)
-        except MeshError as error:  # stores report their own trouble as StoreUnavailable
-            return error
-        except Exception as exc:  # a bug, not an outage: say so rather than blame the store
-            log.exception("session %r not saved", key.session_id)
+            written = await self.store.finish_turn(write)
+        except Exception as exc:
+            # Whether the write (and with it the release) happened is unknown: try the
+            # release alone, without holding up the turn (the lock's TTL is the last resort).
+            self._owned(self._unlock(key, owner))
+            if isinstance(exc, MeshError):  # stores report their own trouble as StoreUnavailable/StoreBusy
+                return exc
+            log.exception("session %r not saved", key.session_id)  # a bug, not an outage
             return MeshError(f"session {key.session_id!r} not saved: {type(exc).__name__}: {exc}")
+        if written.conflict is not None:
+            log.warning("state not saved: %s", StateConflict(key, write.expected_version, written.conflict))
         return None
 
     def _track(self, delta: int) -> None:
@@ -220,12 +259,17 @@ class TurnRunner:
                     # still leaves its state written and its session free.
                     finishing = self._finish(turn, key, owner, HostedAgent.state_of(agent), loaded, encoder)
                     owner = None  # released by `finishing`, even if this call is cancelled meanwhile
-                    persist_error = await self._shielded(finishing)
+                    persist_error = await asyncio.shield(self._owned(finishing))
                     if persist_error is not None and not finished:
                         log.error("session %r not saved: %s", key.session_id, persist_error.message)
                 turn.agent.release(agent, reusable=finished and persist_error is None)
             if persist_error is not None:
-                raise persist_error
+                # The reply reached the caller whole: say so, and that the turn's write is what failed.
+                raise with_message(
+                    persist_error,
+                    f"session {turn.session_id!r}: the reply was complete, but the session store did not "
+                    f"confirm the turn was saved (state, transcript): {persist_error.message}",
+                )
         except asyncio.CancelledError:
             if task is None or task not in self._cut_off:
                 self.stats.cancelled += 1
@@ -261,22 +305,7 @@ class TurnRunner:
                 self._running.pop(task, None)
             self._track(-1)
             if key is not None and owner is not None:  # failed before the turn ran (e.g. corrupt state)
-                await self._shielded(self._unlock(key, owner))
-
-    async def _finish(
-        self,
-        turn: Turn,
-        key: StateKey,
-        owner: str,
-        state: AgentState | None,
-        loaded: StoredState | None,
-        encoder: EventEncoder,
-    ) -> MeshError | None:
-        """Save the state and transcript, then release the lock; the store's error, if any."""
-        try:
-            return await self._persist(turn, key, state, loaded, encoder)
-        finally:
-            await self._unlock(key, owner)
+                await asyncio.shield(self._owned(self._unlock(key, owner)))
 
     def interrupt(self, error: MeshError) -> int:
         """End every running turn with `error` (an error event, then its status); how many there were.
@@ -293,13 +322,14 @@ class TurnRunner:
                 task.cancel()
         return len(self._running)
 
-    def _shielded(self, work: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
-        """`work` run to its end even if this turn is cancelled; `close` waits for it, so the store
-        outlives every save and unlock a turn started."""
+    def _owned(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """`work` as a task that runs to its end whatever happens to the turn that started it
+        (await it through `asyncio.shield`); `close` waits for it, so the store outlives every
+        lock attempt, save and unlock a turn started."""
         task = asyncio.ensure_future(work)
         self._finishing.add(task)
         task.add_done_callback(self._finishing.discard)
-        return asyncio.shield(task)
+        return task
 
     def _cut_off_error(self, task: asyncio.Task[Any]) -> MeshError:
         """The interrupt's error, with the cancellation `interrupt` may have sent taken back."""

@@ -10,7 +10,7 @@ import pytest
 
 from meshscope_cli.launch import launch
 from services.runtime.client import AgentClient
-from services.runtime.state import InMemorySessionStore, StateKey
+from services.runtime.state import InMemorySessionStore, StateKey, TurnWrite, TurnWritten
 from tests.conftest import StartServer
 from tests.support import REPO, child_env, health_status, run_cli, start_agents, wait_for
 
@@ -142,9 +142,9 @@ def test_a_port_in_use_is_one_line_and_exit_1() -> None:
 class SlowSavingStore(InMemorySessionStore):
     """The in-memory store with a slow save, as a loaded Redis can be."""
 
-    async def save(self, key: StateKey, data: str, expected_version: int) -> int:
+    async def finish_turn(self, write: TurnWrite) -> TurnWritten:
         await asyncio.sleep(1.5)
-        return await super().save(key, data, expected_version)
+        return await super().finish_turn(write)
 
 
 async def test_stop_waits_for_a_save_still_running_before_the_store_closes(start_server: StartServer) -> None:

@@ -18,6 +18,8 @@ from services.runtime.state import (
     StateConflict,
     StateKey,
     StoredState,
+    TurnWrite,
+    TurnWritten,
 )
 from tests.support import wait_for
 
@@ -61,6 +63,40 @@ async def test_ids_with_separators_do_not_collide(store: SessionStore) -> None:
     assert one is not None
     assert two is not None
     assert (one.data, two.data) == ("first", "second")
+
+
+async def test_a_turn_is_written_once_and_releases_its_lock(store: SessionStore) -> None:
+    key = StateKey("ann", "trip", "analyst")
+    lines = (
+        HistoryEntry("analyst", "user", "user", "plan", 10.0),
+        HistoryEntry("analyst", "assistant", "analyst", "ok", 10.0),
+    )
+    assert await store.acquire("trip", "analyst", "turn-1", 30)
+    assert await store.acquire("trip", "analyst", "turn-1", 30)  # a retried take of one's own lock
+    write = TurnWrite(key, "turn-1", '{"n": 1}', 0, lines)
+    assert await store.finish_turn(write) == TurnWritten(version=1)
+    # The same write again (a retry after a lost reply): nothing is written twice.
+    assert await store.finish_turn(write) == TurnWritten(version=None, repeated=True)
+    assert [h.text for h in await store.history("trip")] == ["plan", "ok"]
+    assert [(s.turns, s.agents) for s in await store.sessions("ann")] == [(1, ("analyst",))]
+    loaded = await store.load(key)
+    assert loaded is not None
+    assert (loaded.data, loaded.version) == ('{"n": 1}', 1)
+    # The write released the turn's lock; a stale writer's turn keeps its lines but not its state.
+    assert await store.acquire("trip", "analyst", "turn-2", 30)
+    stale = TurnWrite(key, "turn-2", '{"stale": true}', 0, lines[:1])
+    assert await store.finish_turn(stale) == TurnWritten(version=None, conflict=1)
+    assert len(await store.history("trip")) == 3
+    loaded = await store.load(key)
+    assert loaded is not None
+    assert loaded.data == '{"n": 1}'
+    assert await store.acquire("trip", "analyst", "turn-3", 30)
+    # A turn with no state to save (it failed before it had one) still writes its lines.
+    assert await store.finish_turn(TurnWrite(key, "turn-3", None, 0, lines[:1])) == TurnWritten(version=None)
+    assert [s.turns for s in await store.sessions("ann")] == [3]
+    assert await store.delete_session("trip")
+    # A deleted session forgets its turns with it.
+    assert await store.finish_turn(TurnWrite(key, "turn-1", "{}", 0, lines)) == TurnWritten(version=1)
 
 
 async def test_locks_belong_to_their_owner_and_expire(store: SessionStore) -> None:

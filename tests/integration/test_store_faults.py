@@ -1,0 +1,195 @@
+"""Field faults of the session store, reproduced with a real redis-server and real gRPC.
+
+Each test is a reported input ([5/13]) kept as a test: a full connection pool is a wait,
+not an outage; a lock whose request was on the wire when the caller cancelled is
+released; a write retried after its reply was lost is not applied twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+import pytest
+
+from meshscope_cli.redis_dev import RedisDevServer
+from services.runtime.client import AgentClient
+from services.runtime.errors import StoreBusy
+from services.runtime.redis_store import RedisSessionStore, StoreSettings
+from services.runtime.state import StateKey
+from tests.conftest import StartServer
+from tests.proxy import FaultProxy
+from tests.support import wait_for
+
+pytestmark = pytest.mark.integration
+T = TypeVar("T")
+
+
+@pytest.fixture
+async def proxies(redis_server: RedisDevServer) -> AsyncIterator[list[FaultProxy]]:
+    """Proxies a test puts in front of its redis-server; closed after it."""
+    made: list[FaultProxy] = []
+    yield made
+    for proxy in made:
+        await proxy.close()
+
+
+async def _proxied(redis_server: RedisDevServer, made: list[FaultProxy], **faults: Any) -> FaultProxy:
+    host, port = redis_server.url.removeprefix("redis://").split("/")[0].rsplit(":", 1)
+    proxy = FaultProxy(host, int(port), **faults)
+    await proxy.start()
+    made.append(proxy)
+    return proxy
+
+
+async def test_a_full_pool_waits_instead_of_failing_turns(
+    start_server: StartServer, redis_server: RedisDevServer
+) -> None:
+    """40 concurrent turns on 40 sessions through a pool of 2 connections: all succeed."""
+    store = RedisSessionStore(StoreSettings(redis_url=redis_server.url, max_connections=2))
+    server = await start_server(["analyst"], store=store)
+    async with AgentClient(server.address) as client:
+        results = await asyncio.gather(
+            *(client.reply("analyst", f"question {n}", session_id=f"pool-{n}") for n in range(40)),
+            return_exceptions=True,
+        )
+    failures = [r for r in results if isinstance(r, BaseException)]
+    assert failures == []
+    assert server.runner.stats.completed == 40
+    checker = RedisSessionStore(StoreSettings(redis_url=redis_server.url))
+    assert len(await checker.history("pool-39")) == 2
+    await checker.close()
+
+
+async def test_a_pool_that_stays_full_is_busy_not_unreachable(
+    redis_server: RedisDevServer, proxies: list[FaultProxy]
+) -> None:
+    """When the wait for a connection runs out, the error says the replica is busy, not that
+    Redis is unreachable (it is not)."""
+    slow = await _proxied(redis_server, proxies, delay_s=0.4)
+    store = RedisSessionStore(
+        StoreSettings(redis_url=f"redis://127.0.0.1:{slow.port}/0", max_connections=1, pool_timeout_s=0.2)
+    )
+    results = await asyncio.gather(
+        store.load(StateKey("u", "a", "analyst")), store.load(StateKey("u", "b", "analyst")),
+        return_exceptions=True,
+    )  # fmt: skip
+    await store.close()
+    assert results.count(None) == 1  # one got the connection and was answered
+    busy = next(r for r in results if isinstance(r, BaseException))
+    assert isinstance(busy, StoreBusy), busy
+    assert busy.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "all 1 Redis connections of this replica stayed in use for 0.2s" in busy.message
+
+
+async def test_a_cancel_while_the_lock_is_being_taken_leaves_the_session_free(
+    start_server: StartServer, redis_server: RedisDevServer, proxies: list[FaultProxy]
+) -> None:
+    """A Redis 50 ms away; the caller cancels while the lock's request is on its way (Redis
+    applies it): the session is usable again within a second, not after the lock's TTL."""
+    lock_sent = asyncio.Event()
+
+    def watch(chunk: bytes) -> None:
+        if b":lock:far:analyst" in chunk:
+            lock_sent.set()
+
+    far = await _proxied(redis_server, proxies, delay_s=0.05, on_client_chunk=watch)
+    store = RedisSessionStore(StoreSettings(redis_url=f"redis://127.0.0.1:{far.port}/0"))
+    server = await start_server(["analyst"], store=store, lock_ttl_s=30)
+    async with AgentClient(server.address) as client:
+        await client.reply("analyst", "warm up", session_id="warm")  # scripts loaded, connections open
+        call = asyncio.create_task(client.reply("analyst", "first", session_id="far"))
+        await asyncio.wait_for(lock_sent.wait(), 10)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        cancelled_at = time.monotonic()
+        # The cancel reached the turn while its lock request was still on the wire.
+        await wait_for(_value(lambda: server.runner.stats.cancelled), lambda n: n == 1, timeout=5)
+
+        async def try_turn() -> str:
+            try:
+                return str((await client.reply("analyst", "second", session_id="far")).text)
+            except grpc.aio.AioRpcError as error:
+                return str(error.code().name)
+
+        text = await wait_for(try_turn, lambda result: result != "FAILED_PRECONDITION", timeout=5)
+        assert time.monotonic() - cancelled_at < 1.0, "the session stayed busy after the cancel"
+    assert "turn 1" in text  # the cancelled turn never ran
+
+
+async def test_a_write_whose_reply_is_lost_is_applied_once(
+    start_server: StartServer, redis_server: RedisDevServer, proxies: list[FaultProxy]
+) -> None:
+    """The reply to the turn's write is held past the socket timeout once: redis-py retries
+    the write, which must not append the turn again; the caller is told the turn succeeded."""
+    held = 0
+
+    def hold_first_write(chunk: bytes) -> float:
+        nonlocal held
+        if b"EVALSHA" in chunk and b":history:lost" in chunk and held == 0:
+            held += 1
+            return 1.0
+        return 0.0
+
+    lossy = await _proxied(redis_server, proxies, hold_reply=hold_first_write)
+    store = RedisSessionStore(
+        StoreSettings(redis_url=f"redis://127.0.0.1:{lossy.port}/0", socket_timeout_s=0.5)
+    )
+    server = await start_server(["analyst"], store=store)
+    async with AgentClient(server.address) as client:
+        await client.reply("analyst", "warm up", session_id="warm")  # scripts loaded: the held one applies
+        reply = await client.reply("analyst", "remember 42", session_id="lost", user_id="ann")
+    assert held == 1
+    assert "turn 1" in reply.text
+    checker = RedisSessionStore(StoreSettings(redis_url=redis_server.url))
+    history = await checker.history("lost")
+    assert [(h.role, h.text[:11]) for h in history] == [("user", "remember 42"), ("assistant", "analyst: tu")]
+    (listed,) = [s for s in await checker.sessions("ann") if s.session_id == "lost"]
+    assert listed.turns == 1
+    saved = await checker.load(StateKey("ann", "lost", "analyst"))
+    assert saved is not None and saved.version == 1
+    assert await checker.acquire("lost", "analyst", "next", 30)  # the retry released the lock
+    await checker.close()
+
+
+async def test_a_write_never_confirmed_says_so_and_is_still_applied_once(
+    start_server: StartServer, redis_server: RedisDevServer, proxies: list[FaultProxy]
+) -> None:
+    """Every reply to the turn's write is held past the socket timeout: the caller gets the
+    whole reply and then an error saying the save was not confirmed; the transcript holds the
+    turn once all the same."""
+
+    def hold_writes(chunk: bytes) -> float:
+        return 1.0 if b"EVALSHA" in chunk and b":history:lost" in chunk else 0.0
+
+    lossy = await _proxied(redis_server, proxies, hold_reply=hold_writes)
+    store = RedisSessionStore(
+        StoreSettings(redis_url=f"redis://127.0.0.1:{lossy.port}/0", socket_timeout_s=0.3)
+    )
+    server = await start_server(["analyst"], store=store)
+    events = []
+    async with AgentClient(server.address) as client:
+        await client.reply("analyst", "warm up", session_id="warm")
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            async for event in client.invoke("analyst", "remember 42", session_id="lost"):
+                events.append(event)
+    assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "the reply was complete, but the session store did not confirm the turn was saved" in (
+        failed.value.details() or ""
+    )
+    assert any(e.HasField("reply_end") for e in events)
+    assert events[-1].HasField("error")
+    checker = RedisSessionStore(StoreSettings(redis_url=redis_server.url))
+    assert len(await checker.history("lost")) == 2
+    await checker.close()
+
+
+def _value(read: Callable[[], T]) -> Callable[[], Awaitable[T]]:
+    async def probe() -> T:
+        return read()
+
+    return probe
