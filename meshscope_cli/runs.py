@@ -120,18 +120,20 @@ def pipelines() -> int:
 async def _sessions(action: str, value: str) -> int:
     async with OrchestratorClient() as client:
         try:
+            # Both walk every page, printing each as it arrives: a transcript or a listing
+            # of any length, never one message that grows with it.
             if action == "list":
-                listed = await client.list_sessions(value)
-                if not listed.sessions:
-                    print(f"no sessions for user {value or 'anonymous'!r}")
-                for s in listed.sessions:
+                listed = 0
+                async for s in client.sessions(value):
                     when = datetime.fromtimestamp(s.updated_at, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
-                    print(f"{s.session_id}  {when}  {s.turns} turn(s)  {', '.join(s.agents)}")
+                    print(f"{s.session_id}  {when}  {s.turns} turn(s)  {', '.join(s.agents)}", flush=True)
+                    listed += 1
+                if not listed:
+                    print(f"no sessions for user {value or 'anonymous'!r}")
             elif action == "show":
-                session = await client.get_session(value)
-                for line in session.history:
+                async for line in client.history(value):
                     speaker = line.name if line.role == "assistant" else f"{line.name} -> {line.agent}"
-                    print(f"[{speaker}] {line.text}")
+                    print(f"[{speaker}] {line.text}", flush=True)
             else:
                 deleted = await client.delete_session(value)
                 print(f"deleted session {value!r}" if deleted else f"no session {value!r}")

@@ -3,6 +3,11 @@
 async with OrchestratorClient() as client:          # MESHSCOPE_ORCHESTRATOR or 127.0.0.1:50050
     async for event in client.run("analysis", "Compare gRPC and REST", session_id="s1"):
         ...
+    async for line in client.history("s1"):          # the whole transcript, a page at a time
+        print(line.name, line.text)
+
+The session API (`get_session`, `history`, `list_sessions`, `sessions`, `delete_session`)
+is `meshscope.clients.SessionClient`'s, shared with the agent-service client.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import Any
 
 from google.protobuf import duration_pb2
 
-from meshscope.clients import ChannelClient
+from meshscope.clients import SessionClient
 from meshscope.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from meshscope.wire import user_message
 
@@ -26,7 +31,7 @@ def orchestrator_address() -> str:
     return os.environ.get("MESHSCOPE_ORCHESTRATOR", "").strip() or DEFAULT_TARGET
 
 
-class OrchestratorClient(ChannelClient):
+class OrchestratorClient(SessionClient):
     """One channel to an orchestrator (MESHSCOPE_ORCHESTRATOR when no target is given)."""
 
     def __init__(self, target: str | None = None, *, options: list[tuple[str, Any]] | None = None) -> None:
@@ -67,23 +72,3 @@ class OrchestratorClient(ChannelClient):
             orchestrator_pb2.ListPipelinesRequest(), timeout=timeout
         )
         return response
-
-    async def list_sessions(
-        self, user_id: str = "", timeout: float = 10.0
-    ) -> common_pb2.ListSessionsResponse:
-        response: common_pb2.ListSessionsResponse = await self._stub.ListSessions(
-            common_pb2.ListSessionsRequest(user_id=user_id), timeout=timeout
-        )
-        return response
-
-    async def get_session(self, session_id: str, timeout: float = 10.0) -> common_pb2.Session:
-        response: common_pb2.Session = await self._stub.GetSession(
-            common_pb2.GetSessionRequest(session_id=session_id), timeout=timeout
-        )
-        return response
-
-    async def delete_session(self, session_id: str, timeout: float = 10.0) -> bool:
-        response: common_pb2.DeleteSessionResponse = await self._stub.DeleteSession(
-            common_pb2.DeleteSessionRequest(session_id=session_id), timeout=timeout
-        )
-        return response.deleted

@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 
 from discovery.addresses import bind_insecure, host_port
 from discovery.watcher import Watcher
+from meshscope import paging
 from meshscope.servicers import add_servicer
 from meshscope.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from meshscope.wire import MAX_KEY_LENGTH, MAX_RUN_TIMEOUT_S, key_problem
@@ -150,28 +151,36 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         problem = _check_key(request.user_id, "user_id")
         if problem:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        listed = await self._sessions(
+            context,
+            lambda: sessions.list_sessions(self.pool, request, self.settings.max_message_bytes),
+        )
+        assert isinstance(listed, common_pb2.ListSessionsResponse)
+        return listed
+
+    async def _sessions(self, context: grpc.aio.ServicerContext, call: Any) -> Any:
+        """Run `call()`: a bad page size or token is INVALID_ARGUMENT, a replica's status is passed on."""
         try:
-            return await sessions.list_sessions(self.pool, request.user_id)
-        except sessions.SessionsUnavailable as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-            raise
+            return await call()
+        except paging.PageTokenError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except sessions.SessionsFailed as exc:
+            await context.abort(exc.code, exc.message)
 
     async def _session_call(self, session_id: str, context: grpc.aio.ServicerContext, call: Any) -> Any:
-        """Validate the session id, then run `call()`; store trouble becomes UNAVAILABLE."""
+        """Validate the session id, then run `call()` (see `_sessions`)."""
         problem = "session_id: is required" if not session_id else _check_key(session_id, "session_id")
         if problem:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
-        try:
-            return await call()
-        except sessions.SessionsUnavailable as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-            raise
+        return await self._sessions(context, call)
 
     async def GetSession(  # noqa: N802
         self, request: common_pb2.GetSessionRequest, context: grpc.aio.ServicerContext
     ) -> common_pb2.Session:
         found = await self._session_call(
-            request.session_id, context, lambda: sessions.get_session(self.pool, request.session_id)
+            request.session_id,
+            context,
+            lambda: sessions.get_session(self.pool, request, self.settings.max_message_bytes),
         )
         if found is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no session {request.session_id!r}")

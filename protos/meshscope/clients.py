@@ -1,11 +1,14 @@
-"""The channel lifecycle every typed meshscope client shares."""
+"""What every typed meshscope client shares: the channel lifecycle and the paged session API."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any, Self
 
 import grpc
+
+from meshscope.v1 import common_pb2
 
 
 class ChannelClient:
@@ -29,3 +32,67 @@ class ChannelClient:
 
     async def close(self) -> None:
         await self._channel.close()
+
+
+class SessionClient(ChannelClient):
+    """The session API both services serve (AgentService and Orchestrator), paged (AIP-158).
+
+    A subclass sets `_stub` to its service's stub. `get_session` and `list_sessions` read
+    one page; `history` and `sessions` walk every page, one request per page, so a
+    transcript of any length is read without any one message growing with it.
+    """
+
+    _stub: Any
+
+    async def get_session(
+        self, session_id: str, *, page_size: int = 0, page_token: str = "", timeout: float | None = 10.0
+    ) -> common_pb2.Session:
+        """One page of a session: its summary and up to `page_size` transcript lines (0: the
+        server's default), from `page_token` (a previous page's `next_page_token`)."""
+        request = common_pb2.GetSessionRequest(
+            session_id=session_id, page_size=page_size, page_token=page_token
+        )
+        response: common_pb2.Session = await self._stub.GetSession(request, timeout=timeout)
+        return response
+
+    async def history(
+        self, session_id: str, *, page_size: int = 0, timeout: float | None = 10.0
+    ) -> AsyncIterator[common_pb2.HistoryLine]:
+        """Every line of a session's transcript, oldest first, read a page at a time
+        (`timeout` applies to each page's call)."""
+        token = ""
+        while True:
+            page = await self.get_session(session_id, page_size=page_size, page_token=token, timeout=timeout)
+            for line in page.history:
+                yield line
+            token = page.next_page_token
+            if not token:
+                return
+
+    async def list_sessions(
+        self, user_id: str = "", *, page_size: int = 0, page_token: str = "", timeout: float | None = 10.0
+    ) -> common_pb2.ListSessionsResponse:
+        """One page of a user's sessions, most recently updated first."""
+        request = common_pb2.ListSessionsRequest(user_id=user_id, page_size=page_size, page_token=page_token)
+        response: common_pb2.ListSessionsResponse = await self._stub.ListSessions(request, timeout=timeout)
+        return response
+
+    async def sessions(
+        self, user_id: str = "", *, page_size: int = 0, timeout: float | None = 10.0
+    ) -> AsyncIterator[common_pb2.SessionSummary]:
+        """Every session of a user, most recently updated first, read a page at a time."""
+        token = ""
+        while True:
+            page = await self.list_sessions(user_id, page_size=page_size, page_token=token, timeout=timeout)
+            for summary in page.sessions:
+                yield summary
+            token = page.next_page_token
+            if not token:
+                return
+
+    async def delete_session(self, session_id: str, *, timeout: float | None = 10.0) -> bool:
+        """Delete a session everywhere; False when there was no such session."""
+        response: common_pb2.DeleteSessionResponse = await self._stub.DeleteSession(
+            common_pb2.DeleteSessionRequest(session_id=session_id), timeout=timeout
+        )
+        return response.deleted

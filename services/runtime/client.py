@@ -5,6 +5,8 @@
             ...
         reply = await client.reply("analyst", "and now?", session_id="s1")
         print(reply.text)
+        async for line in client.history("s1"):  # this process's store, a page at a time
+            print(line.name, line.text)
 
 Failures surface as `grpc.aio.AioRpcError` with the server's status code and
 message (a stream that failed after it began also carried an `error` event).
@@ -16,7 +18,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from meshscope.clients import ChannelClient
+from meshscope.clients import SessionClient
 from meshscope.v1 import agent_pb2, agent_pb2_grpc, common_pb2
 from meshscope.wire import text_of, user_message
 from services.runtime.messages import to_struct
@@ -42,7 +44,7 @@ def streamed_text(events: list[agent_pb2.AgentEvent]) -> str:
     return "".join(e.text_delta.delta for e in events if e.HasField("text_delta") and e.reply_id == root)
 
 
-class AgentClient(ChannelClient):
+class AgentClient(SessionClient):
     """One channel to one agent-service process."""
 
     def __init__(self, target: str, *, options: list[tuple[str, Any]] | None = None) -> None:

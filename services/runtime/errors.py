@@ -49,6 +49,12 @@ class ShuttingDown(MeshError):
     retryable = True
 
 
+class SessionNotFound(MeshError):
+    """The request names a session the store does not have."""
+
+    code = grpc.StatusCode.NOT_FOUND
+
+
 class SessionBusy(MeshError):
     """Another turn of the same (session, agent) is running."""
 

@@ -21,6 +21,7 @@ Keys (every id component is escaped: "%" -> "%25", ":" -> "%3A"):
   {prefix}:session-states:{session}         set of the state keys of the session (for delete)
   {prefix}:session-turns:{session}          set of the turn ids written (a retried write is not repeated)
   {prefix}:user-sessions:{user}             sorted set session -> updated_at (listing)
+  {prefix}:store-id                         string: a random id of the store, the same for every replica
 Every hot-path operation addresses its keys directly: no KEYS or SCAN. A turn costs
 three round trips: take the lock, load the state, and one script that saves the state,
 appends the transcript and releases the lock (`finish_turn`).
@@ -36,6 +37,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
@@ -50,11 +52,14 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.runtime.config import SECONDS_RANGE, positive_int, read_env, seconds
-from services.runtime.errors import ConfigError, StoreBusy, StoreUnavailable
+from services.runtime.errors import ConfigError, CorruptState, StoreBusy, StoreUnavailable
 from services.runtime.state import (
     HistoryEntry,
+    HistoryPage,
     InMemorySessionStore,
+    SessionCursor,
     SessionInfo,
+    SessionsPage,
     SessionStore,
     StateConflict,
     StateKey,
@@ -113,6 +118,23 @@ if held == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]); return 1 end
 if held then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
+"""
+_HISTORY_PAGE = """
+local total = redis.call('LLEN', KEYS[1])
+local first, limit, budget = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local out, used, i = {}, 0, first
+while i < total and #out < limit do
+  local batch = redis.call('LRANGE', KEYS[1], i, i + math.min(limit - #out, 16) - 1)
+  if #batch == 0 then break end
+  for _, line in ipairs(batch) do
+    if budget >= 0 and #out > 0 and used + #line > budget then return {total, out} end
+    out[#out + 1] = line
+    used = used + #line
+    if #out >= limit then break end
+  end
+  i = i + #batch
+end
+return {total, out}
 """
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -233,6 +255,7 @@ class RedisSessionStore:
         self._acquire = self._client.register_script(_ACQUIRE)
         self._release = self._client.register_script(_RELEASE)
         self._renew = self._client.register_script(_RENEW)
+        self._history_page = self._client.register_script(_HISTORY_PAGE)
         self._p = settings.prefix
         self._ttl_ms = int(settings.session_ttl_s * 1000)
 
@@ -328,31 +351,87 @@ class RedisSessionStore:
             repeated=bool(repeated),
         )
 
-    async def history(self, session_id: str) -> list[HistoryEntry]:
-        raw = await self._call(lambda: self._client.lrange(self._key("history", session_id), 0, -1))
-        return [HistoryEntry(**json.loads(line)) for line in raw]
+    async def history(
+        self, session_id: str, start: int, limit: int, max_bytes: int | None = None
+    ) -> HistoryPage:
+        # One script, one round trip: only the lines that fit cross the network.
+        budget = -1 if max_bytes is None else max_bytes
+        history_key = self._key("history", session_id)
+        total, lines = await self._call(
+            lambda: self._history_page(keys=[history_key], args=[start, limit, budget])
+        )
+        return HistoryPage([_entry(session_id, start + n, line) for n, line in enumerate(lines)], int(total))
 
-    async def sessions(self, user_id: str) -> list[SessionInfo]:
+    async def sessions(self, user_id: str, limit: int, after: SessionCursor | None = None) -> SessionsPage:
         listing = self._key("user-sessions", user_id)
-        ranked = await self._call(lambda: self._client.zrevrange(listing, 0, -1, withscores=True))
-        found = []
-        for session_id, score in ranked:
-            meta, agents = await self._call(functools.partial(self._meta, session_id))
+        listed: list[SessionInfo] = []
+        while True:
+            candidates = await self._call(functools.partial(self._ranked, listing, limit + 1, after))
+            page = candidates[: limit - len(listed)]
+            infos = await self._call(functools.partial(self._infos, [m for m, _ in page]))
+            listed += [
+                SessionInfo(m, user_id, float(score), info.turns, info.agents)
+                for (m, score), info in zip(page, infos, strict=True)
+                if info is not None
+            ]
+            more = len(candidates) > len(page)
+            if len(listed) >= limit or not more:
+                return SessionsPage(listed, more)
+            # Sessions that expired (MESHSCOPE_SESSION_TTL_S) still ranked: read on past them.
+            after = (page[-1][1], page[-1][0])
+
+    async def _ranked(self, listing: str, count: int, after: SessionCursor | None) -> list[tuple[str, float]]:
+        """Up to `count` (session, updated_at) of a listing after the cursor, newest first."""
+        if after is None:
+            found: list[tuple[str, float]] = await self._client.zrevrange(
+                listing, 0, count - 1, withscores=True
+            )
+            return found
+        # Keyset paging: a session updated meanwhile moves to the top and is not listed
+        # twice, and none shifts past the cursor. Ties on the score come by id, descending.
+        score, last = after
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.zrangebyscore(listing, score, score, withscores=True)
+            pipe.zrevrangebyscore(listing, f"({score!r}", "-inf", start=0, num=count, withscores=True)
+            ties, older = await pipe.execute()
+        tied = sorted(((m, s) for m, s in ties if m < last), reverse=True)
+        return [*tied, *older][:count]
+
+    async def session(self, session_id: str) -> SessionInfo | None:
+        (info,) = await self._call(functools.partial(self._infos, [session_id]))
+        return info
+
+    async def store_id(self) -> str:
+        # Kept in the store itself, so replicas that reach one Redis by different URLs agree.
+        key = f"{self._p}:store-id"
+        mine = f"redis:{uuid.uuid4().hex}"
+        earlier = await self._call(lambda: self._client.set(key, mine, nx=True, get=True))
+        return str(earlier) if earlier is not None else mine
+
+    async def _infos(self, session_ids: list[str]) -> list[SessionInfo | None]:
+        """The summaries of `session_ids`, in one round trip (None for one that is gone)."""
+        if not session_ids:
+            return []
+        async with self._client.pipeline(transaction=False) as pipe:
+            for session_id in session_ids:
+                pipe.hgetall(self._key("session", session_id))
+                pipe.smembers(self._key("session-agents", session_id))
+            replies = await pipe.execute()
+        infos: list[SessionInfo | None] = []
+        for session_id, meta, agents in zip(session_ids, replies[::2], replies[1::2], strict=True):
             if not meta:
+                infos.append(None)
                 continue
-            found.append(
+            infos.append(
                 SessionInfo(
-                    session_id, user_id, float(score), int(meta.get("turns", 0)), tuple(sorted(agents))
+                    session_id,
+                    meta.get("user", ""),
+                    float(meta.get("updated_at", 0)),
+                    int(meta.get("turns", 0)),
+                    tuple(sorted(agents)),
                 )
             )
-        return found
-
-    async def _meta(self, session_id: str) -> tuple[dict[str, str], set[str]]:
-        async with self._client.pipeline(transaction=False) as pipe:
-            pipe.hgetall(self._key("session", session_id))
-            pipe.smembers(self._key("session-agents", session_id))
-            meta, agents = await pipe.execute()
-        return meta, agents
+        return infos
 
     async def delete_session(self, session_id: str) -> bool:
         meta_key = self._key("session", session_id)
@@ -385,3 +464,20 @@ class RedisSessionStore:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def _entry(session_id: str, index: int, raw: str) -> HistoryEntry:
+    """A stored transcript line; `CorruptState` (DATA_LOSS) naming the session and the line."""
+    try:
+        fields = json.loads(raw)
+        return HistoryEntry(
+            agent=str(fields["agent"]),
+            role=str(fields["role"]),
+            name=str(fields["name"]),
+            text=str(fields["text"]),
+            at=float(fields["at"]),
+        )
+    except (ValueError, TypeError, KeyError) as exc:
+        raise CorruptState(
+            f"stored transcript of session {session_id!r} is corrupt at line {index}: {type(exc).__name__}"
+        ) from None

@@ -92,7 +92,12 @@ class AgentServer:
         add_servicer(
             server,
             agent_pb2_grpc.add_AgentServiceServicer_to_server,
-            AgentServicer(self.agents, self.runner, lambda: self._draining),
+            AgentServicer(
+                self.agents,
+                self.runner,
+                lambda: self._draining,
+                max_message_bytes=self.settings.max_message_bytes,
+            ),
         )
         add_servicer(server, health_pb2_grpc.add_HealthServicer_to_server, self.health)
         reflection.enable_server_reflection(

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 
 import grpc
 
+from meshscope import paging
 from meshscope.v1 import agent_pb2, agent_pb2_grpc, common_pb2
 from meshscope.wire import ERROR_KIND_METADATA, MAX_KEY_LENGTH, key_problem
-from services.runtime.errors import AgentNotFound, InvalidInput, MeshError, ShuttingDown
+from services.runtime.config import ServerSettings
+from services.runtime.errors import AgentNotFound, InvalidInput, MeshError, SessionNotFound, ShuttingDown
 from services.runtime.hosted import HostedAgent
 from services.runtime.messages import message_to_msg
 from services.runtime.state import SessionInfo
 from services.runtime.turn import Turn, TurnFailed, TurnRunner
 
 ANONYMOUS_USER = "anonymous"
+DEFAULT_MAX_MESSAGE_BYTES = ServerSettings().max_message_bytes
 
 
 def check_key(value: str, field: str) -> str:
@@ -30,9 +34,16 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     """Routes each call to a hosted agent by name and streams its turn."""
 
     def __init__(
-        self, agents: Mapping[str, HostedAgent], runner: TurnRunner, draining: Callable[[], bool]
+        self,
+        agents: Mapping[str, HostedAgent],
+        runner: TurnRunner,
+        draining: Callable[[], bool],
+        *,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
         self._store = runner.store
+        self._max_message_bytes = max_message_bytes
+        """The server's send limit: every session page is filled to fit it."""
         self._agents = dict(agents)
         self._hosted = ", ".join(sorted(self._agents))
         """For error messages: the agents this process hosts."""
@@ -95,35 +106,79 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
     ) -> common_pb2.ListSessionsResponse:
         try:
             user = check_key(request.user_id, "user_id") or ANONYMOUS_USER
-            found = await self._store.sessions(user)
+            with _paging_errors():
+                size = paging.page_size(request.page_size)
+                after = (
+                    paging.cursor_of(
+                        paging.decode_token(request.page_token, paging.SESSIONS, request.user_id)
+                    )
+                    if request.page_token
+                    else None
+                )
+            page, store_id = await asyncio.gather(
+                self._store.sessions(user, size, after), self._store.store_id()
+            )
         except MeshError as error:
             await _abort(context, error)
             raise
-        return common_pb2.ListSessionsResponse(sessions=[session_summary(s) for s in found])
+        response = common_pb2.ListSessionsResponse(store_id=store_id)
+        summaries = [session_summary(s) for s in page.sessions]
+        # The longest token this page could end with: the cursor is one listed session's.
+        longest = max((len(_sessions_token(request.user_id, s)) for s in page.sessions), default=0)
+        budget = self._max_message_bytes - response.ByteSize() - paging.item_cost(longest)
+        taken = max(1, paging.fill([s.ByteSize() for s in summaries], budget)) if summaries else 0
+        response.sessions.extend(summaries[:taken])
+        if taken and (page.more or taken < len(summaries)):
+            last = page.sessions[taken - 1]
+            response.next_page_token = _sessions_token(request.user_id, last)
+        return response
 
     async def GetSession(  # noqa: N802 - gRPC method name
         self, request: common_pb2.GetSessionRequest, context: grpc.aio.ServicerContext
     ) -> common_pb2.Session:
         try:
             session_id = _required_session(request.session_id)
-            lines = await self._store.history(session_id)
+            with _paging_errors():
+                size = paging.page_size(request.page_size)
+                start = (
+                    paging.offset_of(paging.decode_token(request.page_token, paging.HISTORY, session_id))
+                    if request.page_token
+                    else 0
+                )
+            info, store_id = await asyncio.gather(self._store.session(session_id), self._store.store_id())
+            if info is None:
+                raise SessionNotFound(f"no session {session_id!r}")
+            response = common_pb2.Session(
+                summary=common_pb2.SessionSummary(
+                    session_id=session_id, user_id=info.user_id, updated_at=info.updated_at,
+                    turns=info.turns, agents=info.agents,
+                ),
+                store_id=store_id,
+            )  # fmt: skip
+            budget = self._page_budget(response, session_id)
+            page = await self._store.history(session_id, start, size, max_bytes=budget)
         except MeshError as error:
             await _abort(context, error)
             raise
-        if not lines:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no session {session_id!r}")
-        agents = sorted({line.agent for line in lines})
-        summary = common_pb2.SessionSummary(
-            session_id=session_id, updated_at=max(line.at for line in lines), agents=agents,
-            turns=sum(1 for line in lines if line.role == "user"),
-        )  # fmt: skip
-        return common_pb2.Session(
-            summary=summary,
-            history=[
-                common_pb2.HistoryLine(agent=x.agent, role=x.role, name=x.name, text=x.text, at=x.at)
-                for x in lines
-            ],
-        )
+        lines = [
+            common_pb2.HistoryLine(agent=x.agent, role=x.role, name=x.name, text=x.text, at=x.at)
+            for x in page.entries
+        ]
+        taken = paging.fill([line.ByteSize() for line in lines], budget)
+        if taken == 0 and lines:
+            # One line alone is larger than a response may be: send it cut, flagged, rather
+            # than fail every read of the session from here on.
+            lines[0] = paging.fit_line(lines[0], budget)
+            taken = 1
+        response.history.extend(lines[:taken])
+        if start + taken < page.total:
+            response.next_page_token = paging.encode_token(paging.HISTORY, session_id, start + taken)
+        return response
+
+    def _page_budget(self, envelope: common_pb2.Session, session_id: str) -> int:
+        """Bytes the lines of a page may take beside `envelope` and the longest next-page token."""
+        token = paging.encode_token(paging.HISTORY, session_id, paging.MAX_OFFSET)
+        return self._max_message_bytes - envelope.ByteSize() - paging.item_cost(len(token))
 
     async def DeleteSession(  # noqa: N802 - gRPC method name
         self, request: common_pb2.DeleteSessionRequest, context: grpc.aio.ServicerContext
@@ -141,10 +196,24 @@ async def _abort(context: grpc.aio.ServicerContext, error: MeshError) -> None:
     await context.abort(error.code, error.message)
 
 
+@contextlib.contextmanager
+def _paging_errors() -> Iterator[None]:
+    """A bad page size or token is the caller's INVALID_ARGUMENT, naming the field."""
+    try:
+        yield
+    except paging.PageTokenError as exc:
+        raise InvalidInput(exc.field, exc.reason) from None
+
+
 def _required_session(value: str) -> str:
     if not value:
         raise InvalidInput("session_id", "is required")
     return check_key(value, "session_id")
+
+
+def _sessions_token(user_id: str, last: SessionInfo) -> str:
+    """The token of the listing page after `last` (tokens are bound to the request's user_id as sent)."""
+    return paging.encode_token(paging.SESSIONS, user_id, [last.updated_at, last.session_id])
 
 
 def session_summary(info: SessionInfo) -> common_pb2.SessionSummary:

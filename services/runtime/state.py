@@ -10,8 +10,9 @@ same contract tests (tests/integration/test_stores.py).
 - Locks: one turn per (session, agent) at a time, across replicas: a lease
   with an owner token and a TTL, renewed while the turn runs, released
   only by its owner.
-- History: the cross-agent transcript of a session, in order; sessions are
-  listed per user and deleted whole (state, history, locks).
+- History: the cross-agent transcript of a session, in order, read a page at a
+  time (by offset, count and bytes); sessions are listed per user a page at a
+  time (keyset: newest first) and deleted whole (state, history, locks).
 - A finished turn is written in one step (`finish_turn`): its state, its
   transcript lines and the release of its lock, applied at most once per
   turn id, so a write retried after its reply was lost is not applied twice.
@@ -19,9 +20,11 @@ same contract tests (tests/integration/test_stores.py).
 
 from __future__ import annotations
 
+import json
 import time
+import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
 
@@ -93,6 +96,38 @@ class TurnWritten:
     """An earlier attempt of the same turn had already written it: nothing was written again."""
 
 
+SessionCursor = tuple[float, str]
+"""Where a session listing stands: the last listed session's (updated_at, session_id)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """A slice of a transcript and the transcript's length when it was read."""
+
+    entries: list[HistoryEntry]
+    total: int
+    """Lines in the whole transcript."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionsPage:
+    """A slice of a user's session listing."""
+
+    sessions: list[SessionInfo]
+    more: bool
+    """Whether sessions follow the last one here."""
+
+
+def entry_size(entry: HistoryEntry) -> int:
+    """Bytes a transcript line takes stored (its JSON, as the Redis store keeps it)."""
+    return len(json.dumps(asdict(entry)))
+
+
+def listed_after(info: SessionInfo, after: SessionCursor | None) -> bool:
+    """Whether `info` comes after the cursor in listing order (newest first, then id descending)."""
+    return after is None or (info.updated_at, info.session_id) < after
+
+
 class StateConflict(Exception):
     """The state was saved by someone else since it was loaded."""
 
@@ -149,12 +184,25 @@ class SessionStore(Protocol):
         """
         ...
 
-    async def history(self, session_id: str) -> list[HistoryEntry]:
-        """The session's transcript, oldest first."""
+    async def history(
+        self, session_id: str, start: int, limit: int, max_bytes: int | None = None
+    ) -> HistoryPage:
+        """Lines `start`.. of the session's transcript, oldest first: at most `limit` lines, and
+        no more than fit in `max_bytes` (their stored size), but always the first one (empty
+        past the end). The transcript only grows at its end, so offsets are stable."""
         ...
 
-    async def sessions(self, user_id: str) -> list[SessionInfo]:
-        """The user's sessions, most recently updated first."""
+    async def sessions(self, user_id: str, limit: int, after: SessionCursor | None = None) -> SessionsPage:
+        """At most `limit` of the user's sessions, most recently updated first (ties: session id,
+        descending), starting after `after` (the last one of the previous page)."""
+        ...
+
+    async def session(self, session_id: str) -> SessionInfo | None:
+        """The session's summary (None when there is no such session)."""
+        ...
+
+    async def store_id(self) -> str:
+        """Identifies the storage: the same for every store object on the same storage."""
         ...
 
     async def delete_session(self, session_id: str) -> bool:
@@ -184,6 +232,8 @@ class InMemorySessionStore:
         self._states: dict[StateKey, StoredState] = {}
         self._locks: dict[tuple[str, str], tuple[str, float]] = {}
         self._sessions: dict[str, _Session] = {}
+        self._id = f"memory:{uuid.uuid4().hex}"
+        """Each in-memory store is its own storage."""
 
     async def load(self, key: StateKey) -> StoredState | None:
         return self._states.get(key)
@@ -255,17 +305,39 @@ class InMemorySessionStore:
             if entry.agent not in session.agents:
                 session.agents.append(entry.agent)
 
-    async def history(self, session_id: str) -> list[HistoryEntry]:
+    async def history(
+        self, session_id: str, start: int, limit: int, max_bytes: int | None = None
+    ) -> HistoryPage:
         session = self._sessions.get(session_id)
-        return list(session.history) if session else []
+        lines = session.history if session else []
+        taken: list[HistoryEntry] = []
+        used = 0
+        for entry in lines[start : start + limit]:
+            size = entry_size(entry) if max_bytes is not None else 0
+            if taken and max_bytes is not None and used + size > max_bytes:
+                break
+            taken.append(entry)
+            used += size
+        return HistoryPage(taken, len(lines))
 
-    async def sessions(self, user_id: str) -> list[SessionInfo]:
+    async def sessions(self, user_id: str, limit: int, after: SessionCursor | None = None) -> SessionsPage:
         found = [
-            SessionInfo(sid, s.user_id, s.updated_at, s.turns, tuple(s.agents))
+            SessionInfo(sid, s.user_id, s.updated_at, s.turns, tuple(sorted(s.agents)))
             for sid, s in self._sessions.items()
             if s.user_id == user_id
         ]
-        return sorted(found, key=lambda s: s.updated_at, reverse=True)
+        found = [info for info in found if listed_after(info, after)]
+        found.sort(key=lambda s: (s.updated_at, s.session_id), reverse=True)
+        return SessionsPage(found[:limit], len(found) > limit)
+
+    async def session(self, session_id: str) -> SessionInfo | None:
+        s = self._sessions.get(session_id)
+        if s is None:
+            return None
+        return SessionInfo(session_id, s.user_id, s.updated_at, s.turns, tuple(sorted(s.agents)))
+
+    async def store_id(self) -> str:
+        return self._id
 
     async def delete_session(self, session_id: str) -> bool:
         existed = self._sessions.pop(session_id, None) is not None

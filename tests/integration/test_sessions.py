@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import grpc
@@ -11,6 +12,7 @@ import redis.asyncio as redis
 
 from discovery.model import Instance, replica_id_for
 from discovery.watcher import StaticWatcher
+from meshscope.clients import SessionClient
 from meshscope_cli.launch import free_port, launch, meshscope_command
 from meshscope_cli.redis_dev import RedisDevServer
 from orchestrator.client import OrchestratorClient
@@ -19,6 +21,7 @@ from orchestrator.pipelines import parse_mesh
 from orchestrator.service import OrchestratorServer
 from services.runtime.client import AgentClient, Reply
 from services.runtime.redis_store import RedisSessionStore, StoreSettings
+from services.runtime.state import HistoryEntry
 from tests.conftest import StartServer
 from tests.support import REPO, child_env, run_cli, start_agents, wait_for
 
@@ -39,7 +42,7 @@ async def test_turn_two_on_another_replica_continues_the_conversation(
         second = await on_b.reply("analyst", "what was my budget?", session_id="trip", user_id="ann")
     assert "turn 2" in second.text
     assert "Earlier you said: my budget is 42 euros" in second.text
-    history = await redis_store(redis_server).history("trip")
+    history = (await redis_store(redis_server).history("trip", 0, 100)).entries
     assert [(h.role, h.text[:14]) for h in history] == [
         ("user", "my budget is 4"),
         ("assistant", "analyst: turn "),
@@ -299,6 +302,266 @@ def test_meshscope_sessions_commands(redis_server: RedisDevServer, tmp_path: Pat
         assert missing.returncode == 1
         assert missing.stderr.strip() == "meshscope: NOT_FOUND: no session 'trip'"
         assert run_cli(["sessions", "delete", "trip"], env).returncode == 1
+    finally:
+        if orchestrator is not None:
+            orchestrator.stop()
+        agents.stop()
+
+
+# -- Paging: everything that grows with user data is bounded on every hop ---------------------
+
+LIMIT = 4 * 1024 * 1024
+"""The default gRPC message limit (MESHSCOPE_GRPC_MAX_MESSAGE_BYTES) of every process here."""
+BIG_TURN = 1_500_000
+
+
+def big_text(turn: int) -> str:
+    """About 1.5 MB of words, different for each turn."""
+    word = f"turn{turn}word "
+    return (word * (BIG_TURN // len(word) + 1))[:BIG_TURN].strip()
+
+
+def static_orchestrator(endpoints: dict[str, list[tuple[str, int]]], **settings: int) -> OrchestratorServer:
+    return OrchestratorServer(
+        parse_mesh(f"agents: [{', '.join(endpoints)}]\n"),
+        StaticWatcher(endpoints),
+        OrchestratorSettings(port=0, shutdown_pause_s=0, shutdown_grace_s=1).with_overrides(**settings),
+    )
+
+
+async def test_a_session_larger_than_a_message_is_read_whole_through_the_orchestrator(
+    start_server: StartServer, redis_server: RedisDevServer
+) -> None:
+    """The report: three 1.5 MB turns, and the session could never be read again."""
+    replica = await start_server(["echo"], store=redis_store(redis_server))
+    orchestrator = static_orchestrator({"echo": [("127.0.0.1", replica.port)]})
+    await orchestrator.start()
+    texts = [big_text(n) for n in range(3)]
+    try:
+        async with OrchestratorClient(orchestrator.address) as client:
+            for text in texts:
+                events = [e async for e in client.run("echo", text, session_id="big", user_id="ann")]
+                assert events[-1].HasField("run_end")
+            first = await client.get_session("big")
+            lines = [line async for line in client.history("big")]
+            one_by_one = [line async for line in client.history("big", page_size=1)]
+            listed = [s async for s in client.sessions("ann")]
+        async with AgentClient(replica.address) as agent:
+            direct = [line async for line in agent.history("big")]
+    finally:
+        await orchestrator.stop()
+    assert [line.text for line in lines if line.role == "user"] == texts
+    assert [(line.role, line.agent) for line in lines] == [("user", "echo"), ("assistant", "echo")] * 3
+    assert sum(len(line.text) for line in lines) > LIMIT
+    assert not any(line.truncated for line in lines)
+    assert one_by_one == lines
+    assert direct == lines
+    # A page fits the limit, and its summary is the whole session's, not the page's.
+    assert first.ByteSize() <= LIMIT
+    assert first.next_page_token
+    assert len(first.history) < 6
+    assert (first.summary.turns, list(first.summary.agents), first.summary.user_id) == (3, ["echo"], "ann")
+    assert [(s.session_id, s.turns) for s in listed] == [("big", 3)]
+
+
+async def test_a_line_larger_than_a_message_is_cut_and_flagged_on_every_hop(
+    start_server: StartServer, redis_server: RedisDevServer
+) -> None:
+    small = 64 * 1024
+    store = redis_store(redis_server)
+    replica = await start_server(["writer"], store=store, max_message_bytes=small)
+    huge = "é" * 100_000  # 200 kB of two-byte characters: cut on a character boundary
+    await store.append_history(
+        "ann",
+        "wide",
+        [
+            HistoryEntry("writer", "user", "user", "write a lot", 1.0),
+            HistoryEntry("writer", "assistant", "writer", huge, 2.0),
+            HistoryEntry("writer", "user", "user", "thanks", 3.0),
+        ],
+    )
+    orchestrator = static_orchestrator({"writer": [("127.0.0.1", replica.port)]}, max_message_bytes=small)
+    await orchestrator.start()
+    try:
+        async with AgentClient(replica.address) as agent, OrchestratorClient(orchestrator.address) as client:
+            direct = [line async for line in agent.history("wide")]
+            through = [line async for line in client.history("wide")]
+            page = await client.get_session("wide", page_size=2)
+    finally:
+        await orchestrator.stop()
+    for lines in (direct, through):
+        assert [line.text for line in lines][::2] == ["write a lot", "thanks"]
+        cut = lines[1]
+        assert cut.truncated and not lines[0].truncated
+        kept = cut.text.split("\n[truncated by meshscope: ")[0]
+        assert 0 < len(kept) < len(huge) and set(kept) == {"é"}
+        assert cut.text.endswith(f" of {len(huge.encode())} bytes of this line fit in a response]")
+        assert cut.ByteSize() < small
+    assert page.ByteSize() <= small
+
+
+async def test_the_merge_pages_one_answer_per_store(
+    start_server: StartServer, redis_server: RedisDevServer
+) -> None:
+    """Two replicas share Redis (analyst), a third process keeps its own memory store (writer)."""
+    shared_a = await start_server(["analyst"], store=redis_store(redis_server))
+    shared_b = await start_server(["analyst"], store=redis_store(redis_server))
+    alone = await start_server(["writer"])
+    orchestrator = OrchestratorServer(
+        parse_mesh(
+            "agents: [analyst, writer]\npipelines:\n  analysis: {kind: sequential, steps: [analyst, writer]}"
+        ),
+        StaticWatcher(
+            {
+                "analyst": [("127.0.0.1", shared_a.port), ("127.0.0.1", shared_b.port)],
+                "writer": [("127.0.0.1", alone.port)],
+            }
+        ),
+        OrchestratorSettings(port=0, shutdown_pause_s=0, shutdown_grace_s=1),
+    )
+    await orchestrator.start()
+    try:
+        async with OrchestratorClient(orchestrator.address) as client:
+            for text in ("plan a trip", "and the budget?", "and the dates?"):
+                [_ async for _ in client.run("analysis", text, session_id="mix", user_id="ann")]
+            whole = [line async for line in client.history("mix")]
+            paged = [line async for line in client.history("mix", page_size=1)]
+            pages = 0
+            token = ""
+            while True:
+                page = await client.get_session("mix", page_size=2, page_token=token)
+                pages += 1
+                assert (page.summary.turns, list(page.summary.agents)) == (6, ["analyst", "writer"])
+                token = page.next_page_token
+                if not token:
+                    break
+            listed = [s async for s in client.sessions("ann")]
+            one_by_one = [s async for s in client.sessions("ann", page_size=1)]
+    finally:
+        await orchestrator.stop()
+    assert [(line.agent, line.role) for line in whole] == [
+        ("analyst", "user"), ("analyst", "assistant"), ("writer", "user"), ("writer", "assistant"),
+    ] * 3  # fmt: skip
+    assert [line.text for line in whole][::4] == ["plan a trip", "and the budget?", "and the dates?"]
+    assert paged == whole  # no line twice although two replicas read the shared store
+    assert pages == 6
+    assert [(s.session_id, s.turns, list(s.agents)) for s in listed] == [("mix", 6, ["analyst", "writer"])]
+    # A session kept by two stores is combined when both entries land on one page; on pages
+    # of one, each store's entry is listed (docs/architecture.md, "Sessions").
+    assert sorted((s.turns, tuple(s.agents)) for s in one_by_one) == [(3, ("analyst",)), (3, ("writer",))]
+
+
+async def test_bad_page_sizes_and_tokens_are_invalid_arguments(
+    start_server: StartServer, redis_server: RedisDevServer
+) -> None:
+    store = redis_store(redis_server)
+    replica = await start_server(["writer"], store=store)
+    for session in ("one", "two"):
+        await store.append_history("ann", session, [_entry(n) for n in range(3)])
+    orchestrator = static_orchestrator({"writer": [("127.0.0.1", replica.port)]})
+    await orchestrator.start()
+    try:
+        async with AgentClient(replica.address) as agent, OrchestratorClient(orchestrator.address) as mesh:
+            for client in (agent, mesh):
+                await _refuses_bad_paging(client)
+    finally:
+        await orchestrator.stop()
+
+
+async def _refuses_bad_paging(client: SessionClient) -> None:
+    other = (await client.get_session("two", page_size=1)).next_page_token
+    foreign = "page_token: is not a next_page_token this service issued"
+    bad: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+        ("page_size: must not be negative, got -1", lambda: client.get_session("one", page_size=-1)),
+        (foreign, lambda: client.get_session("one", page_token="garbage!")),
+        (
+            "page_token: belongs to another request (a different session or user)",
+            lambda: client.get_session("one", page_token=other),
+        ),
+        ("page_size: must not be negative, got -5", lambda: client.list_sessions("ann", page_size=-5)),
+        (foreign, lambda: client.list_sessions("ann", page_token=other)),
+        (
+            "page_token: must be at most 16384 characters, got 20000",
+            lambda: client.get_session("one", page_token="x" * 20_000),
+        ),
+    ]
+    for expected, call in bad:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await call()
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert refused.value.details() == expected
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await client.get_session("three")
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    assert missing.value.details() == "no session 'three'"
+    assert len((await client.get_session("one", page_size=5000)).history) == 3  # capped, not refused
+
+
+def _entry(n: int, text: str = "") -> HistoryEntry:
+    return HistoryEntry(
+        "writer", "user" if n % 2 == 0 else "assistant", "user", text or f"line {n}", float(n)
+    )
+
+
+async def test_a_replicas_error_answer_is_passed_on_not_called_unreachable(
+    start_server: StartServer, redis_server: RedisDevServer
+) -> None:
+    replica = await start_server(["writer"], store=redis_store(redis_server))
+    raw = redis.Redis.from_url(redis_server.url)
+    await raw.rpush("meshscope:history:broken", "{not json")
+    await raw.hset("meshscope:session:broken", mapping={"user": "ann", "updated_at": 1.0, "turns": 1})
+    await raw.aclose()
+    orchestrator = static_orchestrator({"writer": [("127.0.0.1", replica.port)]})
+    await orchestrator.start()
+    try:
+        async with OrchestratorClient(orchestrator.address) as client:
+            with pytest.raises(grpc.aio.AioRpcError) as failure:
+                await client.get_session("broken")
+    finally:
+        await orchestrator.stop()
+    assert failure.value.code() == grpc.StatusCode.DATA_LOSS
+    assert failure.value.details() == (
+        "stored transcript of session 'broken' is corrupt at line 0: JSONDecodeError"
+    )
+
+
+def test_meshscope_sessions_show_and_list_page_through(redis_server: RedisDevServer, tmp_path: Path) -> None:
+    agents = start_agents(["--agents", "echo"], {"REDIS_URL": redis_server.url})
+    orchestrator = None
+    try:
+        mesh = tmp_path / "mesh.yaml"
+        mesh.write_text("agents: [echo]\n")
+        orchestrator = launch(
+            meshscope_command("serve", "orchestrator", "-f", str(mesh), "--port", "0"),
+            child_env({"MESHSCOPE_STATIC_ENDPOINTS": f"echo={agents.address}"}),
+            cwd=REPO,
+        )
+        texts = [big_text(n) for n in range(3)]
+
+        async def fill() -> None:
+            async with OrchestratorClient(orchestrator.address) as client:
+                for text in texts:
+                    [_ async for _ in client.run("echo", text, session_id="big", user_id="ann")]
+            store = redis_store(redis_server)
+            for n in range(150):  # more sessions than one page lists
+                await store.append_history("many", f"s{n:03}", [_entry(0, f"hello {n}")])
+            await store.close()
+
+        asyncio.run(fill())
+        env = {"MESHSCOPE_ORCHESTRATOR": orchestrator.address}
+        shown = run_cli(["sessions", "show", "big"], env)
+        assert shown.returncode == 0, shown.stderr[-2000:]
+        lines = shown.stdout.splitlines()
+        assert [line for line in lines if line.startswith("[user -> echo] ")] == [
+            f"[user -> echo] {text}" for text in texts
+        ]
+        assert len(lines) == 6
+        listed = run_cli(["sessions", "list", "--user", "many"], env)
+        assert listed.returncode == 0, listed.stderr
+        ids = [line.split()[0] for line in listed.stdout.splitlines()]
+        assert len(ids) == 150
+        assert sorted(ids) == [f"s{n:03}" for n in range(150)]
+        assert "1 turn(s)" in listed.stdout
     finally:
         if orchestrator is not None:
             orchestrator.stop()

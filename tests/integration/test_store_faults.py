@@ -60,7 +60,7 @@ async def test_a_full_pool_waits_instead_of_failing_turns(
     assert failures == []
     assert server.runner.stats.completed == 40
     checker = RedisSessionStore(StoreSettings(redis_url=redis_server.url))
-    assert len(await checker.history("pool-39")) == 2
+    assert len((await checker.history("pool-39", 0, 1000)).entries) == 2
     await checker.close()
 
 
@@ -146,9 +146,9 @@ async def test_a_write_whose_reply_is_lost_is_applied_once(
     assert held == 1
     assert "turn 1" in reply.text
     checker = RedisSessionStore(StoreSettings(redis_url=redis_server.url))
-    history = await checker.history("lost")
+    history = (await checker.history("lost", 0, 1000)).entries
     assert [(h.role, h.text[:11]) for h in history] == [("user", "remember 42"), ("assistant", "analyst: tu")]
-    (listed,) = [s for s in await checker.sessions("ann") if s.session_id == "lost"]
+    (listed,) = [s for s in (await checker.sessions("ann", 1000)).sessions if s.session_id == "lost"]
     assert listed.turns == 1
     saved = await checker.load(StateKey("ann", "lost", "analyst"))
     assert saved is not None and saved.version == 1
@@ -184,7 +184,7 @@ async def test_a_write_never_confirmed_says_so_and_is_still_applied_once(
     assert any(e.HasField("reply_end") for e in events)
     assert events[-1].HasField("error")
     checker = RedisSessionStore(StoreSettings(redis_url=redis_server.url))
-    assert len(await checker.history("lost")) == 2
+    assert len((await checker.history("lost", 0, 1000)).entries) == 2
     await checker.close()
 
 

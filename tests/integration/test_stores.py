@@ -13,13 +13,16 @@ from services.runtime.errors import StoreUnavailable
 from services.runtime.redis_store import RedisSessionStore, StoreSettings
 from services.runtime.state import (
     HistoryEntry,
+    HistoryPage,
     InMemorySessionStore,
+    SessionInfo,
     SessionStore,
     StateConflict,
     StateKey,
     StoredState,
     TurnWrite,
     TurnWritten,
+    entry_size,
 )
 from tests.support import wait_for
 
@@ -77,8 +80,8 @@ async def test_a_turn_is_written_once_and_releases_its_lock(store: SessionStore)
     assert await store.finish_turn(write) == TurnWritten(version=1)
     # The same write again (a retry after a lost reply): nothing is written twice.
     assert await store.finish_turn(write) == TurnWritten(version=None, repeated=True)
-    assert [h.text for h in await store.history("trip")] == ["plan", "ok"]
-    assert [(s.turns, s.agents) for s in await store.sessions("ann")] == [(1, ("analyst",))]
+    assert [h.text for h in (await store.history("trip", 0, 1000)).entries] == ["plan", "ok"]
+    assert [(s.turns, s.agents) for s in (await store.sessions("ann", 1000)).sessions] == [(1, ("analyst",))]
     loaded = await store.load(key)
     assert loaded is not None
     assert (loaded.data, loaded.version) == ('{"n": 1}', 1)
@@ -86,14 +89,14 @@ async def test_a_turn_is_written_once_and_releases_its_lock(store: SessionStore)
     assert await store.acquire("trip", "analyst", "turn-2", 30)
     stale = TurnWrite(key, "turn-2", '{"stale": true}', 0, lines[:1])
     assert await store.finish_turn(stale) == TurnWritten(version=None, conflict=1)
-    assert len(await store.history("trip")) == 3
+    assert len((await store.history("trip", 0, 1000)).entries) == 3
     loaded = await store.load(key)
     assert loaded is not None
     assert loaded.data == '{"n": 1}'
     assert await store.acquire("trip", "analyst", "turn-3", 30)
     # A turn with no state to save (it failed before it had one) still writes its lines.
     assert await store.finish_turn(TurnWrite(key, "turn-3", None, 0, lines[:1])) == TurnWritten(version=None)
-    assert [s.turns for s in await store.sessions("ann")] == [3]
+    assert [s.turns for s in (await store.sessions("ann", 1000)).sessions] == [3]
     assert await store.delete_session("trip")
     # A deleted session forgets its turns with it.
     assert await store.finish_turn(TurnWrite(key, "turn-1", "{}", 0, lines)) == TurnWritten(version=1)
@@ -138,26 +141,104 @@ async def test_history_sessions_and_delete(store: SessionStore) -> None:
     )
     await store.append_history("ann", "other", [HistoryEntry("coder", "user", "user", "code", 30.0)])
     await store.append_history("bob", "his", [HistoryEntry("coder", "user", "user", "hi", 5.0)])
-    history = await store.history("trip")
+    history = (await store.history("trip", 0, 100)).entries
     assert [(h.agent, h.role, h.text) for h in history] == [
         ("analyst", "user", "plan a trip"),
         ("analyst", "assistant", "ok"),
         ("writer", "user", "write it"),
         ("writer", "assistant", "done"),
     ]
-    listed = await store.sessions("ann")
+    listed = (await store.sessions("ann", 100)).sessions
     assert [s.session_id for s in listed] == ["other", "trip"]
     trip = listed[1]
     assert (trip.turns, trip.agents, trip.updated_at) == (2, ("analyst", "writer"), 20.5)
     await store.acquire("trip", "analyst", "holder", 30)
     assert await store.delete_session("trip")
-    assert await store.history("trip") == []
+    assert await store.history("trip", 0, 100) == HistoryPage([], 0)
+    assert await store.session("trip") is None
     assert await store.load(StateKey("ann", "trip", "analyst")) is None
     assert await store.load(StateKey("ann", "trip", "writer")) is None
     assert await store.acquire("trip", "analyst", "someone-else", 30)  # the lock went with it
-    assert [s.session_id for s in await store.sessions("ann")] == ["other"]
-    assert [s.session_id for s in await store.sessions("bob")] == ["his"]
+    assert [s.session_id for s in (await store.sessions("ann", 100)).sessions] == ["other"]
+    assert [s.session_id for s in (await store.sessions("bob", 100)).sessions] == ["his"]
     assert not await store.delete_session("trip")
+
+
+def _line(n: int, text: str = "") -> HistoryEntry:
+    return HistoryEntry(
+        "analyst", "user" if n % 2 == 0 else "assistant", "user", text or f"line {n}", float(n)
+    )
+
+
+async def test_history_pages_by_offset_count_and_bytes(store: SessionStore) -> None:
+    for turn in range(5):
+        await store.append_history("ann", "long", [_line(2 * turn), _line(2 * turn + 1)])
+    first = await store.history("long", 0, 4)
+    assert [e.text for e in first.entries] == ["line 0", "line 1", "line 2", "line 3"]
+    assert first.total == 10
+    rest = await store.history("long", 4, 100)
+    assert [e.text for e in rest.entries] == [f"line {n}" for n in range(4, 10)]
+    assert (await store.history("long", 10, 4)).entries == []
+    assert (await store.history("long", 99, 4)).entries == []
+    # A line appended while paging lands after the pages already read: offsets are stable.
+    await store.append_history("ann", "long", [_line(10)])
+    assert [e.text for e in (await store.history("long", 8, 100)).entries] == ["line 8", "line 9", "line 10"]
+    assert (await store.history("long", 8, 100)).total == 11
+
+    # By bytes: lines whose stored size fits the budget, never fewer than one.
+    size = entry_size(_line(0, "x" * 1000))
+    await store.append_history("ann", "big", [_line(n, "x" * 1000) for n in range(6)])
+    two = await store.history("big", 0, 100, max_bytes=2 * size + size // 2)
+    assert len(two.entries) == 2
+    assert two.total == 6
+    one = await store.history("big", 5, 100, max_bytes=10)
+    assert [e.at for e in one.entries] == [5.0]  # alone larger than the budget: still returned
+    assert len((await store.history("big", 2, 3, max_bytes=100 * size)).entries) == 3
+
+
+async def test_sessions_and_session_summaries_page_newest_first(store: SessionStore) -> None:
+    # 7 sessions; two pairs share an updated_at, so ties are ordered by session id, descending.
+    times = {"s0": 10.0, "s1": 20.0, "s2": 20.0, "s3": 30.0, "s4": 40.0, "s5": 40.0, "s6": 50.0}
+    for sid, at in times.items():
+        await store.append_history("ann", sid, [HistoryEntry("coder", "user", "user", sid, at)])
+    await store.append_history("bob", "b", [HistoryEntry("coder", "user", "user", "b", 99.0)])
+    expected = ["s6", "s5", "s4", "s3", "s2", "s1", "s0"]
+    seen: list[str] = []
+    after: tuple[float, str] | None = None
+    pages = 0
+    while True:
+        page = await store.sessions("ann", 2, after)
+        pages += 1
+        seen += [s.session_id for s in page.sessions]
+        if not page.more:
+            break
+        last = page.sessions[-1]
+        after = (last.updated_at, last.session_id)
+        if pages == 2:
+            # s1 is updated while the listing is paged: it moves to the top, and later pages
+            # neither repeat a session nor skip one that was not updated.
+            await store.append_history("ann", "s1", [HistoryEntry("writer", "user", "user", "again", 60.0)])
+    assert seen == ["s6", "s5", "s4", "s3", "s2", "s0"]
+    assert pages == 3
+    everything = await store.sessions("ann", 100)
+    assert [s.session_id for s in everything.sessions] == ["s1", *[e for e in expected if e != "s1"]]
+    assert not everything.more
+    assert (await store.sessions("ann", 7)).more is False
+    assert (await store.sessions("ann", 6)).more is True
+    assert await store.session("s1") == SessionInfo("s1", "ann", 60.0, 2, ("coder", "writer"))
+    assert await store.session("nope") is None
+    assert (await store.sessions("nobody", 10)).sessions == []
+
+
+async def test_store_ids_name_the_storage(store: SessionStore, request: pytest.FixtureRequest) -> None:
+    mine = await store.store_id()
+    assert mine and await store.store_id() == mine
+    if isinstance(store, RedisSessionStore):
+        same = RedisSessionStore(store.settings)  # another replica of the same Redis
+        assert await same.store_id() == mine
+        await same.close()
+    else:
+        assert await InMemorySessionStore().store_id() != mine
 
 
 async def test_an_unreachable_redis_is_a_clear_store_error() -> None:

@@ -208,44 +208,62 @@ class SessionSummary(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., user_id: _Optional[str] = ..., updated_at: _Optional[float] = ..., turns: _Optional[int] = ..., agents: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class HistoryLine(_message.Message):
-    __slots__ = ("agent", "role", "name", "text", "at")
+    __slots__ = ("agent", "role", "name", "text", "at", "truncated")
     AGENT_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     agent: str
     role: str
     name: str
     text: str
     at: float
-    def __init__(self, agent: _Optional[str] = ..., role: _Optional[str] = ..., name: _Optional[str] = ..., text: _Optional[str] = ..., at: _Optional[float] = ...) -> None: ...
+    truncated: bool
+    def __init__(self, agent: _Optional[str] = ..., role: _Optional[str] = ..., name: _Optional[str] = ..., text: _Optional[str] = ..., at: _Optional[float] = ..., truncated: _Optional[bool] = ...) -> None: ...
 
 class Session(_message.Message):
-    __slots__ = ("summary", "history")
+    __slots__ = ("summary", "history", "next_page_token", "store_id")
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    STORE_ID_FIELD_NUMBER: _ClassVar[int]
     summary: SessionSummary
     history: _containers.RepeatedCompositeFieldContainer[HistoryLine]
-    def __init__(self, summary: _Optional[_Union[SessionSummary, _Mapping]] = ..., history: _Optional[_Iterable[_Union[HistoryLine, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    store_id: str
+    def __init__(self, summary: _Optional[_Union[SessionSummary, _Mapping]] = ..., history: _Optional[_Iterable[_Union[HistoryLine, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., store_id: _Optional[str] = ...) -> None: ...
 
 class ListSessionsRequest(_message.Message):
-    __slots__ = ("user_id",)
+    __slots__ = ("user_id", "page_size", "page_token")
     USER_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     user_id: str
-    def __init__(self, user_id: _Optional[str] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, user_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListSessionsResponse(_message.Message):
-    __slots__ = ("sessions",)
+    __slots__ = ("sessions", "next_page_token", "store_id")
     SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    STORE_ID_FIELD_NUMBER: _ClassVar[int]
     sessions: _containers.RepeatedCompositeFieldContainer[SessionSummary]
-    def __init__(self, sessions: _Optional[_Iterable[_Union[SessionSummary, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    store_id: str
+    def __init__(self, sessions: _Optional[_Iterable[_Union[SessionSummary, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., store_id: _Optional[str] = ...) -> None: ...
 
 class GetSessionRequest(_message.Message):
-    __slots__ = ("session_id",)
+    __slots__ = ("session_id", "page_size", "page_token")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     session_id: str
-    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, session_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class DeleteSessionRequest(_message.Message):
     __slots__ = ("session_id",)
