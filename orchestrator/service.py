@@ -196,7 +196,12 @@ class OrchestratorServer:
         self.mesh = mesh
         self.watcher = watcher
         self.settings = settings or OrchestratorSettings()
-        self.pool = EndpointPool(self.settings.channel_options(), eject_s=self.settings.eject_s)
+        self.pool = EndpointPool(
+            self.settings.channel_options(),
+            eject_s=self.settings.eject_s,
+            max_pending_streams=self.settings.max_pending_streams,
+            panic_grace_s=self.settings.panic_grace_s,
+        )
         self.runner = Runner(self.pool, mesh, attempts=self.settings.retry_attempts)
         self.health = HealthServicer()
         self.port = 0
@@ -210,7 +215,7 @@ class OrchestratorServer:
     async def start(self) -> None:
         self.watcher.add_listener(self.pool.update)  # before start: every set it publishes reaches the pool
         await self.watcher.start()
-        server = grpc.aio.server(options=self.settings.channel_options())
+        server = grpc.aio.server(options=self.settings.server_options())
         add_servicer(server, orchestrator_pb2_grpc.add_OrchestratorServicer_to_server, self._servicer)
         add_servicer(server, health_pb2_grpc.add_HealthServicer_to_server, self.health)
         reflection.enable_server_reflection(
