@@ -9,6 +9,7 @@ a bare `grpc.aio` server cancels ~60 of them with nothing streamed.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -20,7 +21,7 @@ from grpc_health.v1 import health_pb2
 from discovery.config import ConsulSettings, DiscoverySettings
 from discovery.model import Instance, replica_id_for
 from discovery.watcher import ConsulWatcher, StaticWatcher
-from meshscope.v1 import agent_pb2
+from meshscope.v1 import agent_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from meshscope.wire import user_message
 from meshscope_cli.consul_dev import ConsulDevAgent
 from orchestrator.calls import StepFailed, stream_step
@@ -235,5 +236,58 @@ async def test_when_every_replica_fails_its_consul_check_at_once_runs_still_get_
             assert time.monotonic() - panicked >= grace - 1.5  # the listing is polled, not exact
             outcome = await _outcome(client.run("echo", "anyone?", timeout=10))
             assert outcome == "UNAVAILABLE after 0 event(s): agent 'echo' has no healthy replica"
+    finally:
+        await orchestrator.stop()
+
+
+# --- Fault 7: invalid Durations, and tracebacks only for our own bugs --------------------------
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos", "problem"),
+    [
+        (5, -1, "Duration is not valid: Sign mismatch."),
+        (-1, 500_000_000, "must be positive and at most 2147483647 seconds"),
+        (
+            1,
+            1_000_000_000,
+            "Duration is not valid: Nanos 1000000000 must be in range [-999999999, 999999999].",
+        ),
+    ],
+)
+async def test_a_run_timeout_that_is_not_a_valid_duration_is_refused(
+    orchestrator: OrchestratorServer, seconds: int, nanos: int, problem: str
+) -> None:
+    request = orchestrator_pb2.RunRequest(target="echo", input=user_message("hi"))
+    request.timeout.seconds, request.timeout.nanos = seconds, nanos
+    async with grpc.aio.insecure_channel(orchestrator.address) as channel:
+        call = orchestrator_pb2_grpc.OrchestratorStub(channel).Run(request, timeout=10)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            async for _ in call:
+                pass
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.details() == f"timeout: {problem}"
+
+
+async def test_an_agents_internal_error_is_logged_in_one_line_without_a_traceback(
+    start_server: StartServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    agents = await start_server(["analyst"])
+    orchestrator = OrchestratorServer(
+        parse_mesh("agents: [analyst]\n", "test-mesh"),
+        StaticWatcher({"analyst": [("127.0.0.1", agents.port)]}),
+        OrchestratorSettings(port=0, shutdown_grace_s=1, shutdown_pause_s=0),
+    )
+    await orchestrator.start()
+    try:
+        caplog.set_level(logging.INFO, logger="meshscope")
+        async with OrchestratorClient(orchestrator.address) as client:
+            outcome = await _outcome(client.run("analyst", "break please #fail", timeout=10))
+        assert outcome.startswith("INTERNAL after"), outcome
+        assert outcome.endswith("scripted model failure requested by #fail"), outcome
+        mine = [r for r in caplog.records if r.name == "meshscope.orchestrator"]
+        assert [r.exc_info for r in mine] == [None]
+        assert mine[0].levelname == "WARNING"
+        assert "scripted model failure requested by #fail" in mine[0].getMessage()
     finally:
         await orchestrator.stop()
