@@ -26,7 +26,7 @@ from meshscope.wire import user_message
 from meshscope_cli.consul_dev import ConsulDevAgent
 from orchestrator.calls import StepFailed, stream_step
 from orchestrator.client import OrchestratorClient
-from orchestrator.config import OrchestratorSettings
+from orchestrator.config import OrchestratorConfigError, OrchestratorSettings
 from orchestrator.pipelines import parse_mesh
 from orchestrator.pool import EndpointPool
 from orchestrator.service import OrchestratorServer
@@ -291,3 +291,26 @@ async def test_an_agents_internal_error_is_logged_in_one_line_without_a_tracebac
         assert "scripted model failure requested by #fail" in mine[0].getMessage()
     finally:
         await orchestrator.stop()
+
+
+def test_the_new_knobs_are_read_and_bounded() -> None:
+    settings = OrchestratorSettings.from_env(
+        {
+            "MESHSCOPE_PANIC_GRACE_S": "2.5",
+            "MESHSCOPE_MAX_PENDING_STREAMS": "64",
+            "MESHSCOPE_GRPC_MAX_PENDING_REQUESTS": "5000",
+        }
+    )
+    assert (settings.panic_grace_s, settings.max_pending_streams) == (2.5, 64)
+    options = dict(settings.server_options())
+    assert options["grpc.server.max_pending_requests"] == 5000
+    assert options["grpc.server.max_pending_requests_hard_limit"] == 15000
+    assert "grpc.server.max_pending_requests" not in dict(settings.channel_options())
+    for name, value in (
+        ("MESHSCOPE_PANIC_GRACE_S", "-1"),
+        ("MESHSCOPE_MAX_PENDING_STREAMS", "0"),
+        ("MESHSCOPE_GRPC_MAX_PENDING_REQUESTS", "2000000000"),
+    ):
+        with pytest.raises(OrchestratorConfigError) as bad:
+            OrchestratorSettings.from_env({name: value})
+        assert str(bad.value).startswith(f"{name}={value!r} is not valid"), str(bad.value)
