@@ -14,7 +14,11 @@ meshscope's:
   MESHSCOPE_ADVERTISE_HOST        address other processes reach this replica at (the bind host,
                                   or this machine's address when binding 0.0.0.0)
   MESHSCOPE_CONSUL_CHECK_INTERVAL_S       gRPC health-check interval (1)
-  MESHSCOPE_CONSUL_CHECK_TIMEOUT_S        gRPC health-check timeout (1)
+  MESHSCOPE_CONSUL_CHECK_TIMEOUT_S        gRPC health-check timeout (5): a replica whose event loop
+                                          a loaded machine stalls for seconds is still passing; a dead
+                                          one (connection refused) fails at once whatever the timeout,
+                                          and Consul runs one replica's checks one after another, so a
+                                          timeout above the interval only spaces a hung one's checks out
   MESHSCOPE_CONSUL_DEREGISTER_AFTER_S     Consul removes a replica critical this long (60)
   MESHSCOPE_CONSUL_WAIT_S                 longest wait of one blocking query (30)
   MESHSCOPE_CONSUL_RECHECK_S              how often a replica checks it is still registered (1)
@@ -88,7 +92,7 @@ class ConsulSettings:
     verify: bool | str = True
     cert: tuple[str, str] | None = None
     check_interval_s: float = 1.0
-    check_timeout_s: float = 1.0
+    check_timeout_s: float = 5.0
     deregister_after_s: float = 60.0
     wait_s: float = 30.0
     recheck_s: float = 1.0
@@ -134,7 +138,7 @@ class ConsulSettings:
             verify=verify,
             cert=(client_cert, client_key) if client_cert else None,
             check_interval_s=_seconds(env, "MESHSCOPE_CONSUL_CHECK_INTERVAL_S", 1.0, 0.1),
-            check_timeout_s=_seconds(env, "MESHSCOPE_CONSUL_CHECK_TIMEOUT_S", 1.0, 0.1),
+            check_timeout_s=_seconds(env, "MESHSCOPE_CONSUL_CHECK_TIMEOUT_S", 5.0, 0.1),
             deregister_after_s=_seconds(env, "MESHSCOPE_CONSUL_DEREGISTER_AFTER_S", 60.0, 1.0),
             wait_s=_seconds(env, "MESHSCOPE_CONSUL_WAIT_S", 30.0, 1.0),
             recheck_s=_seconds(env, "MESHSCOPE_CONSUL_RECHECK_S", 1.0, 0.1),

@@ -3,8 +3,9 @@
 The registrar registers every agent a process hosts, then checks once per
 `recheck_s` that the registry still holds them and registers again what it
 lost (a restarted Consul dev agent forgets everything). While Consul is
-unreachable it keeps retrying with jittered back-off, logging one line per
-step; the agent serves all along.
+unreachable it keeps retrying with jittered back-off (0.25 s doubling to
+10 s), logging one line when the trouble starts and one when it ends (with
+how long it lasted), DEBUG in between; the agent serves all along.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
-from discovery.backoff import Backoff
+from discovery.backoff import Backoff, Outage
 from discovery.consul_client import UNREACHABLE, describe_error
 from discovery.model import Registration
 from discovery.registry import RegistrationDenied, Registry
@@ -41,7 +42,10 @@ class Registrar:
         self.call_timeout_s = call_timeout_s
         self.where = where
         self.registered_once: set[str] = set()
-        self._backoff = backoff or Backoff(base_s=0.25, cap_s=2.0)
+        self._backoff = backoff or Backoff(base_s=0.25)
+        self._outage = Outage(log, where)
+        """One line when registering starts failing, one when it works again; DEBUG between."""
+        self._delay = 0.0
         self._task: asyncio.Task[None] | None = None
         self.in_sync = asyncio.Event()
         """Set while every registration is known to be in the registry."""
@@ -81,30 +85,22 @@ class Registrar:
             try:
                 await self._sync_once()
             except RegistrationDenied as exc:
-                self.in_sync.clear()
-                delay = self._backoff.next_delay()
-                log.error("%s; retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                continue
+                self._failed(str(exc), kind="denied", level=logging.ERROR)
             except UNREACHABLE as exc:
-                self.in_sync.clear()
-                delay = self._backoff.next_delay()
-                log.warning(
-                    "%s unreachable (%s); retrying registration in %.1fs",
-                    self.where,
-                    describe_error(exc),
-                    delay,
-                )
-                await asyncio.sleep(delay)
-                continue
+                self._failed(f"unreachable ({describe_error(exc)})", kind="unreachable")
             except Exception as exc:  # Consul answered with an error status
-                self.in_sync.clear()
-                delay = self._backoff.next_delay()
-                log.warning("registration failed (%s); retrying in %.1fs", describe_error(exc), delay)
-                await asyncio.sleep(delay)
+                self._failed(f"registration failed ({describe_error(exc)})", kind="refused")
+            else:
+                self._backoff.reset()
+                self._outage.recovered()
+                await asyncio.sleep(self.recheck_s)
                 continue
-            self._backoff.reset()
-            await asyncio.sleep(self.recheck_s)
+            await asyncio.sleep(self._delay)
+
+    def _failed(self, reason: str, *, kind: str, level: int = logging.WARNING) -> None:
+        self.in_sync.clear()
+        self._delay = self._backoff.next_delay()
+        self._outage.failed(reason, self._delay, kind=kind, level=level, retrying="retrying registration")
 
     async def stop(self, timeout_s: float = 3.0) -> None:
         """Stop maintaining and deregister every replica (best effort, bounded)."""

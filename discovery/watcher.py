@@ -3,8 +3,10 @@
 `ConsulWatcher` runs one long-lived blocking query per agent on
 `health/service/<agent>?passing` and one on the catalog (to learn new agent
 names by their tag). On Consul errors it keeps the last good sets, backs off
-with jitter and resumes; an index that goes backwards (Consul restarted and
-lost its state) resets the query. `StaticWatcher` serves fixed endpoints.
+with jitter (0.2 s doubling to 10 s, per query) and resumes; the logs say when
+Consul stopped answering (one WARNING for all queries) and when it answered
+again, with how long it was out. An index that goes backwards (Consul
+restarted and lost its state) resets the query. `StaticWatcher` serves fixed endpoints.
 Both notify listeners on every change.
 """
 
@@ -19,7 +21,7 @@ from typing import Any, Protocol
 
 import consul
 
-from discovery.backoff import Backoff
+from discovery.backoff import Backoff, Outage
 from discovery.config import ConsulSettings
 from discovery.consul_client import connect, describe_error, duration
 from discovery.model import AGENT_TAG, Instance, replica_id_for
@@ -143,6 +145,8 @@ class ConsulWatcher(_Notifier):
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._catalog_task: asyncio.Task[None] | None = None
         self.errors = 0
+        self._outage = Outage(log, f"watching Consul at {settings.http_addr}")
+        """Shared by every query: one line when Consul stops answering, one when it answers again."""
         self.last_error_at: float | None = None
         """When a query last failed: a Consul that answers again may not have seen the
         replicas re-register yet (a restarted dev agent forgets them), so for
@@ -187,13 +191,16 @@ class ConsulWatcher(_Notifier):
         self.errors += 1
         self.last_error_at = time.monotonic()
         delay = backoff.next_delay()
-        log.warning(
-            "watching %s failed (%s); keeping the last known set, retrying in %.1fs",
-            what,
-            describe_error(exc),
+        self._outage.failed(
+            f"{what} failed ({describe_error(exc)})",
             delay,
+            retrying="keeping the last known replica sets, retrying",
         )
         await asyncio.sleep(delay)
+
+    def _answered(self, backoff: Backoff) -> None:
+        backoff.reset()
+        self._outage.recovered()
 
     async def _watch_catalog(self) -> None:
         index: int | None = None
@@ -209,7 +216,7 @@ class ConsulWatcher(_Notifier):
                 index = None
                 await self._retry(backoff, "the catalog", exc)
                 continue
-            backoff.reset()
+            self._answered(backoff)
             index = next_index(index, returned)
             names = {name for name, tags in services.items() if AGENT_TAG in (tags or [])}
             for name in names:
@@ -234,7 +241,7 @@ class ConsulWatcher(_Notifier):
                 index = None  # see _watch_catalog: start over after an error
                 await self._retry(backoff, f"agent {agent!r}", exc)
                 continue
-            backoff.reset()
+            self._answered(backoff)
             index = next_index(index, returned)
             found = _instances(agent, entries)
             if not found and self.instances(agent) and self._recovering():

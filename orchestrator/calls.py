@@ -2,8 +2,11 @@
 
 A failure before any event (the replica is down, draining, unreachable)
 ejects that replica and retries on another, a bounded number of times.
-After the first event a failure is never replayed (model calls are not
-idempotent): it surfaces as `StepFailed`.
+A call cancelled before any event by someone other than the caller (the
+agent server's gRPC drops new calls when its backlog is full) is retried
+too, after a short jittered pause, without ejecting anyone: the replica is
+busy, not broken. After the first event a failure is never replayed (model
+calls are not idempotent): it surfaces as `StepFailed`.
 """
 
 from __future__ import annotations
@@ -15,11 +18,17 @@ from dataclasses import dataclass
 
 import grpc
 
+from discovery.backoff import Backoff
 from meshscope.v1 import agent_pb2
 from meshscope.wire import ERROR_KIND_METADATA
 from orchestrator.pool import Endpoint, EndpointPool, NoReplica
 
 RETRYABLE_BEFORE_FIRST_EVENT = frozenset({grpc.StatusCode.UNAVAILABLE})
+REFUSED_PAUSE_S, REFUSED_PAUSE_CAP_S = 0.05, 1.0
+"""Pause before retrying a call the transport cancelled: jittered, doubling, in seconds."""
+MAX_REFUSED_RETRIES = 8
+"""Retries of calls the transport cancelled, on top of `attempts`: with the pauses above,
+up to ~4.5 s for a server's backlog of new calls to drain (it takes ~2 s for 1,500)."""
 RETRY_ELSEWHERE_KINDS = frozenset({"ShuttingDown"})
 """Agent error kinds that another replica may not have (the replica is draining)."""
 
@@ -55,49 +64,88 @@ async def stream_step(
     deadline: float,
     attempts: int,
 ) -> AsyncIterator[StepEvent]:
-    """Stream one agent turn from the best replica (see the module docstring)."""
+    """Stream one agent turn from the best replica (see the module docstring).
+
+    `deadline` is a time.monotonic() value; `attempts` bounds the replicas tried,
+    and calls the transport cancelled are retried up to `MAX_REFUSED_RETRIES` more
+    times. Raises `StepFailed`; a call the caller cancels raises CancelledError.
+    """
     tried: set[str] = set()
     last: StepFailed | None = None
-    for _ in range(attempts):
+    pause = Backoff(base_s=REFUSED_PAUSE_S, cap_s=REFUSED_PAUSE_CAP_S)
+    delay = 0.0
+    calls = refused = 0
+    while calls < attempts:
+        calls += 1
+        if delay:
+            await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = 0.0
         try:
             endpoint = pool.pick(request.agent, exclude=tried)
         except NoReplica as exc:
             if last is not None:
                 raise last from exc
             raise StepFailed(grpc.StatusCode.UNAVAILABLE, str(exc)) from exc
-        tried.add(endpoint.replica_id)
-        timeout = deadline - time.monotonic()
-        if timeout <= 0:
-            raise StepFailed(grpc.StatusCode.DEADLINE_EXCEEDED, "the run's deadline passed")
         started = False
+        holding = False
         call = None
         pool.stream_started(endpoint)
         try:
+            await endpoint.pending.acquire()
+            holding = True
+            timeout = deadline - time.monotonic()
+            if timeout <= 0:
+                raise StepFailed(grpc.StatusCode.DEADLINE_EXCEEDED, "the run's deadline passed")
             call = endpoint.stub.Invoke(request, timeout=timeout)
             async for event in call:
-                started = True
+                if not started:
+                    started = True
+                    holding = False
+                    endpoint.pending.release()
                 yield StepEvent(endpoint, event)
             return
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 raise  # our own cancellation: the caller left, or a sibling step failed
-            # grpc cancelled the call underneath us (its channel went away).
-            raise StepFailed(
+            # grpc cancelled the call underneath us: its channel was closed.
+            failure = StepFailed(
                 grpc.StatusCode.UNAVAILABLE,
                 f"agent {request.agent!r} on {endpoint.replica_id}: the connection was closed",
-            ) from None
+            )
+            if started:
+                raise failure from None
+            tried.add(endpoint.replica_id)
+            last = failure
         except grpc.aio.AioRpcError as error:
             code = error.code()
+            if not started and code == grpc.StatusCode.CANCELLED and _replica_fault(error):
+                # Not ours (our own cancel raises CancelledError) and not the agent's (it
+                # never sends CANCELLED): the server's gRPC dropped the call before the
+                # agent saw it, as it does when its backlog of new calls is full. A full
+                # queue is not an outage: no ejection; a short pause, then any replica.
+                last = StepFailed(
+                    grpc.StatusCode.UNAVAILABLE,
+                    f"agent {request.agent!r} on {endpoint.replica_id}: the call was cancelled by the "
+                    "transport before the agent took it (the server is overloaded)",
+                )
+                refused += 1
+                if refused <= MAX_REFUSED_RETRIES:
+                    calls -= 1  # does not use up an attempt
+                    delay = pause.next_delay()
+                continue
             failure = StepFailed(
                 code,
                 f"agent {request.agent!r} on {endpoint.replica_id}: {error.details() or code.name}",
             )
             if started or code not in RETRYABLE_BEFORE_FIRST_EVENT or not _replica_fault(error):
                 raise failure from error
+            tried.add(endpoint.replica_id)
             pool.eject(endpoint)
             last = failure
         finally:
+            if holding:
+                endpoint.pending.release()
             pool.stream_ended(endpoint)
             if call is not None:
                 call.cancel()

@@ -6,12 +6,20 @@
   MESHSCOPE_RUN_TIMEOUT_S                a run's deadline when the caller sets none  300
   MESHSCOPE_RETRY_ATTEMPTS               replicas tried per step before the first event  3
   MESHSCOPE_EJECT_S                      how long a failed replica is skipped     5
+  MESHSCOPE_PANIC_GRACE_S                when discovery drops every replica of an agent at
+                                         once, keep routing to them this long (0: never)  10
   MESHSCOPE_GRPC_MAX_MESSAGE_BYTES       largest message accepted or sent         4194304
   MESHSCOPE_SHUTDOWN_PAUSE_S             NOT_SERVING -> drain pause on SIGTERM     1
   MESHSCOPE_SHUTDOWN_GRACE_S             how long in-flight runs may finish on SIGTERM  10
   MESHSCOPE_GRPC_KEEPALIVE_TIME_S        ping an idle connection after this long  30
   MESHSCOPE_GRPC_KEEPALIVE_TIMEOUT_S     and drop it if the ping is not answered  10
   MESHSCOPE_GRPC_MIN_PING_INTERVAL_S     peers may ping at most this often        10
+  MESHSCOPE_GRPC_MAX_PENDING_REQUESTS    new calls the orchestrator's server holds before the
+                                         application takes them; beyond it gRPC cancels them at
+                                         random, all of them at 3x (gRPC's own default: 1000)  10000
+  MESHSCOPE_MAX_PENDING_STREAMS          streams to one replica still waiting for their first
+                                         event; more wait in the orchestrator (below the agent
+                                         server's gRPC default of 1000 pending requests)  500
   (the keepalive knobs mean what they mean for agent services, and apply to the
   orchestrator's server and to its channels to agent replicas)
 
@@ -36,6 +44,10 @@ MAX_NUMBER = 2**31 - 1
 """Upper bound of every numeric knob: gRPC takes sizes and milliseconds as 32-bit integers."""
 MAX_KEEPALIVE_S = 2_000_000
 """Keepalive settings go to gRPC in milliseconds, as 32-bit integers."""
+MAX_PANIC_GRACE_S = 3600.0
+"""Routing to replicas that failed every check for over an hour would hide an outage."""
+MAX_PENDING_REQUESTS = MAX_NUMBER // 3
+"""The hard limit gRPC is given is three times the knob, and must stay a 32-bit integer."""
 
 
 def _number(
@@ -61,12 +73,15 @@ class OrchestratorSettings:
     run_timeout_s: float = 300.0
     retry_attempts: int = 3
     eject_s: float = 5.0
+    panic_grace_s: float = 10.0
     max_message_bytes: int = 4 * 1024 * 1024
     shutdown_grace_s: float = 10.0
     shutdown_pause_s: float = 1.0
     keepalive_time_s: float = 30.0
     keepalive_timeout_s: float = 10.0
     min_ping_interval_s: float = 10.0
+    max_pending_requests: int = 10_000
+    max_pending_streams: int = 500
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OrchestratorSettings:
@@ -82,6 +97,7 @@ class OrchestratorSettings:
             run_timeout_s=_number(env, "MESHSCOPE_RUN_TIMEOUT_S", d.run_timeout_s, 0.001),
             retry_attempts=int(_number(env, "MESHSCOPE_RETRY_ATTEMPTS", d.retry_attempts, 1)),
             eject_s=_number(env, "MESHSCOPE_EJECT_S", d.eject_s, 0),
+            panic_grace_s=_number(env, "MESHSCOPE_PANIC_GRACE_S", d.panic_grace_s, 0, MAX_PANIC_GRACE_S),
             max_message_bytes=int(_number(env, "MESHSCOPE_GRPC_MAX_MESSAGE_BYTES", d.max_message_bytes, 1)),
             shutdown_grace_s=_number(env, "MESHSCOPE_SHUTDOWN_GRACE_S", d.shutdown_grace_s, 0),
             shutdown_pause_s=_number(env, "MESHSCOPE_SHUTDOWN_PAUSE_S", d.shutdown_pause_s, 0),
@@ -93,6 +109,18 @@ class OrchestratorSettings:
             ),
             min_ping_interval_s=_number(
                 env, "MESHSCOPE_GRPC_MIN_PING_INTERVAL_S", d.min_ping_interval_s, 0, MAX_KEEPALIVE_S
+            ),
+            max_pending_requests=int(
+                _number(
+                    env,
+                    "MESHSCOPE_GRPC_MAX_PENDING_REQUESTS",
+                    d.max_pending_requests,
+                    1,
+                    MAX_PENDING_REQUESTS,
+                )
+            ),
+            max_pending_streams=int(
+                _number(env, "MESHSCOPE_MAX_PENDING_STREAMS", d.max_pending_streams, 1, MAX_NUMBER)
             ),
         )
 
@@ -110,4 +138,19 @@ class OrchestratorSettings:
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.min_ping_interval_without_data_ms", int(self.min_ping_interval_s * 1000)),
             ("grpc.so_reuseport", 0),
+        ]
+
+    def server_options(self) -> list[tuple[str, int]]:
+        """For the orchestrator's own server: the channel options, plus room for bursts of new calls.
+
+        gRPC's server holds calls that arrived before the application asked for them
+        ("pending requests"): past `grpc.server.max_pending_requests` (1000 by default) it
+        cancels new ones at random, more the fuller it is, and every one at the hard
+        limit (3000). The caller sees CANCELLED with nothing streamed, as if it had
+        cancelled itself. A burst of 1,500 runs opened at once crosses 1000 on two cores.
+        """
+        return [
+            *self.channel_options(),
+            ("grpc.server.max_pending_requests", self.max_pending_requests),
+            ("grpc.server.max_pending_requests_hard_limit", 3 * self.max_pending_requests),
         ]

@@ -5,6 +5,17 @@ channel per replica, opened when discovery reports it and closed when it
 leaves, and picks a replica by power-of-two-choices on the fewest in-flight
 streams. A replica that fails before its first event is ejected for a
 cooldown so retries go elsewhere.
+
+Two bounded resources are not outages here:
+- new streams to one replica that have not produced their first event are
+  bounded (`max_pending_streams`); more wait in the pool rather than pile up in
+  the agent server's gRPC backlog, which cancels calls at random past 1000;
+- when discovery drops every replica of an agent at once (all health checks
+  failed together: a loaded machine, a flapping network), the pool keeps
+  routing to the last set for `panic_grace_s` (Envoy's panic threshold, at
+  0 %). A replica that comes back ends the panic; at the end of the grace the
+  set is dropped. Replicas that are really gone fail their calls before the
+  first event, are ejected, and runs fail with UNAVAILABLE without waiting.
 """
 
 from __future__ import annotations
@@ -32,8 +43,12 @@ class Endpoint:
     instance: Instance
     channel: grpc.aio.Channel
     stub: Any
+    pending: asyncio.Semaphore
+    """Held by each stream until its first event (see `EndpointPool.max_pending_streams`)."""
     in_flight: int = 0
     ejected_until: float = 0.0
+    panic: bool = False
+    """Discovery dropped it with every other replica of its agent; routed to during the grace."""
 
     @property
     def replica_id(self) -> str:
@@ -43,12 +58,17 @@ class Endpoint:
         return self.ejected_until <= now
 
     def health(self, now: float) -> str:
-        return "ejected" if not self.available(now) else self.instance.health
+        """ejected, panic (failing its checks, still routed to), or Consul's status."""
+        if not self.available(now):
+            return "ejected"
+        return "panic" if self.panic else self.instance.health
 
 
 @dataclass
 class _AgentEndpoints:
     by_id: dict[str, Endpoint] = field(default_factory=dict)
+    panic_end: asyncio.TimerHandle | None = None
+    """Set while in panic: drops the set when the grace runs out."""
 
 
 class NoReplica(Exception):
@@ -62,19 +82,65 @@ class NoReplica(Exception):
 class EndpointPool:
     """Channels to every replica discovery reports, and load-aware picking."""
 
-    def __init__(self, channel_options: Sequence[tuple[str, Any]] = (), eject_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        channel_options: Sequence[tuple[str, Any]] = (),
+        eject_s: float = 5.0,
+        *,
+        max_pending_streams: int = 500,
+        panic_grace_s: float = 10.0,
+    ) -> None:
+        """`eject_s`, `panic_grace_s`: seconds. `max_pending_streams`: per replica, at least 1."""
         self._agents: dict[str, _AgentEndpoints] = {}
         self._options = list(channel_options)
         self.eject_s = eject_s
+        self.max_pending_streams = max_pending_streams
+        self.panic_grace_s = panic_grace_s
         self._closing: set[asyncio.Task[None]] = set()
         self._draining: dict[str, Endpoint] = {}
         """Replicas discovery dropped while streams were open on them: their channels stay
         open until the last stream ends (or they come back, and are reused as they are)."""
 
     def update(self, agent: str, instances: Iterable[Instance]) -> None:
-        """Discovery listener: open channels to new replicas, close those that left."""
+        """Discovery listener: open channels to new replicas, close those that left.
+
+        Every replica leaving at once starts a panic instead (see the module docstring).
+        """
         current = self._agents.setdefault(agent, _AgentEndpoints())
         wanted = {i.replica_id: i for i in instances}
+        if not wanted and current.by_id and self.panic_grace_s > 0:
+            if current.panic_end is None:
+                self._start_panic(agent, current)
+            return
+        if current.panic_end is not None:
+            current.panic_end.cancel()
+            current.panic_end = None
+            for endpoint in current.by_id.values():
+                endpoint.panic = False
+            log.warning("panic over for %s: %d replica(s) pass their checks again", agent, len(wanted))
+        self._apply(agent, current, wanted)
+
+    def _start_panic(self, agent: str, current: _AgentEndpoints) -> None:
+        for endpoint in current.by_id.values():
+            endpoint.panic = True
+        current.panic_end = asyncio.get_running_loop().call_later(
+            self.panic_grace_s, self._end_panic, agent, current
+        )
+        log.warning(
+            "every replica of %s (%d) left discovery at once: still routing to them for %.1fs (panic)",
+            agent,
+            len(current.by_id),
+            self.panic_grace_s,
+        )
+
+    def _end_panic(self, agent: str, current: _AgentEndpoints) -> None:
+        current.panic_end = None
+        log.warning(
+            "panic of %s ended: no replica came back within %.1fs; dropping them", agent, self.panic_grace_s
+        )
+        self._apply(agent, current, {})
+
+    def _apply(self, agent: str, current: _AgentEndpoints, wanted: dict[str, Instance]) -> None:
         for replica_id in list(current.by_id):
             endpoint = current.by_id[replica_id]
             if replica_id not in wanted or wanted[replica_id].address != endpoint.instance.address:
@@ -88,12 +154,18 @@ class EndpointPool:
             returning = self._draining.pop(replica_id, None)
             if returning is not None and returning.instance.address == instance.address:
                 returning.instance = instance  # it came back: keep its channel and its live load
+                returning.panic = False
                 current.by_id[replica_id] = returning
                 continue
             if returning is not None:
                 self._retire(returning)
             channel = grpc.aio.insecure_channel(instance.address, options=self._options)
-            current.by_id[replica_id] = Endpoint(instance, channel, agent_pb2_grpc.AgentServiceStub(channel))
+            current.by_id[replica_id] = Endpoint(
+                instance,
+                channel,
+                agent_pb2_grpc.AgentServiceStub(channel),
+                asyncio.Semaphore(self.max_pending_streams),
+            )
             log.info("replica %s of %s at %s joined", replica_id, agent, instance.address)
 
     def _retire(self, endpoint: Endpoint) -> None:
@@ -151,6 +223,10 @@ class EndpointPool:
         log.warning("ejected replica %s for %.1fs", endpoint.replica_id, self.eject_s)
 
     async def close(self) -> None:
+        for group in self._agents.values():
+            if group.panic_end is not None:
+                group.panic_end.cancel()
+                group.panic_end = None
         for endpoint in self._draining.values():
             await endpoint.channel.close()
         self._draining.clear()

@@ -313,7 +313,10 @@ class Runner:
             except Exception as exc:
                 code, message = _status_of(exc)
                 if code == grpc.StatusCode.INTERNAL:
-                    log.exception("run %s of %r failed unexpectedly", run.run_id, request.target)
+                    if _first_failure(exc) is None:  # not a step's failure: a bug of ours
+                        log.exception("run %s of %r failed unexpectedly", run.run_id, request.target)
+                    else:  # an agent's own INTERNAL (a model failure): its story, in one line
+                        log.warning("run %s of %r failed: %s", run.run_id, request.target, message)
                 yield numbered(
                     orchestrator_pb2.RunEvent(
                         error=agent_pb2.ErrorEvent(

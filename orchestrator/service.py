@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
+from google.protobuf import duration_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
@@ -33,6 +34,19 @@ INTERRUPT_BEFORE_S = 0.5
 """Runs still open are failed this long before the grace period runs out, leaving time for
 their error events to reach the callers before gRPC cancels the calls."""
 DEADLINE_MARGIN_S = 0.05
+
+
+def _duration_problem(value: duration_pb2.Duration) -> str | None:
+    """Why a Duration breaks protobuf's rules (None when it is valid).
+
+    Seconds within +-315,576,000,000, |nanos| below 1e9, and both of the same sign:
+    protobuf's own check (run by its JSON encoder) says which rule is broken.
+    """
+    try:
+        value.ToJsonString()
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def _check_key(value: str, field: str) -> str | None:
@@ -64,6 +78,9 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             seconds = request.timeout.seconds + request.timeout.nanos / 1e9
             if not 0 < seconds <= MAX_RUN_TIMEOUT_S:
                 return f"timeout: must be positive and at most {MAX_RUN_TIMEOUT_S} seconds"
+            problem = _duration_problem(request.timeout)  # e.g. 5 s and -1 ns: in range, not valid
+            if problem:
+                return f"timeout: {problem}"
         return _check_key(request.session_id, "session_id") or _check_key(request.user_id, "user_id")
 
     async def Run(  # noqa: N802 - gRPC method name
@@ -205,7 +222,12 @@ class OrchestratorServer:
         self.mesh = mesh
         self.watcher = watcher
         self.settings = settings or OrchestratorSettings()
-        self.pool = EndpointPool(self.settings.channel_options(), eject_s=self.settings.eject_s)
+        self.pool = EndpointPool(
+            self.settings.channel_options(),
+            eject_s=self.settings.eject_s,
+            max_pending_streams=self.settings.max_pending_streams,
+            panic_grace_s=self.settings.panic_grace_s,
+        )
         self.runner = Runner(self.pool, mesh, attempts=self.settings.retry_attempts)
         self.health = HealthServicer()
         self.port = 0
@@ -219,7 +241,7 @@ class OrchestratorServer:
     async def start(self) -> None:
         self.watcher.add_listener(self.pool.update)  # before start: every set it publishes reaches the pool
         await self.watcher.start()
-        server = grpc.aio.server(options=self.settings.channel_options())
+        server = grpc.aio.server(options=self.settings.server_options())
         add_servicer(server, orchestrator_pb2_grpc.add_OrchestratorServicer_to_server, self._servicer)
         add_servicer(server, health_pb2_grpc.add_HealthServicer_to_server, self.health)
         reflection.enable_server_reflection(
