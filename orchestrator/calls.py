@@ -5,7 +5,8 @@ ejects that replica and retries on another, a bounded number of times.
 A call cancelled before any event by someone other than the caller (the
 agent server's gRPC drops new calls when its backlog is full) is retried
 too, after a short jittered pause, without ejecting anyone: the replica is
-busy, not broken. After the first event a failure is never replayed (model
+busy, not broken; so is a replica whose session-store connections all stayed
+busy (StoreBusy), tried again on another replica. After the first event a failure is never replayed (model
 calls are not idempotent): it surfaces as `StepFailed`.
 """
 
@@ -31,12 +32,21 @@ MAX_REFUSED_RETRIES = 8
 up to ~4.5 s for a server's backlog of new calls to drain (it takes ~2 s for 1,500)."""
 RETRY_ELSEWHERE_KINDS = frozenset({"ShuttingDown"})
 """Agent error kinds that another replica may not have (the replica is draining)."""
+BUSY_KINDS = frozenset({"StoreBusy"})
+"""Agent error kinds (RESOURCE_EXHAUSTED) that say the replica is busy, not broken: its own
+pool of session-store connections stayed full. Another replica, with its own pool, may serve
+the step; the busy one is not ejected."""
+
+
+def _kind(error: grpc.aio.AioRpcError) -> str | None:
+    """The agent's declared error kind, when the agent (not the transport) failed the call."""
+    metadata = error.trailing_metadata() or ()
+    return next((str(value) for key, value in metadata if key == ERROR_KIND_METADATA), None)
 
 
 def _replica_fault(error: grpc.aio.AioRpcError) -> bool:
     """Whether this UNAVAILABLE is the replica's own (transport, draining) rather than shared trouble."""
-    metadata = error.trailing_metadata() or ()
-    kind = next((str(value) for key, value in metadata if key == ERROR_KIND_METADATA), None)
+    kind = _kind(error)
     return kind is None or kind in RETRY_ELSEWHERE_KINDS
 
 
@@ -134,10 +144,18 @@ async def stream_step(
                     calls -= 1  # does not use up an attempt
                     delay = pause.next_delay()
                 continue
-            failure = StepFailed(
-                code,
-                f"agent {request.agent!r} on {endpoint.replica_id}: {error.details() or code.name}",
-            )
+            detail = error.details() or code.name
+            if code == grpc.StatusCode.RESOURCE_EXHAUSTED and _kind(error) is None:
+                # gRPC's own refusal of a message over a limit on this hop, not the agent's.
+                detail += (
+                    " (a message between the orchestrator and its agents exceeded a limit: give both "
+                    "the same MESHSCOPE_GRPC_MAX_MESSAGE_BYTES)"
+                )
+            failure = StepFailed(code, f"agent {request.agent!r} on {endpoint.replica_id}: {detail}")
+            if not started and code == grpc.StatusCode.RESOURCE_EXHAUSTED and _kind(error) in BUSY_KINDS:
+                tried.add(endpoint.replica_id)  # busy: try another replica, eject nobody
+                last = failure
+                continue
             if started or code not in RETRYABLE_BEFORE_FIRST_EVENT or not _replica_fault(error):
                 raise failure from error
             tried.add(endpoint.replica_id)

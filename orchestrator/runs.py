@@ -30,6 +30,10 @@ from orchestrator.pool import EndpointPool
 log = logging.getLogger("meshscope.orchestrator")
 _WORD = re.compile(r"[A-Za-z](?:[A-Za-z0-9_.\-]*[A-Za-z0-9])?")
 """A name in a router's reply: inner dots and dashes belong to it, a closing full stop does not."""
+DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+"""gRPC's default message limit (MESHSCOPE_GRPC_MAX_MESSAGE_BYTES sets the orchestrator's)."""
+NUMBERING_BYTES = 64
+"""Upper bound of what `Runner.stream` adds to every event: its sequence (a varint) and run id (32 hex)."""
 QUEUE_DEPTH = 256
 """Events a run buffers for a slow caller before its steps wait (backpressure)."""
 
@@ -70,10 +74,21 @@ class Run:
 class Runner:
     """Executes runs against the pool, following the mesh file's pipelines."""
 
-    def __init__(self, pool: EndpointPool, mesh: MeshFile, *, attempts: int = 3) -> None:
+    def __init__(
+        self,
+        pool: EndpointPool,
+        mesh: MeshFile,
+        *,
+        attempts: int = 3,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
         self.pool = pool
         self.mesh = mesh
         self.attempts = attempts
+        self.max_message_bytes = max_message_bytes
+        """The largest message this orchestrator may send (its server's and channels' limit): a step's
+        input, a relayed event in its envelope and the run's end must fit, or the run fails with
+        RESOURCE_EXHAUSTED saying which, rather than a bare transport status."""
         # The mesh never changes after start: resolve each pipeline's agents once, not per run.
         self._pipeline_agents = {name: self._resolve(name) for name in mesh.pipelines}
         self._producers: set[asyncio.Task[None]] = set()
@@ -134,6 +149,14 @@ class Runner:
         )
         if run.request.HasField("metadata"):
             request.metadata.CopyFrom(run.request.metadata)
+        # Inputs grow with user data (a previous step's reply, a team's joined results).
+        size = request.ByteSize()
+        if size > self.max_message_bytes:
+            raise StepFailed(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"step {step!r}: the input for agent {agent!r} is {size} bytes, over the "
+                f"{self.max_message_bytes}-byte message limit",
+            )
         run.steps += 1
         root: str | None = None
         final: common_pb2.Message | None = None
@@ -150,14 +173,18 @@ class Runner:
                 run.usage.output_tokens += usage.output_tokens
                 run.usage.cache_input_tokens += usage.cache_input_tokens
                 run.usage.cache_creation_input_tokens += usage.cache_creation_input_tokens
-            await run.queue.put(
-                orchestrator_pb2.RunEvent(
-                    step=step,
-                    agent=event.agent or agent,
-                    replica=item.endpoint.replica_id,
-                    agent_event=event,
-                )
+            relayed = orchestrator_pb2.RunEvent(
+                step=step, agent=event.agent or agent, replica=item.endpoint.replica_id, agent_event=event
             )
+            # The agent keeps each event within its own limit; the envelope added here may push
+            # one past ours (~0.15 us a check).
+            if relayed.ByteSize() + NUMBERING_BYTES > self.max_message_bytes:
+                raise StepFailed(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"step {step!r}: agent {agent!r} sent an event of {event.ByteSize()} bytes, too large "
+                    f"to relay within the {self.max_message_bytes}-byte message limit",
+                )
+            await run.queue.put(relayed)
         if final is None:
             raise StepFailed(grpc.StatusCode.INTERNAL, f"agent {agent!r} ended without a reply")
         return final
@@ -330,17 +357,27 @@ class Runner:
                     producer.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await producer
-            yield numbered(
-                orchestrator_pb2.RunEvent(
-                    run_end=orchestrator_pb2.RunEnd(
-                        steps=run.steps,
-                        replicas=run.replicas,
-                        usage=run.usage,
-                        duration_ms=(time.monotonic() - started) * 1000,
-                        output=outcome["output"],
-                    )
+            end = orchestrator_pb2.RunEvent(
+                run_end=orchestrator_pb2.RunEnd(
+                    steps=run.steps,
+                    replicas=run.replicas,
+                    usage=run.usage,
+                    duration_ms=(time.monotonic() - started) * 1000,
+                    output=outcome["output"],
                 )
             )
+            size = end.ByteSize() + NUMBERING_BYTES
+            if size > self.max_message_bytes:  # a fan-out's joined replies, or a reply near the limit
+                code, message = (
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"the run finished, but its output ({outcome['output'].ByteSize()} bytes) does not fit "
+                    f"its run_end event within the {self.max_message_bytes}-byte message limit",
+                )
+                yield numbered(
+                    orchestrator_pb2.RunEvent(error=agent_pb2.ErrorEvent(code=code.name, message=message))
+                )
+                raise RunFailed(code, message)
+            yield numbered(end)
         finally:
             self._track(-1)
 

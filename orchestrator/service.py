@@ -228,7 +228,12 @@ class OrchestratorServer:
             max_pending_streams=self.settings.max_pending_streams,
             panic_grace_s=self.settings.panic_grace_s,
         )
-        self.runner = Runner(self.pool, mesh, attempts=self.settings.retry_attempts)
+        self.runner = Runner(
+            self.pool,
+            mesh,
+            attempts=self.settings.retry_attempts,
+            max_message_bytes=self.settings.max_message_bytes,
+        )
         self.health = HealthServicer()
         self.port = 0
         self._server: grpc.aio.Server | None = None

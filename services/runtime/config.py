@@ -16,6 +16,10 @@ Every knob, its variable and default (flags override the environment):
                                      answered within                  10
   MESHSCOPE_GRPC_MIN_PING_INTERVAL_S clients may ping at most this
                                      often (faster: GOAWAY)           10
+  MESHSCOPE_GRPC_MAX_PENDING_REQUESTS new calls the server holds before
+                                     the application takes them; past
+                                     it gRPC cancels new ones at random,
+                                     all of them at 3x (gRPC: 1000)   10000
 
 A bad value stops the process at start with one line naming the variable.
 """
@@ -70,6 +74,17 @@ def seconds(raw: str) -> float:
     return value
 
 
+MAX_PENDING_REQUESTS = MAX_MESSAGE_BYTES // 3
+"""gRPC is given three times the pending-requests knob as its hard limit, a 32-bit integer."""
+
+
+def _pending_requests(raw: str) -> int:
+    value = int(raw)
+    if not 0 < value <= MAX_PENDING_REQUESTS:
+        raise ValueError(raw)
+    return value
+
+
 def positive_int(raw: str) -> int:
     value = int(raw)
     if not 0 < value <= MAX_MESSAGE_BYTES:
@@ -89,6 +104,7 @@ class ServerSettings:
     keepalive_time_s: float = 30.0
     keepalive_timeout_s: float = 10.0
     min_ping_interval_s: float = 10.0
+    max_pending_requests: int = 10_000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
@@ -128,6 +144,13 @@ class ServerSettings:
                 d.min_ping_interval_s,
                 SECONDS_RANGE,
             ),
+            max_pending_requests=read_env(
+                env,
+                "MESHSCOPE_GRPC_MAX_PENDING_REQUESTS",
+                _pending_requests,
+                d.max_pending_requests,
+                f"a count 1-{MAX_PENDING_REQUESTS}",
+            ),
         )
 
     def with_overrides(self, **overrides: Any) -> ServerSettings:
@@ -143,6 +166,10 @@ class ServerSettings:
             ("grpc.keepalive_timeout_ms", int(self.keepalive_timeout_s * 1000)),
             ("grpc.http2.min_ping_interval_without_data_ms", int(self.min_ping_interval_s * 1000)),
             ("grpc.keepalive_permit_without_calls", 1),
+            # A burst of new calls past gRPC's default backlog (1000) is cancelled at random
+            # with no status a caller can tell from its own cancel ([5/13], fault 5).
+            ("grpc.server.max_pending_requests", self.max_pending_requests),
+            ("grpc.server.max_pending_requests_hard_limit", 3 * self.max_pending_requests),
             ("grpc.http2.max_pings_without_data", 0),
             # Without this, gRPC lets a second process bind the same port (SO_REUSEPORT)
             # and two replicas would share one address and one registration.

@@ -30,6 +30,7 @@ from orchestrator.config import OrchestratorConfigError, OrchestratorSettings
 from orchestrator.pipelines import parse_mesh
 from orchestrator.pool import EndpointPool
 from orchestrator.service import OrchestratorServer
+from services.runtime.client import AgentClient
 from services.runtime.registration import register_server
 from services.runtime.server import AgentServer
 from tests.conftest import StartServer
@@ -82,6 +83,16 @@ async def test_1500_concurrent_runs_through_one_orchestrator_all_succeed(
         )
     assert Counter(outcomes) == {"ok": BURST}
     assert echo.stats.completed == BURST
+
+
+async def test_1500_concurrent_calls_straight_to_an_agent_server_all_succeed(echo: AgentServer) -> None:
+    """Any client (the CLI, a bridge, several orchestrators) may open a burst of calls on an
+    agent server: its backlog is raised past gRPC's default too, so none is cancelled."""
+    async with AgentClient(echo.address) as client:
+        outcomes = Counter(
+            await asyncio.gather(*(_outcome(client.invoke("echo", f"hello {i}")) for i in range(BURST)))
+        )
+    assert outcomes == {"ok": BURST}
 
 
 async def _burst(pool: EndpointPool, *, attempts: int) -> Counter[str]:

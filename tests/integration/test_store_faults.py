@@ -15,10 +15,16 @@ from typing import Any, TypeVar
 import grpc
 import pytest
 
+from discovery.model import Instance, replica_id_for
+from meshscope.v1 import agent_pb2
+from meshscope.wire import user_message
 from meshscope_cli.redis_dev import RedisDevServer
+from orchestrator.calls import stream_step
+from orchestrator.pool import EndpointPool
 from services.runtime.client import AgentClient
 from services.runtime.errors import StoreBusy
 from services.runtime.redis_store import RedisSessionStore, StoreSettings
+from services.runtime.server import AgentServer
 from services.runtime.state import StateKey
 from tests.conftest import StartServer
 from tests.proxy import FaultProxy
@@ -193,3 +199,38 @@ def _value(read: Callable[[], T]) -> Callable[[], Awaitable[T]]:
         return read()
 
     return probe
+
+
+async def test_a_replica_whose_store_pool_stays_full_is_passed_over_before_the_first_event(
+    start_server: StartServer, redis_server: RedisDevServer, proxies: list[FaultProxy]
+) -> None:
+    """StoreBusy says the replica is busy, not broken: the orchestrator's step goes to another
+    replica instead of failing the run, and ejects nobody."""
+    on_wire = asyncio.Event()
+    slow = await _proxied(redis_server, proxies, delay_s=0.6, on_client_chunk=lambda _: on_wire.set())
+    busy_store = RedisSessionStore(
+        StoreSettings(redis_url=f"redis://127.0.0.1:{slow.port}/0", max_connections=1, pool_timeout_s=0.1)
+    )
+    busy = await start_server(["analyst"], store=busy_store)
+    good = await start_server(["analyst"], store=RedisSessionStore(StoreSettings(redis_url=redis_server.url)))
+    pool = EndpointPool()
+    pool.update("analyst", [_instance(busy), _instance(good)])
+    by_port = {e.instance.port: e for e in pool.endpoints("analyst")}
+    for _ in range(3):  # the good replica looks loaded, so power-of-two-choices tries the busy one first
+        pool.stream_started(by_port[good.port])
+    holding = asyncio.create_task(
+        busy_store.load(StateKey("u", "other", "analyst"))
+    )  # takes its one connection
+    await asyncio.wait_for(on_wire.wait(), 5)
+    request = agent_pb2.InvokeRequest(agent="analyst", input=user_message("hello"), session_id="s")
+    events = [e async for e in stream_step(pool, request, deadline=time.monotonic() + 30, attempts=2)]
+    assert {e.endpoint.instance.port for e in events} == {good.port}
+    assert events[-1].event.HasField("reply_end")
+    assert busy.runner.stats.failed == 1  # the busy replica was tried first, and said so
+    assert all(e.available(time.monotonic()) for e in pool.endpoints("analyst"))  # nobody ejected
+    await holding
+    await pool.close()
+
+
+def _instance(server: AgentServer) -> Instance:
+    return Instance("analyst", replica_id_for("analyst", "127.0.0.1", server.port), "127.0.0.1", server.port)
