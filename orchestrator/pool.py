@@ -12,9 +12,9 @@ Two bounded resources are not outages here:
   the agent server's gRPC backlog, which cancels calls at random past 1000;
 - when discovery drops every replica of an agent at once (all health checks
   failed together: a loaded machine, a flapping network), the pool keeps
-  routing to the last set for `panic_grace_s` (Envoy's panic threshold, at
-  0 %). A replica that comes back ends the panic; at the end of the grace the
-  set is dropped. Replicas that are really gone fail their calls before the
+  routing to every replica that left within the last `panic_grace_s`, for
+  `panic_grace_s` (Envoy's panic threshold, at 0 %). A replica that comes
+  back ends the panic; at the end of the grace the set is dropped. Replicas that are really gone fail their calls before the
   first event, are ejected, and runs fail with UNAVAILABLE without waiting.
 """
 
@@ -69,6 +69,9 @@ class _AgentEndpoints:
     by_id: dict[str, Endpoint] = field(default_factory=dict)
     panic_end: asyncio.TimerHandle | None = None
     """Set while in panic: drops the set when the grace runs out."""
+    left: dict[str, tuple[Instance, float]] = field(default_factory=dict)
+    """Replicas discovery dropped, with when (time.monotonic()): Consul checks each replica on
+    its own timer, so replicas failing "at once" leave one by one, within a check interval."""
 
 
 class NoReplica(Exception):
@@ -108,10 +111,16 @@ class EndpointPool:
         """
         current = self._agents.setdefault(agent, _AgentEndpoints())
         wanted = {i.replica_id: i for i in instances}
-        if not wanted and current.by_id and self.panic_grace_s > 0:
-            if current.panic_end is None:
-                self._start_panic(agent, current)
+        if not wanted and self.panic_grace_s > 0 and current.panic_end is not None:
             return
+        if not wanted and self.panic_grace_s > 0:
+            # Every replica that left within the grace is routed to again, not only the last.
+            since = time.monotonic() - self.panic_grace_s
+            recent = {rid: i for rid, (i, at) in current.left.items() if at >= since}
+            if current.by_id or recent:
+                self._apply(agent, current, {**recent, **{r: e.instance for r, e in current.by_id.items()}})
+                self._start_panic(agent, current)
+                return
         if current.panic_end is not None:
             current.panic_end.cancel()
             current.panic_end = None
@@ -139,6 +148,7 @@ class EndpointPool:
             "panic of %s ended: no replica came back within %.1fs; dropping them", agent, self.panic_grace_s
         )
         self._apply(agent, current, {})
+        current.left.clear()  # they had their grace: an empty set again is no new panic
 
     def _apply(self, agent: str, current: _AgentEndpoints, wanted: dict[str, Instance]) -> None:
         for replica_id in list(current.by_id):
@@ -146,8 +156,10 @@ class EndpointPool:
             if replica_id not in wanted or wanted[replica_id].address != endpoint.instance.address:
                 del current.by_id[replica_id]
                 self._retire(endpoint)
+                current.left[replica_id] = (endpoint.instance, time.monotonic())
                 log.info("replica %s of %s left", replica_id, agent)
         for replica_id, instance in wanted.items():
+            current.left.pop(replica_id, None)
             if replica_id in current.by_id:
                 current.by_id[replica_id].instance = instance
                 continue

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import grpc
 
@@ -60,14 +60,11 @@ class SessionClient(ChannelClient):
     ) -> AsyncIterator[common_pb2.HistoryLine]:
         """Every line of a session's transcript, oldest first, read a page at a time
         (`timeout` applies to each page's call)."""
-        token = ""
-        while True:
-            page = await self.get_session(session_id, page_size=page_size, page_token=token, timeout=timeout)
+        async for page in _pages(
+            lambda token: self.get_session(session_id, page_size=page_size, page_token=token, timeout=timeout)
+        ):
             for line in page.history:
                 yield line
-            token = page.next_page_token
-            if not token:
-                return
 
     async def list_sessions(
         self, user_id: str = "", *, page_size: int = 0, page_token: str = "", timeout: float | None = 10.0
@@ -81,14 +78,11 @@ class SessionClient(ChannelClient):
         self, user_id: str = "", *, page_size: int = 0, timeout: float | None = 10.0
     ) -> AsyncIterator[common_pb2.SessionSummary]:
         """Every session of a user, most recently updated first, read a page at a time."""
-        token = ""
-        while True:
-            page = await self.list_sessions(user_id, page_size=page_size, page_token=token, timeout=timeout)
+        async for page in _pages(
+            lambda token: self.list_sessions(user_id, page_size=page_size, page_token=token, timeout=timeout)
+        ):
             for summary in page.sessions:
                 yield summary
-            token = page.next_page_token
-            if not token:
-                return
 
     async def delete_session(self, session_id: str, *, timeout: float | None = 10.0) -> bool:
         """Delete a session everywhere; False when there was no such session."""
@@ -96,3 +90,17 @@ class SessionClient(ChannelClient):
             common_pb2.DeleteSessionRequest(session_id=session_id), timeout=timeout
         )
         return response.deleted
+
+
+_Page = TypeVar("_Page", common_pb2.Session, common_pb2.ListSessionsResponse)
+
+
+async def _pages(read: Callable[[str], Awaitable[_Page]]) -> AsyncIterator[_Page]:
+    """Every page `read(page_token)` returns, from the first until one has no `next_page_token`."""
+    token = ""
+    while True:
+        page = await read(token)
+        yield page
+        token = page.next_page_token
+        if not token:
+            return

@@ -174,6 +174,21 @@ async def test_every_replica_leaving_at_once_starts_a_panic_that_a_returning_one
         await pool.close()
 
 
+async def test_replicas_failing_their_checks_one_by_one_within_the_grace_all_join_the_panic() -> None:
+    """Consul checks each replica on its own timer: "at once" arrives as one leaving, then the other."""
+    pool = EndpointPool(panic_grace_s=5)
+    try:
+        pool.update("echo", [_instance(1), _instance(2)])
+        pool.update("echo", [_instance(2)])  # replica 1's check failed first
+        pool.update("echo", [])  # then replica 2's
+        assert [(e.instance.port, e.health(time.monotonic())) for e in pool.endpoints("echo")] == [
+            (1, "panic"),
+            (2, "panic"),
+        ]
+    finally:
+        await pool.close()
+
+
 async def test_without_a_panic_grace_an_empty_set_empties_the_pool() -> None:
     pool = EndpointPool(panic_grace_s=0)
     try:
@@ -233,15 +248,18 @@ async def test_when_every_replica_fails_its_consul_check_at_once_runs_still_get_
             for replica in replicas:
                 await serving(replica, NOT_SERVING)
             # Consul runs each check on its own schedule, so they drop out one by one
-            # within an interval: the last one standing is kept.
-            await wait_for(lambda: _echo_health(client), lambda h: h == ["panic"], timeout=10)
+            # within an interval: every one that left within the grace is kept.
+            await wait_for(lambda: _echo_health(client), lambda h: h == ["panic", "panic"], timeout=10)
             assert await _outcome(client.run("echo", "still routed?", timeout=10)) == "ok"
             # One passes again: the panic ends, and only that one is routed to.
             await serving(replicas[0], SERVING)
             await wait_for(lambda: _echo_health(client), lambda h: h == ["passing"], timeout=10)
             # All fail again, and none comes back: after the grace the agent is gone.
             await serving(replicas[0], NOT_SERVING)
-            await wait_for(lambda: _echo_health(client), lambda h: h == ["panic"], timeout=10)
+            # (the other one joins this panic too if it left less than the grace ago)
+            await wait_for(
+                lambda: _echo_health(client), lambda h: bool(h) and set(h) == {"panic"}, timeout=10
+            )
             panicked = time.monotonic()
             await wait_for(lambda: _echo_health(client), lambda h: h == [], timeout=grace + 5)
             assert time.monotonic() - panicked >= grace - 1.5  # the listing is polled, not exact
