@@ -234,3 +234,38 @@ async def test_a_replica_whose_store_pool_stays_full_is_passed_over_before_the_f
 
 def _instance(server: AgentServer) -> Instance:
     return Instance("analyst", replica_id_for("analyst", "127.0.0.1", server.port), "127.0.0.1", server.port)
+
+
+async def test_a_stalled_redis_is_unreachable_not_a_busy_pool(
+    redis_server: RedisDevServer, proxies: list[FaultProxy]
+) -> None:
+    """Review of [5/13]: Redis stops answering (SIGSTOPped, a network black hole). The few
+    commands holding the pool's connections time out and retry (socket timeout x 3 plus
+    back-off), longer than the pool wait; every other command's wait runs out first and
+    reports StoreBusy, RESOURCE_EXHAUSTED "raise MESHSCOPE_REDIS_MAX_CONNECTIONS", although
+    Redis is unreachable. Seen with real processes: 40 turns, pool of 2, Redis SIGSTOPped ->
+    38 RESOURCE_EXHAUSTED "busy", 2 UNAVAILABLE. The defaults have the same ratio (2 s socket
+    timeout x 3 attempts > 5 s pool wait); so do these (0.4 s x 3 > 1 s)."""
+    stalled = False
+
+    def black_hole(chunk: bytes) -> float:
+        return 30.0 if stalled else 0.0
+
+    proxy = await _proxied(redis_server, proxies, hold_reply=black_hole)
+    store = RedisSessionStore(
+        StoreSettings(
+            redis_url=f"redis://127.0.0.1:{proxy.port}/0",
+            max_connections=2,
+            pool_timeout_s=1.0,
+            socket_timeout_s=0.4,
+        )
+    )
+    await asyncio.gather(*(store.load(StateKey("u", f"s{n}", "analyst")) for n in range(4)))  # 2 open
+    stalled = True
+    results = await asyncio.gather(
+        *(store.load(StateKey("u", f"s{n}", "analyst")) for n in range(10)), return_exceptions=True
+    )
+    await store.close()
+    busy = [r for r in results if isinstance(r, StoreBusy)]
+    assert all(isinstance(r, Exception) for r in results)
+    assert busy == [], f"{len(busy)} of 10 commands said 'busy' while Redis was unreachable"
