@@ -458,7 +458,9 @@ class RedisSessionStore:
                 if user is not None:
                     pipe.zrem(self._key("user-sessions", user), session_id)
                 deleted, *_ = await pipe.execute()
-            return int(deleted) > 0
+            # redis-py retries the transaction when its reply is lost, and the retry's DEL finds
+            # nothing: whether there was a session is what was read before it.
+            return int(deleted) > 0 or user is not None or bool(states) or bool(agents)
 
         return await self._call(delete)
 

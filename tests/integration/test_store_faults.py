@@ -234,3 +234,69 @@ async def test_a_replica_whose_store_pool_stays_full_is_passed_over_before_the_f
 
 def _instance(server: AgentServer) -> Instance:
     return Instance("analyst", replica_id_for("analyst", "127.0.0.1", server.port), "127.0.0.1", server.port)
+
+
+async def test_a_delete_whose_reply_is_lost_still_reports_the_session_deleted(
+    start_server: StartServer, redis_server: RedisDevServer, proxies: list[FaultProxy]
+) -> None:
+    """Review of [5/13]: the reply to DeleteSession's MULTI/DEL/EXEC is held past the socket
+    timeout once. redis-py retries the transaction, whose DEL now finds nothing, so the agent
+    answers deleted=False (`meshscope sessions delete` prints "no session" and exits 1) for a
+    session it did delete: a retried write that already happened, and a caller told otherwise."""
+    held = 0
+
+    def hold_first_delete(chunk: bytes) -> float:
+        nonlocal held
+        if b"MULTI" in chunk and b":history:gone" in chunk and held == 0:
+            held += 1
+            return 1.0
+        return 0.0
+
+    lossy = await _proxied(redis_server, proxies, hold_reply=hold_first_delete)
+    store = RedisSessionStore(
+        StoreSettings(redis_url=f"redis://127.0.0.1:{lossy.port}/0", socket_timeout_s=0.5)
+    )
+    server = await start_server(["analyst"], store=store)
+    async with AgentClient(server.address) as client:
+        await client.reply("analyst", "remember 42", session_id="gone")
+        deleted = await client.delete_session("gone")
+    assert held == 1
+    checker = RedisSessionStore(StoreSettings(redis_url=redis_server.url))
+    assert await checker.session("gone") is None  # it was deleted...
+    await checker.close()
+    assert deleted, "the session was deleted, but the caller was told there was none"
+
+
+async def test_a_stalled_redis_is_unreachable_not_a_busy_pool(
+    redis_server: RedisDevServer, proxies: list[FaultProxy]
+) -> None:
+    """Review of [5/13]: Redis stops answering (SIGSTOPped, a network black hole). The few
+    commands holding the pool's connections time out and retry (socket timeout x 3 plus
+    back-off), longer than the pool wait; every other command's wait runs out first and
+    reports StoreBusy, RESOURCE_EXHAUSTED "raise MESHSCOPE_REDIS_MAX_CONNECTIONS", although
+    Redis is unreachable. Seen with real processes: 40 turns, pool of 2, Redis SIGSTOPped ->
+    38 RESOURCE_EXHAUSTED "busy", 2 UNAVAILABLE. The defaults have the same ratio (2 s socket
+    timeout x 3 attempts > 5 s pool wait); so do these (0.4 s x 3 > 1 s)."""
+    stalled = False
+
+    def black_hole(chunk: bytes) -> float:
+        return 30.0 if stalled else 0.0
+
+    proxy = await _proxied(redis_server, proxies, hold_reply=black_hole)
+    store = RedisSessionStore(
+        StoreSettings(
+            redis_url=f"redis://127.0.0.1:{proxy.port}/0",
+            max_connections=2,
+            pool_timeout_s=1.0,
+            socket_timeout_s=0.4,
+        )
+    )
+    await asyncio.gather(*(store.load(StateKey("u", f"s{n}", "analyst")) for n in range(4)))  # 2 open
+    stalled = True
+    results = await asyncio.gather(
+        *(store.load(StateKey("u", f"s{n}", "analyst")) for n in range(10)), return_exceptions=True
+    )
+    await store.close()
+    busy = [r for r in results if isinstance(r, StoreBusy)]
+    assert all(isinstance(r, Exception) for r in results)
+    assert busy == [], f"{len(busy)} of 10 commands said 'busy' while Redis was unreachable"
