@@ -134,6 +134,38 @@ def next_index(previous: int | None, returned: Any) -> int | None:
     return index
 
 
+class _Query:
+    """One query loop's back-off, and its hold after an outage.
+
+    A Consul that answers again may not have seen the replicas re-register yet (a restarted
+    dev agent forgets them), so for `hold_s` after a query's first answer following its
+    failures, an empty answer does not empty the last known set. Counted from that first
+    answer, not from the last failure: the retry that finds Consul back comes a whole
+    back-off delay (up to 10 s) after the failure before it, longer than the hold.
+    """
+
+    def __init__(self, hold_s: float) -> None:
+        self.hold_s = hold_s
+        self.backoff = Backoff()
+        self.failing = False
+        self.answered_at: float | None = None
+        """When the query was first answered after failing (time.monotonic())."""
+
+    def failed(self) -> float:
+        """Record a failure; the delay (seconds) before the next try."""
+        self.failing = True
+        return self.backoff.next_delay()
+
+    def answered(self) -> None:
+        if self.failing:
+            self.failing = False
+            self.answered_at = time.monotonic()
+            self.backoff.reset()
+
+    def recovering(self) -> bool:
+        return self.answered_at is not None and time.monotonic() - self.answered_at < self.hold_s
+
+
 class ConsulWatcher(_Notifier):
     """Blocking queries on Consul's catalog and health endpoints."""
 
@@ -148,9 +180,7 @@ class ConsulWatcher(_Notifier):
         self._outage = Outage(log, f"watching Consul at {settings.http_addr}")
         """Shared by every query: one line when Consul stops answering, one when it answers again."""
         self.last_error_at: float | None = None
-        """When a query last failed: a Consul that answers again may not have seen the
-        replicas re-register yet (a restarted dev agent forgets them), so for
-        `recover_hold_s` after it the last known sets are kept rather than emptied."""
+        """When a query last failed (time.monotonic())."""
 
     async def start(self) -> None:
         self._client = connect(self.settings)
@@ -178,19 +208,15 @@ class ConsulWatcher(_Notifier):
             await self._client.close()
             self._client = None
 
-    def _recovering(self) -> bool:
-        since = self.last_error_at
-        return since is not None and time.monotonic() - since < self.settings.recover_hold_s
-
-    def _wait(self) -> str:
+    def _wait(self, query: _Query) -> str:
         """How long a blocking query may wait: while recovering, only until the hold ends, so
         an answer that changes nothing is asked again soon rather than after the full wait."""
-        return duration(self.settings.recover_hold_s if self._recovering() else self.settings.wait_s)
+        return duration(self.settings.recover_hold_s if query.recovering() else self.settings.wait_s)
 
-    async def _retry(self, backoff: Backoff, what: str, exc: BaseException) -> None:
+    async def _retry(self, query: _Query, what: str, exc: BaseException) -> None:
         self.errors += 1
         self.last_error_at = time.monotonic()
-        delay = backoff.next_delay()
+        delay = query.failed()
         self._outage.failed(
             f"{what} failed ({describe_error(exc)})",
             delay,
@@ -198,30 +224,30 @@ class ConsulWatcher(_Notifier):
         )
         await asyncio.sleep(delay)
 
-    def _answered(self, backoff: Backoff) -> None:
-        backoff.reset()
+    def _answered(self, query: _Query) -> None:
+        query.answered()
         self._outage.recovered()
 
     async def _watch_catalog(self) -> None:
         index: int | None = None
-        backoff = Backoff()
+        query = _Query(self.settings.recover_hold_s)
         while True:
             try:
-                returned, services = await self._client.catalog.services(index=index, wait=self._wait())
+                returned, services = await self._client.catalog.services(index=index, wait=self._wait(query))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 # Consul holds a query whose index is ahead of its own (a restarted
                 # Consul) until `wait` runs out, so after an error start over.
                 index = None
-                await self._retry(backoff, "the catalog", exc)
+                await self._retry(query, "the catalog", exc)
                 continue
-            self._answered(backoff)
+            self._answered(query)
             index = next_index(index, returned)
             names = {name for name, tags in services.items() if AGENT_TAG in (tags or [])}
             for name in names:
                 self._watch(name)
-            if self._recovering():  # an agent missing now may be re-registering: keep watching it
+            if query.recovering():  # an agent missing now may be re-registering: keep watching it
                 continue
             for name in set(self._tasks) - names:
                 self._tasks.pop(name).cancel()
@@ -229,23 +255,23 @@ class ConsulWatcher(_Notifier):
 
     async def _watch_agent(self, agent: str) -> None:
         index: int | None = None
-        backoff = Backoff()
+        query = _Query(self.settings.recover_hold_s)
         while True:
             try:
                 returned, entries = await self._client.health.service(
-                    agent, index=index, wait=self._wait(), passing=True
+                    agent, index=index, wait=self._wait(query), passing=True
                 )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 index = None  # see _watch_catalog: start over after an error
-                await self._retry(backoff, f"agent {agent!r}", exc)
+                await self._retry(query, f"agent {agent!r}", exc)
                 continue
-            self._answered(backoff)
+            self._answered(query)
             index = next_index(index, returned)
             found = _instances(agent, entries)
-            if not found and self.instances(agent) and self._recovering():
-                continue  # see `last_error_at`: keep the last known set for a moment
+            if not found and self.instances(agent) and query.recovering():
+                continue  # see `_Query`: keep the last known set for a moment
             self._publish(agent, found)
 
 

@@ -34,6 +34,7 @@ turn's write is keyed by its turn id.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import os
@@ -46,7 +47,7 @@ import redis.asyncio as redis
 from redis.asyncio import BlockingConnectionPool
 from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -268,6 +269,13 @@ class RedisSessionStore:
             return await operation()
         except _PoolWaitTimeout:
             settings = self.settings
+            if not await self._answering():
+                # Every connection is stuck on a Redis that stopped answering (its commands
+                # time out and retry for longer than this wait): unreachable, not busy.
+                raise StoreUnavailable(
+                    f"session store unreachable (Redis at {self._where()}): it does not answer, and all "
+                    f"{settings.max_connections} connections of this replica are waiting on it"
+                ) from None
             raise StoreBusy(
                 f"session store busy: all {settings.max_connections} Redis connections of this replica "
                 f"stayed in use for {settings.pool_timeout_s:g}s (MESHSCOPE_REDIS_MAX_CONNECTIONS, "
@@ -277,6 +285,25 @@ class RedisSessionStore:
             raise StoreUnavailable(f"session store unreachable (Redis at {self._where()}): {exc}") from exc
         except RedisError as exc:
             raise StoreUnavailable(f"session store error (Redis at {self._where()}): {exc}") from exc
+
+    async def _answering(self) -> bool:
+        """Whether Redis answers a PING, on a connection of its own, within one socket timeout.
+
+        Asked only when a wait for a pooled connection ran out, to tell a busy replica (Redis
+        answers; this replica has too few connections) from a Redis that stopped answering.
+        """
+        pool = self._client.connection_pool
+        probe = pool.connection_class(**{**pool.connection_kwargs, "retry": Retry(NoBackoff(), 0)})
+        try:
+            async with asyncio.timeout(self.settings.socket_timeout_s or None):
+                await probe.connect()
+                await probe.send_command("PING")
+                await probe.read_response()
+            return True
+        except (RedisError, OSError, TimeoutError):
+            return False
+        finally:
+            await probe.disconnect()
 
     def _where(self) -> str:
         kwargs = self._client.connection_pool.connection_kwargs

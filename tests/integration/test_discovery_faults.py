@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
+from collections.abc import Awaitable, Callable
 
 import pytest
 
 from discovery.config import ConsulSettings
-from discovery.model import Registration
+from discovery.consul_client import connect as consul_connect
+from discovery.model import AGENT_TAG, Registration
 from discovery.registrar import Registrar
 from discovery.registry import ConsulRegistry
 from discovery.watcher import ConsulWatcher
@@ -72,3 +75,47 @@ async def test_a_consul_outage_is_logged_once_each_way_and_retries_back_off(
     ]
     assert len(delays) >= 5, delays
     assert delays == sorted(delays) and delays[-1] > 4 * delays[0], delays
+
+
+async def test_the_hold_after_a_long_outage_covers_the_first_answer(
+    consul: ConsulDevAgent, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After a long outage the retry that finds Consul back comes a whole back-off delay after
+    the last failure, longer than the hold: a hold counted from that failure has run out by the
+    first answer, and a restarted (empty) Consul empties the set at once. Counted from the
+    first answer, the set is kept for the hold while replicas re-register. (Found in review.)"""
+    caplog.set_level(logging.INFO, logger="meshscope.discovery")
+    hold = 1.5
+    settings = ConsulSettings.from_env(
+        {"CONSUL_HTTP_ADDR": consul.http_addr, "MESHSCOPE_CONSUL_RECOVER_HOLD_S": str(hold)}
+    )
+    client = consul_connect(settings)
+    try:
+        await client.agent.service.register(
+            "analyst", service_id="analyst@127.0.0.1:1", address="127.0.0.1", port=1, tags=[AGENT_TAG]
+        )
+    finally:
+        await client.close()
+    watcher = ConsulWatcher(settings, agents=["analyst"])  # one query: its first answer is the one logged
+    emptied: list[float] = []
+    watcher.add_listener(lambda agent, found: None if found else emptied.append(time.time()))
+    await watcher.start()
+    try:
+        await wait_for(_count(lambda: len(watcher.instances("analyst"))), lambda n: n == 1, timeout=10)
+        await asyncio.to_thread(consul.stop)
+        # Five failures: the next retry waits 1.6-3.2 s, longer than the hold.
+        await wait_for(_count(lambda: watcher.errors), lambda errors: errors >= 5, timeout=20)
+        await asyncio.to_thread(consul.start)  # a dev agent: it comes back empty
+        await wait_for(_count(lambda: len(emptied)), lambda n: n == 1, timeout=20)
+        (answered,) = await _records(caplog, "answering again")
+        kept = emptied[0] - answered.created
+        assert kept >= hold - 0.05, f"the empty answer was passed on {kept:.2f}s after the first answer"
+    finally:
+        await watcher.stop()
+
+
+def _count(read: Callable[[], int]) -> Callable[[], Awaitable[int]]:
+    async def probe() -> int:
+        return read()
+
+    return probe

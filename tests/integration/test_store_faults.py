@@ -77,7 +77,12 @@ async def test_a_pool_that_stays_full_is_busy_not_unreachable(
     Redis is unreachable (it is not)."""
     slow = await _proxied(redis_server, proxies, delay_s=0.4)
     store = RedisSessionStore(
-        StoreSettings(redis_url=f"redis://127.0.0.1:{slow.port}/0", max_connections=1, pool_timeout_s=0.2)
+        StoreSettings(
+            redis_url=f"redis://127.0.0.1:{slow.port}/0",
+            max_connections=1,
+            pool_timeout_s=0.2,
+            socket_timeout_s=5,  # Redis answers, slowly: a PING asked when the wait runs out gets its answer
+        )
     )
     results = await asyncio.gather(
         store.load(StateKey("u", "a", "analyst")), store.load(StateKey("u", "b", "analyst")),
@@ -209,7 +214,12 @@ async def test_a_replica_whose_store_pool_stays_full_is_passed_over_before_the_f
     on_wire = asyncio.Event()
     slow = await _proxied(redis_server, proxies, delay_s=0.6, on_client_chunk=lambda _: on_wire.set())
     busy_store = RedisSessionStore(
-        StoreSettings(redis_url=f"redis://127.0.0.1:{slow.port}/0", max_connections=1, pool_timeout_s=0.1)
+        StoreSettings(
+            redis_url=f"redis://127.0.0.1:{slow.port}/0",
+            max_connections=1,
+            pool_timeout_s=0.1,
+            socket_timeout_s=5,
+        )
     )
     busy = await start_server(["analyst"], store=busy_store)
     good = await start_server(["analyst"], store=RedisSessionStore(StoreSettings(redis_url=redis_server.url)))
