@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -292,6 +294,15 @@ def test_meshscope_sessions_commands(redis_server: RedisDevServer, tmp_path: Pat
         assert fields[0] == "trip"
         assert "2 turn(s)" in listed.stdout
         assert listed.stdout.strip().endswith("analyst, writer")
+        # A reader that went away (`| head`) is no traceback.
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        piped = subprocess.run(
+            meshscope_command("sessions", "list", "--user", "ann"),
+            cwd=REPO, env=child_env(env), stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60,
+        )  # fmt: skip
+        os.close(write_end)
+        assert (piped.returncode, piped.stderr) == (141, "")
         shown = run_cli(["sessions", "show", "trip"], env)
         lines = shown.stdout.strip().splitlines()
         assert lines[0] == "[user -> analyst] plan a trip"
