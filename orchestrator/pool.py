@@ -168,6 +168,7 @@ class EndpointPool:
                 returning.instance = instance  # it came back: keep its channel and its live load
                 returning.panic = False
                 current.by_id[replica_id] = returning
+                log.info("replica %s of %s at %s came back", replica_id, agent, instance.address)
                 continue
             if returning is not None:
                 self._retire(returning)
