@@ -14,8 +14,9 @@ Two bounded resources are not outages here:
   failed together: a loaded machine, a flapping network), the pool keeps
   routing to every replica that left within the last `panic_grace_s`, for
   `panic_grace_s` (Envoy's panic threshold, at 0 %). A replica that comes
-  back ends the panic; at the end of the grace the set is dropped. Replicas that are really gone fail their calls before the
-  first event, are ejected, and runs fail with UNAVAILABLE without waiting.
+  back ends the panic; at the end of the grace the set is dropped. Replicas
+  that are really gone fail their calls before the first event, are ejected,
+  and runs fail with UNAVAILABLE without waiting.
 """
 
 from __future__ import annotations
