@@ -28,6 +28,17 @@ def consul_settings(consul: ConsulDevAgent, **overrides: str) -> ConsulSettings:
     return ConsulSettings.from_env({"CONSUL_HTTP_ADDR": consul.http_addr, **overrides})
 
 
+async def register_once(settings: ConsulSettings, agent: str) -> None:
+    """Register a replica of `agent` once, with no check and nobody to re-register it (port 1)."""
+    client = consul_connect(settings)
+    try:
+        await client.agent.service.register(
+            agent, service_id=f"{agent}@127.0.0.1:1", address="127.0.0.1", port=1, tags=[AGENT_TAG]
+        )
+    finally:
+        await client.close()
+
+
 async def passing(consul: ConsulDevAgent, agent: str) -> list[str]:
     return await asyncio.to_thread(consul.passing, agent)
 
@@ -159,13 +170,7 @@ async def test_the_catalog_watcher_holds_its_sets_while_a_restarted_consul_is_st
     """Catalog mode, as the orchestrator runs it. Nothing re-registers here, so the restarted
     Consul stays empty: the watcher must keep the replica for the hold, then let it go."""
     settings = consul_settings(consul, MESHSCOPE_CONSUL_RECOVER_HOLD_S="3")
-    client = consul_connect(settings)
-    try:
-        await client.agent.service.register(
-            "analyst", service_id="analyst@127.0.0.1:1", address="127.0.0.1", port=1, tags=[AGENT_TAG]
-        )
-    finally:
-        await client.close()
+    await register_once(settings, "analyst")
     watcher = ConsulWatcher(settings)
     emptied: list[float] = []
     watcher.add_listener(lambda agent, found: None if found else emptied.append(time.monotonic()))

@@ -11,12 +11,12 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from discovery.config import ConsulSettings
-from discovery.consul_client import connect as consul_connect
-from discovery.model import AGENT_TAG, Registration
+from discovery.model import Registration
 from discovery.registrar import Registrar
 from discovery.registry import ConsulRegistry
 from discovery.watcher import ConsulWatcher
 from meshscope_cli.consul_dev import ConsulDevAgent
+from tests.integration.test_discovery import register_once
 from tests.support import wait_for
 
 pytestmark = pytest.mark.integration
@@ -89,13 +89,7 @@ async def test_the_hold_after_a_long_outage_covers_the_first_answer(
     settings = ConsulSettings.from_env(
         {"CONSUL_HTTP_ADDR": consul.http_addr, "MESHSCOPE_CONSUL_RECOVER_HOLD_S": str(hold)}
     )
-    client = consul_connect(settings)
-    try:
-        await client.agent.service.register(
-            "analyst", service_id="analyst@127.0.0.1:1", address="127.0.0.1", port=1, tags=[AGENT_TAG]
-        )
-    finally:
-        await client.close()
+    await register_once(settings, "analyst")
     watcher = ConsulWatcher(settings, agents=["analyst"])  # one query: its first answer is the one logged
     emptied: list[float] = []
     watcher.add_listener(lambda agent, found: None if found else emptied.append(time.time()))

@@ -51,6 +51,22 @@ async def _proxied(redis_server: RedisDevServer, made: list[FaultProxy], **fault
     return proxy
 
 
+class _HoldOnce:
+    """A `hold_reply` rule: the reply to the first request that contains every marker is held
+    for `hold_s` seconds (past the test's socket timeout); later ones pass."""
+
+    def __init__(self, *markers: bytes, hold_s: float = 1.0) -> None:
+        self.markers = markers
+        self.hold_s = hold_s
+        self.held = 0
+
+    def __call__(self, chunk: bytes) -> float:
+        if self.held or not all(marker in chunk for marker in self.markers):
+            return 0.0
+        self.held += 1
+        return self.hold_s
+
+
 async def test_a_full_pool_waits_instead_of_failing_turns(
     start_server: StartServer, redis_server: RedisDevServer
 ) -> None:
@@ -137,15 +153,7 @@ async def test_a_write_whose_reply_is_lost_is_applied_once(
 ) -> None:
     """The reply to the turn's write is held past the socket timeout once: redis-py retries
     the write, which must not append the turn again; the caller is told the turn succeeded."""
-    held = 0
-
-    def hold_first_write(chunk: bytes) -> float:
-        nonlocal held
-        if b"EVALSHA" in chunk and b":history:lost" in chunk and held == 0:
-            held += 1
-            return 1.0
-        return 0.0
-
+    hold_first_write = _HoldOnce(b"EVALSHA", b":history:lost")
     lossy = await _proxied(redis_server, proxies, hold_reply=hold_first_write)
     store = RedisSessionStore(
         StoreSettings(redis_url=f"redis://127.0.0.1:{lossy.port}/0", socket_timeout_s=0.5)
@@ -154,7 +162,7 @@ async def test_a_write_whose_reply_is_lost_is_applied_once(
     async with AgentClient(server.address) as client:
         await client.reply("analyst", "warm up", session_id="warm")  # scripts loaded: the held one applies
         reply = await client.reply("analyst", "remember 42", session_id="lost", user_id="ann")
-    assert held == 1
+    assert hold_first_write.held == 1
     assert "turn 1" in reply.text
     checker = RedisSessionStore(StoreSettings(redis_url=redis_server.url))
     history = (await checker.history("lost", 0, 1000)).entries
@@ -253,15 +261,7 @@ async def test_a_delete_whose_reply_is_lost_still_reports_the_session_deleted(
     timeout once. redis-py retries the transaction, whose DEL now finds nothing, so the agent
     answers deleted=False (`meshscope sessions delete` prints "no session" and exits 1) for a
     session it did delete: a retried write that already happened, and a caller told otherwise."""
-    held = 0
-
-    def hold_first_delete(chunk: bytes) -> float:
-        nonlocal held
-        if b"MULTI" in chunk and b":history:gone" in chunk and held == 0:
-            held += 1
-            return 1.0
-        return 0.0
-
+    hold_first_delete = _HoldOnce(b"MULTI", b":history:gone")
     lossy = await _proxied(redis_server, proxies, hold_reply=hold_first_delete)
     store = RedisSessionStore(
         StoreSettings(redis_url=f"redis://127.0.0.1:{lossy.port}/0", socket_timeout_s=0.5)
@@ -270,7 +270,7 @@ async def test_a_delete_whose_reply_is_lost_still_reports_the_session_deleted(
     async with AgentClient(server.address) as client:
         await client.reply("analyst", "remember 42", session_id="gone")
         deleted = await client.delete_session("gone")
-    assert held == 1
+    assert hold_first_delete.held == 1
     checker = RedisSessionStore(StoreSettings(redis_url=redis_server.url))
     assert await checker.session("gone") is None  # it was deleted...
     await checker.close()
