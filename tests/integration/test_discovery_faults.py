@@ -16,8 +16,7 @@ from discovery.model import AGENT_TAG, Registration
 from discovery.registrar import Registrar
 from discovery.registry import ConsulRegistry
 from discovery.watcher import ConsulWatcher
-from meshscope_cli.consul_dev import ConsulDevAgent
-from tests.support import wait_for
+from meshscope.testing import ConsulDevAgent, wait_for
 
 pytestmark = pytest.mark.integration
 
