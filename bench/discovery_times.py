@@ -18,27 +18,19 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import argparse
+import functools
 import signal
 import statistics
 import subprocess
-import tempfile
-import time
-from collections.abc import Callable
 
 from bench.load import positive_int
 from bench.processes import REPO, child_env
-from meshscope_cli.consul_dev import ConsulDevAgent, consul_binary
+from meshscope.testing import ConsulDevAgent, wait_until
+from meshscope.testing.consul import consul_binary
 from meshscope_cli.launch import ServiceProcess, launch, meshscope_command
 
-
-def until(condition: Callable[[], bool], timeout: float = 30.0) -> float:
-    """Poll until `condition` holds; the seconds it took."""
-    start = time.monotonic()
-    while not condition():
-        if time.monotonic() - start > timeout:
-            raise TimeoutError("condition not met in time")
-        time.sleep(0.01)
-    return time.monotonic() - start
+until = functools.partial(wait_until, timeout=30.0)
+"""Poll until a condition holds (at most 30 s); the seconds it took."""
 
 
 def start_agent(consul: ConsulDevAgent, agent: str) -> ServiceProcess:
@@ -57,33 +49,28 @@ def main() -> int:
     parser.add_argument("--trials", type=positive_int, default=5)
     args = parser.parse_args()
     registered, gone, restored = [], [], []
-    with tempfile.TemporaryDirectory() as workdir:
-        consul = ConsulDevAgent(Path(workdir))
-        consul.start()
-        try:
-            for trial in range(args.trials):
-                agent = start_agent(consul, "writer")
-                replica = f"writer@{agent.address}"
+    with ConsulDevAgent() as consul:  # its log folder is removed afterwards
+        for trial in range(args.trials):
+            agent = start_agent(consul, "writer")
+            replica = f"writer@{agent.address}"
 
-                def listed(replica: str = replica) -> bool:
-                    return replica in consul.passing("writer")
+            def listed(replica: str = replica) -> bool:
+                return replica in consul.passing("writer")
 
-                registered.append(until(listed))
-                other = start_agent(consul, "analyst")
-                until(lambda: len(consul.passing("analyst")) == 1)
-                consul.restart()
-                restored.append(until(lambda: len(consul.registered()) == 2))
-                until(listed)
-                agent.proc.send_signal(signal.SIGKILL)
-                gone.append(until(lambda: not listed()))
-                agent.stop()
-                other.stop()
-                print(
-                    f"trial {trial + 1}: {registered[-1]:.3f}s {gone[-1]:.3f}s {restored[-1]:.3f}s",
-                    flush=True,
-                )
-        finally:
-            consul.stop()
+            registered.append(until(listed))
+            other = start_agent(consul, "analyst")
+            until(lambda: len(consul.passing("analyst")) == 1)
+            consul.restart()
+            restored.append(until(lambda: len(consul.registered()) == 2))
+            until(listed)
+            agent.proc.send_signal(signal.SIGKILL)
+            gone.append(until(lambda: not listed()))
+            agent.stop()
+            other.stop()
+            print(
+                f"trial {trial + 1}: {registered[-1]:.3f}s {gone[-1]:.3f}s {restored[-1]:.3f}s",
+                flush=True,
+            )
     version = subprocess.run([consul_binary(), "version"], capture_output=True, text=True, check=False)
     first_line = (version.stdout.splitlines() or ["Consul (version unknown)"])[0]
     print(f"\n{first_line} dev agent, check interval 1 s, {args.trials} trials, median (min-max):")

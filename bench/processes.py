@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from meshscope.testing import child_env as testing_child_env
 from meshscope_cli.launch import ServiceProcess, launch, meshscope_command
 
 REPO = Path(__file__).resolve().parent.parent
@@ -15,14 +16,10 @@ CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
 def child_env() -> dict[str, str]:
-    """The environment of server processes: no host model settings, no discovery, fast shutdown."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MESHSCOPE_", "OPENAI_", "DASHSCOPE_"))}
-    env["PYTHONUNBUFFERED"] = "1"
-    env["MESHSCOPE_SHUTDOWN_PAUSE_S"] = "0"
-    env["MESHSCOPE_DISCOVERY"] = "static"
-    env["MESHSCOPE_LOG_LEVEL"] = "WARNING"
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
-    return env
+    """The environment of server processes: `meshscope.testing.child_env` (no host model settings,
+    no discovery, fast shutdown), quieter, with the repository importable."""
+    pythonpath = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    return testing_child_env({"MESHSCOPE_LOG_LEVEL": "WARNING", "PYTHONPATH": pythonpath})
 
 
 @dataclass

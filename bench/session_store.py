@@ -22,15 +22,14 @@ if __package__ in (None, ""):
 import argparse
 import asyncio
 import statistics
-import tempfile
 import time
 from typing import Any
 
 from redis.asyncio.connection import Connection
 
 from bench.load import positive_int
+from meshscope.testing import RedisDevServer
 from meshscope.v1 import common_pb2
-from meshscope_cli.redis_dev import RedisDevServer
 from services.catalog import load_definition
 from services.runtime.hosted import HostedAgent
 from services.runtime.messages import message_to_msg
@@ -72,9 +71,7 @@ async def batch(runner: TurnRunner, agent: HostedAgent, label: str, turns: int) 
 
 async def main(turns: int, batches: int, fsync: str) -> None:
     agent = HostedAgent(load_definition("echo"), None)
-    with tempfile.TemporaryDirectory() as workdir:
-        redis_server = RedisDevServer(Path(workdir), fsync=fsync)
-        redis_server.start()
+    async with RedisDevServer(fsync=fsync) as redis_server:  # its folder is removed afterwards
         stores: dict[str, SessionStore] = {
             "memory": InMemorySessionStore(),
             "redis": counting(RedisSessionStore(StoreSettings(redis_url=redis_server.url))),
@@ -92,7 +89,6 @@ async def main(turns: int, batches: int, fsync: str) -> None:
         finally:
             for store in stores.values():
                 await store.close()
-            redis_server.stop()
     print(f"echo turns with a session (lock, load, run, save, history, unlock), {batches} x {turns}, no gRPC")
     print(f"  Redis round trips per turn: {round_trips:.2f} (target: at most 3)")
     medians = {}

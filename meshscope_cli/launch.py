@@ -4,6 +4,9 @@ Every `meshscope serve ...` process prints one ready line on stdout,
 `meshscope: serving <what> on <host:port>`, once it accepts calls; this
 module starts such a process, collects its output on a thread, and returns
 when the ready line arrives (the demo, the tests and the benchmarks all do this).
+Processes are started with `--port 0` and report the port they bound, so nothing here
+picks ports ahead (that is racy; `meshscope.testing.free_port` is for dev servers that
+need one on their command line).
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from __future__ import annotations
 import queue
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,13 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 READY = re.compile(r"meshscope: serving (?P<what>.*) on (?P<address>\S+)$")
-
-
-def free_port() -> int:
-    """A loopback TCP port nothing listens on right now (for dev servers and dead endpoints)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class LaunchError(RuntimeError):

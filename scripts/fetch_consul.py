@@ -60,7 +60,7 @@ from scripts.private_apt import (
 PACKAGE = "consul"
 MIN_VERSION = "1.8"
 DEBIAN_SUITE = "bullseye"  # Debian 11, the last Debian release that ships consul (1.8.7)
-OVERRIDE_ENV = "MESHSCOPE_CONSUL_BIN"  # meshscope_cli/consul_dev.py starts this one when set
+OVERRIDE_ENV = "MESHSCOPE_CONSUL_BIN"  # meshscope.testing.ConsulDevAgent starts this one when set
 FAILURE_HINT = f"put consul >= {MIN_VERSION} on PATH and re-run (`make test` needs it)"
 
 

@@ -16,7 +16,7 @@ anything system-wide.  So, in this order:
    that puts them on ``LD_LIBRARY_PATH``.  Nothing leaks into the environment of callers.
 
 ``<dest>/bin/redis-server`` ends up as a symlink or wrapper callers can rely on
-(``meshscope_cli/redis_dev.py`` looks there when PATH has no ``redis-server``).  When nothing
+(``meshscope.testing.RedisDevServer`` looks there when PATH has no ``redis-server``).  When nothing
 works the script says so in one line and exits non-zero, because ``make test`` needs it.
 
 Usage::
@@ -58,7 +58,7 @@ from scripts.private_apt import (
 SERVER = "redis-server"
 PACKAGES = ("redis-server", "redis-tools")
 TOOLS = ("redis-server", "redis-cli")  # what ends up in <dest>/bin
-OVERRIDE_ENV = "MESHSCOPE_REDIS_SERVER"  # meshscope_cli/redis_dev.py starts this one when set
+OVERRIDE_ENV = "MESHSCOPE_REDIS_SERVER"  # meshscope.testing.RedisDevServer starts this one when set
 FAILURE_HINT = (
     "install redis-server (Debian/Ubuntu: apt-get install redis-server) or point "
     "MESHSCOPE_REDIS_SERVER at one, and re-run (`make test` needs it)"

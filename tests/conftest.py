@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from meshscope_cli.consul_dev import ConsulDevAgent
-from meshscope_cli.redis_dev import RedisDevServer
+from meshscope.testing import ConsulDevAgent, RedisDevServer
 from services.catalog import load_definition
 from services.runtime.client import AgentClient
 from services.runtime.config import ServerSettings

@@ -10,14 +10,13 @@ import grpc
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from meshscope.testing import free_port, wait_for
 from meshscope.v1 import agent_pb2, agent_pb2_grpc, common_pb2
-from meshscope_cli.launch import free_port
 from services.runtime.client import AgentClient
 from services.runtime.models import ScriptedChatModel
 from services.runtime.server import AgentServer
 from services.runtime.turn import TurnStats
 from tests.conftest import StartServer, hosted
-from tests.support import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -17,9 +17,9 @@ from discovery.model import AGENT_TAG, Instance
 from discovery.registrar import Registrar
 from discovery.registry import ConsulRegistry
 from discovery.watcher import ConsulWatcher, StaticWatcher
-from meshscope_cli.consul_dev import ConsulDevAgent
+from meshscope.testing import ConsulDevAgent, wait_for
 from services.runtime.client import AgentClient
-from tests.support import run_cli, start_agents, wait_for
+from tests.support import run_cli, start_agents
 
 pytestmark = pytest.mark.integration
 

@@ -15,9 +15,8 @@ from discovery.model import Registration
 from discovery.registrar import Registrar
 from discovery.registry import ConsulRegistry
 from discovery.watcher import ConsulWatcher
-from meshscope_cli.consul_dev import ConsulDevAgent
+from meshscope.testing import ConsulDevAgent, wait_for
 from tests.integration.test_discovery import register_once
-from tests.support import wait_for
 
 pytestmark = pytest.mark.integration
 

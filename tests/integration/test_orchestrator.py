@@ -16,9 +16,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from discovery.config import ConsulSettings
 from discovery.model import Instance
 from discovery.watcher import ConsulWatcher, StaticWatcher
+from meshscope.testing import ConsulDevAgent, child_env, free_port, wait_for
 from meshscope.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
-from meshscope_cli.consul_dev import ConsulDevAgent
-from meshscope_cli.launch import free_port, launch, meshscope_command
+from meshscope_cli.launch import launch, meshscope_command
 from orchestrator.client import OrchestratorClient
 from orchestrator.config import OrchestratorSettings
 from orchestrator.pipelines import PipelineError, parse_mesh
@@ -26,7 +26,7 @@ from orchestrator.pool import EndpointPool
 from orchestrator.service import OrchestratorServer
 from services.runtime.server import AgentServer
 from tests.conftest import StartServer, hosted
-from tests.support import REPO, child_env, run_cli, start_agents, wait_for
+from tests.support import REPO, run_cli, start_agents
 
 pytestmark = pytest.mark.integration
 

@@ -21,9 +21,9 @@ from grpc_health.v1 import health_pb2
 from discovery.config import ConsulSettings, DiscoverySettings
 from discovery.model import Instance, replica_id_for
 from discovery.watcher import ConsulWatcher, StaticWatcher
+from meshscope.testing import ConsulDevAgent, wait_for
 from meshscope.v1 import agent_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from meshscope.wire import user_message
-from meshscope_cli.consul_dev import ConsulDevAgent
 from orchestrator.calls import StepFailed, stream_step
 from orchestrator.client import OrchestratorClient
 from orchestrator.config import OrchestratorConfigError, OrchestratorSettings
@@ -34,7 +34,6 @@ from services.runtime.client import AgentClient
 from services.runtime.registration import register_server
 from services.runtime.server import AgentServer
 from tests.conftest import StartServer
-from tests.support import wait_for
 
 pytestmark = pytest.mark.integration
 

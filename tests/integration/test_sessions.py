@@ -15,8 +15,8 @@ import redis.asyncio as redis
 from discovery.model import Instance, replica_id_for
 from discovery.watcher import StaticWatcher
 from meshscope.clients import SessionClient
-from meshscope_cli.launch import free_port, launch, meshscope_command
-from meshscope_cli.redis_dev import RedisDevServer
+from meshscope.testing import RedisDevServer, child_env, free_port, wait_for
+from meshscope_cli.launch import launch, meshscope_command
 from orchestrator.client import OrchestratorClient
 from orchestrator.config import OrchestratorSettings
 from orchestrator.pipelines import parse_mesh
@@ -25,7 +25,7 @@ from services.runtime.client import AgentClient, Reply
 from services.runtime.redis_store import RedisSessionStore, StoreSettings
 from services.runtime.state import HistoryEntry
 from tests.conftest import StartServer
-from tests.support import REPO, child_env, run_cli, start_agents, wait_for
+from tests.support import REPO, run_cli, start_agents
 
 pytestmark = pytest.mark.integration
 

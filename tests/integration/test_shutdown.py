@@ -8,11 +8,12 @@ import sys
 import grpc
 import pytest
 
+from meshscope.testing import child_env, health_status, wait_for
 from meshscope_cli.launch import launch
 from services.runtime.client import AgentClient
 from services.runtime.state import InMemorySessionStore, StateKey, TurnWrite, TurnWritten
 from tests.conftest import StartServer
-from tests.support import REPO, child_env, health_status, run_cli, start_agents, wait_for
+from tests.support import REPO, run_cli, start_agents
 
 pytestmark = pytest.mark.integration
 

@@ -16,9 +16,9 @@ import grpc
 import pytest
 
 from discovery.model import Instance, replica_id_for
+from meshscope.testing import FaultProxy, RedisDevServer, wait_for
 from meshscope.v1 import agent_pb2
 from meshscope.wire import user_message
-from meshscope_cli.redis_dev import RedisDevServer
 from orchestrator.calls import stream_step
 from orchestrator.pool import EndpointPool
 from services.runtime.client import AgentClient
@@ -27,8 +27,6 @@ from services.runtime.redis_store import RedisSessionStore, StoreSettings
 from services.runtime.server import AgentServer
 from services.runtime.state import StateKey
 from tests.conftest import StartServer
-from tests.proxy import FaultProxy
-from tests.support import wait_for
 
 pytestmark = pytest.mark.integration
 T = TypeVar("T")

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from meshscope_cli.redis_dev import RedisDevServer
+from meshscope.testing import RedisDevServer, wait_for
 from services.runtime.errors import StoreUnavailable
 from services.runtime.redis_store import RedisSessionStore, StoreSettings
 from services.runtime.state import (
@@ -24,7 +24,6 @@ from services.runtime.state import (
     TurnWritten,
     entry_size,
 )
-from tests.support import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -242,7 +241,7 @@ async def test_store_ids_name_the_storage(store: SessionStore, request: pytest.F
 
 
 async def test_an_unreachable_redis_is_a_clear_store_error() -> None:
-    from meshscope_cli.launch import free_port
+    from meshscope.testing import free_port
 
     store = RedisSessionStore(
         StoreSettings(redis_url=f"redis://127.0.0.1:{free_port()}/0", connect_timeout_s=1)

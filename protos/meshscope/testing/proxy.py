@@ -2,8 +2,14 @@
 
 For reproducing what a slow or lossy network does to a client (a Redis 50 ms away,
 a reply that arrives after the client's socket timeout) with the real server and
-the real client on either side. Delays here are the fault being injected, never a
-way to wait for something: tests still poll with a deadline.
+the real client on either side: point the client at the proxy's port instead of the
+server's. This is the fault-injection seam, at the transport as httpx's MockTransport
+is, but over a real socket so that the client's own timeouts and pools are what is
+tested. Delays here are the fault being injected, never a way to wait for something:
+tests still poll with a deadline.
+
+    async with FaultProxy("127.0.0.1", redis.port, delay_s=0.05) as proxy:
+        store = RedisSessionStore(StoreSettings(redis_url=f"redis://127.0.0.1:{proxy.port}/0"))
 """
 
 from __future__ import annotations
@@ -13,6 +19,10 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self
+
+__all__ = ["FaultProxy", "Rule"]
 
 Rule = Callable[[bytes], float]
 """Given a chunk the client sent, how long to hold back the server's next reply (0: not at all)."""
@@ -33,6 +43,10 @@ class FaultProxy:
       number of seconds, the server's next chunk on that connection is held that long.
     - `on_client_chunk`: called with every chunk the client sends, as it arrives (before
       the delay): lets a test act at the exact moment a request is on the wire.
+
+    `start()` listens on a free 127.0.0.1 port (`port`, 0 until then) and connects to the
+    target once per accepted client (a refused target closes that client). `close()` stops
+    listening and cuts every open link; `async with` does both.
     """
 
     def __init__(
@@ -53,11 +67,13 @@ class FaultProxy:
         self._links: list[_Link] = []
 
     async def start(self) -> int:
+        """Listen; the port clients should connect to."""
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self.port
 
     async def close(self) -> None:
+        """Stop listening and cut every link, whatever it was still forwarding."""
         if self._server is not None:
             self._server.close()
         tasks = [task for link in self._links for task in link.tasks]
@@ -66,6 +82,15 @@ class FaultProxy:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
 
     async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         try:

@@ -1,0 +1,45 @@
+"""Helpers for testing code that runs on or against a meshscope mesh, with real parts.
+
+Real servers, not mocks: the suite of meshscope itself uses these, and so can yours.
+
+- `ConsulDevAgent` (`meshscope.testing.consul`): a throw-away `consul agent -dev` on free
+  loopback ports; `env()` points meshscope processes at it.
+- `RedisDevServer` (`meshscope.testing.redis`): a throw-away `redis-server` with an
+  append-only file, on a free loopback port; `url` is its REDIS_URL.
+- `FaultProxy` (`meshscope.testing.proxy`): a TCP proxy that adds latency and holds replies
+  back, between a real client and a real server.
+- `wait_for`, `eventually`, `wait_until` (`meshscope.testing.eventually`): polling with a
+  deadline instead of sleeping.
+- `child_env` (`meshscope.testing.env`): the environment for a meshscope child process, without
+  the host's model keys, meshscope settings or Consul address.
+- `free_port` (`meshscope.testing.ports`): a loopback port nothing listens on.
+- `health_status` (`meshscope.testing.health`): one gRPC health check, never raising, to poll.
+
+Both dev servers start with `start()` (blocking until they answer) or `with` / `async with`,
+stop with `stop()` (keeping their folder, so `start()` again is a restart) or `close()`, and
+raise `DevServerError` when they cannot start. Importing this package loads the standard
+library and grpcio: no AgentScope, Redis or Consul client.
+"""
+
+from meshscope.testing._process import DevServer, DevServerError
+from meshscope.testing.consul import ConsulDevAgent
+from meshscope.testing.env import child_env
+from meshscope.testing.eventually import eventually, wait_for, wait_until
+from meshscope.testing.health import health_status
+from meshscope.testing.ports import free_port
+from meshscope.testing.proxy import FaultProxy
+from meshscope.testing.redis import RedisDevServer
+
+__all__ = [
+    "ConsulDevAgent",
+    "DevServer",
+    "DevServerError",
+    "FaultProxy",
+    "RedisDevServer",
+    "child_env",
+    "eventually",
+    "free_port",
+    "health_status",
+    "wait_for",
+    "wait_until",
+]
