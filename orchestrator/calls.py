@@ -1,62 +1,142 @@
 """Calling one agent step: pick a replica, stream, retry only before the first event.
 
-A failure before any event (the replica is down, draining, unreachable)
-ejects that replica and retries on another, a bounded number of times.
-A call cancelled before any event by someone other than the caller (the
-agent server's gRPC drops new calls when its backlog is full) is retried
-too, after a short jittered pause, without ejecting anyone: the replica is
-busy, not broken; so is a replica whose session-store connections all stayed
-busy (StoreBusy), tried again on another replica. After the first event a failure is never replayed (model
-calls are not idempotent): it surfaces as `StepFailed`.
+What a failure before the first event does is decided on the reason the agent declared
+with its status (`ErrorReason`, trailing metadata `meshscope-error-reason`), by one
+table, `DECISIONS`; never on the message or an exception's class name. A replica that
+is going away (DRAINING, CUT_OFF) is ejected and the step retried on another, a
+bounded number of times; a busy one (STORE_BUSY: its own session-store connections all
+stayed in use) is passed over without ejecting anyone; any other reason fails the step
+with the agent's status, since another replica would not do better (a shared store's
+outage, bad input, a model failure). A status with no reason is gRPC's own, decided by
+its code (`TRANSPORT_DECISIONS`): UNAVAILABLE (unreachable, reset) ejects and retries
+elsewhere; CANCELLED before any event, by someone other than the caller (the agent
+server's gRPC drops new calls when its backlog is full), is retried after a short
+jittered pause without ejecting anyone: the replica is busy, not broken. After the first
+event a failure is never replayed (model calls are not idempotent): it surfaces as
+`StepFailed`, with the reason the orchestrator then declares.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import grpc
 
 from discovery.backoff import Backoff
-from meshscope.v1 import agent_pb2
-from meshscope.wire import ERROR_KIND_METADATA
+from meshscope.v1 import agent_pb2, common_pb2
+from meshscope.wire import declared_reason
 from orchestrator.pool import Endpoint, EndpointPool, NoReplica
 
-RETRYABLE_BEFORE_FIRST_EVENT = frozenset({grpc.StatusCode.UNAVAILABLE})
 REFUSED_PAUSE_S, REFUSED_PAUSE_CAP_S = 0.05, 1.0
 """Pause before retrying a call the transport cancelled: jittered, doubling, in seconds."""
 MAX_REFUSED_RETRIES = 8
 """Retries of calls the transport cancelled, on top of `attempts`: with the pauses above,
 up to ~4.5 s for a server's backlog of new calls to drain (it takes ~2 s for 1,500)."""
-RETRY_ELSEWHERE_KINDS = frozenset({"ShuttingDown"})
-"""Agent error kinds that another replica may not have (the replica is draining)."""
-BUSY_KINDS = frozenset({"StoreBusy"})
-"""Agent error kinds (RESOURCE_EXHAUSTED) that say the replica is busy, not broken: its own
-pool of session-store connections stayed full. Another replica, with its own pool, may serve
-the step; the busy one is not ejected."""
+
+Reason: TypeAlias = common_pb2.ErrorReason
+AGENT_UNAVAILABLE = common_pb2.ERROR_REASON_AGENT_UNAVAILABLE
 
 
-def _kind(error: grpc.aio.AioRpcError) -> str | None:
-    """The agent's declared error kind, when the agent (not the transport) failed the call."""
-    metadata = error.trailing_metadata() or ()
-    return next((str(value) for key, value in metadata if key == ERROR_KIND_METADATA), None)
+class Decision(enum.Enum):
+    """What `stream_step` does with a call that failed before its first event."""
+
+    FAIL = "fail"
+    """The failure is the step's: another replica would not do better (a shared store is
+    down, the input is bad, the model failed...). The step fails with the agent's status."""
+    RETRY_ELSEWHERE = "retry elsewhere"
+    """The replica is busy, not broken: try another replica; nobody is ejected."""
+    EJECT_AND_RETRY = "eject and retry elsewhere"
+    """The replica is going away or unreachable: eject it from the pool, try another."""
+    PAUSE_AND_RETRY = "pause and retry"
+    """The transport dropped the call before the agent took it (a full backlog): after a
+    short jittered pause, any replica (this one too); nobody is ejected, no attempt used."""
 
 
-def _replica_fault(error: grpc.aio.AioRpcError) -> bool:
-    """Whether this UNAVAILABLE is the replica's own (transport, draining) rather than shared trouble."""
-    kind = _kind(error)
-    return kind is None or kind in RETRY_ELSEWHERE_KINDS
+DECISIONS: Mapping[Reason, Decision] = {
+    common_pb2.ERROR_REASON_UNSPECIFIED: Decision.FAIL,  # declared, but not one this side knows
+    common_pb2.ERROR_REASON_DRAINING: Decision.EJECT_AND_RETRY,
+    common_pb2.ERROR_REASON_CUT_OFF: Decision.EJECT_AND_RETRY,
+    common_pb2.ERROR_REASON_STORE_UNAVAILABLE: Decision.FAIL,  # the store is shared: so is the outage
+    common_pb2.ERROR_REASON_STORE_BUSY: Decision.RETRY_ELSEWHERE,  # another replica has its own pool
+    common_pb2.ERROR_REASON_SESSION_BUSY: Decision.FAIL,  # the lock is in the shared store
+    common_pb2.ERROR_REASON_MODEL_FAILURE: Decision.FAIL,  # every replica calls the same provider
+    common_pb2.ERROR_REASON_TOO_LARGE: Decision.FAIL,
+    common_pb2.ERROR_REASON_INVALID_INPUT: Decision.FAIL,
+    common_pb2.ERROR_REASON_NOT_FOUND: Decision.FAIL,
+    common_pb2.ERROR_REASON_CORRUPT_STATE: Decision.FAIL,
+    common_pb2.ERROR_REASON_AGENT_UNAVAILABLE: Decision.FAIL,
+    common_pb2.ERROR_REASON_DEADLINE: Decision.FAIL,
+    common_pb2.ERROR_REASON_ROUTING_FAILED: Decision.FAIL,
+    common_pb2.ERROR_REASON_INTERNAL: Decision.FAIL,
+}
+"""What to do with a call an agent failed before its first event, by the reason it declared
+(every `ErrorReason` has its row; a reason unknown to this side is FAIL). After the first
+event the decision is always FAIL: a step is never replayed. A step that fails on the
+agent's status relays it with the agent's reason; one that ran out of replicas to retry on
+fails with the last one's status, declared AGENT_UNAVAILABLE (or STORE_BUSY: all were busy)."""
+
+TRANSPORT_DECISIONS: Mapping[grpc.StatusCode, Decision] = {
+    grpc.StatusCode.UNAVAILABLE: Decision.EJECT_AND_RETRY,  # refused, reset, unreachable
+    grpc.StatusCode.CANCELLED: Decision.PAUSE_AND_RETRY,  # the server's backlog was full
+}
+"""What to do with a status that declares no reason (gRPC's own, not the agent's), by code;
+any other such status is FAIL."""
+
+TRANSPORT_REASONS: Mapping[grpc.StatusCode, Reason] = {
+    grpc.StatusCode.UNAVAILABLE: common_pb2.ERROR_REASON_AGENT_UNAVAILABLE,
+    grpc.StatusCode.CANCELLED: common_pb2.ERROR_REASON_AGENT_UNAVAILABLE,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: common_pb2.ERROR_REASON_TOO_LARGE,  # a message over a limit
+    grpc.StatusCode.DEADLINE_EXCEEDED: common_pb2.ERROR_REASON_DEADLINE,  # the run's deadline, as sent
+}
+"""The reason the orchestrator declares for a step that failed with a status the agent gave no
+reason for (gRPC's own); any other such status is INTERNAL (a peer broke the protocol)."""
+
+
+def decide(code: grpc.StatusCode, reason: Reason | None, *, started: bool) -> Decision:
+    """What to do with a call that failed with `code` and declared `reason` (None: no reason)."""
+    if started:
+        return Decision.FAIL
+    if reason is None:
+        return TRANSPORT_DECISIONS.get(code, Decision.FAIL)
+    return DECISIONS.get(reason, Decision.FAIL)
+
+
+def relayed_reason(code: grpc.StatusCode, reason: Reason | None) -> Reason:
+    """The reason the orchestrator declares when it passes on an agent's status: the agent's
+    own, or for a status gRPC gave (no reason) the one `TRANSPORT_REASONS` names."""
+    if reason is not None:
+        return reason
+    return TRANSPORT_REASONS.get(code, common_pb2.ERROR_REASON_INTERNAL)
+
+
+def reason_of(error: grpc.aio.AioRpcError) -> Reason | None:
+    """The reason the service declared with this status; None when gRPC itself failed the call."""
+    return declared_reason(error.trailing_metadata())
+
+
+def replica_fault(error: grpc.aio.AioRpcError) -> bool:
+    """Whether this failure is the replica's own (unreachable, dropped the call, draining), so
+    another replica may answer, rather than an answer (a shared store's outage, bad input...)."""
+    return decide(error.code(), reason_of(error), started=False) in (
+        Decision.EJECT_AND_RETRY,
+        Decision.PAUSE_AND_RETRY,
+    )
 
 
 class StepFailed(Exception):
-    """A step failed with a gRPC status."""
+    """A step failed with a gRPC status and a declared reason (relayed from the agent, or the
+    orchestrator's own)."""
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    def __init__(self, code: grpc.StatusCode, message: str, reason: Reason) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +175,7 @@ async def stream_step(
         except NoReplica as exc:
             if last is not None:
                 raise last from exc
-            raise StepFailed(grpc.StatusCode.UNAVAILABLE, str(exc)) from exc
+            raise StepFailed(grpc.StatusCode.UNAVAILABLE, str(exc), AGENT_UNAVAILABLE) from exc
         started = False
         holding = False
         call = None
@@ -105,7 +185,11 @@ async def stream_step(
             holding = True
             timeout = deadline - time.monotonic()
             if timeout <= 0:
-                raise StepFailed(grpc.StatusCode.DEADLINE_EXCEEDED, "the run's deadline passed")
+                raise StepFailed(
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    "the run's deadline passed",
+                    common_pb2.ERROR_REASON_DEADLINE,
+                )
             call = endpoint.stub.Invoke(request, timeout=timeout)
             async for event in call:
                 if not started:
@@ -122,6 +206,7 @@ async def stream_step(
             failure = StepFailed(
                 grpc.StatusCode.UNAVAILABLE,
                 f"agent {request.agent!r} on {endpoint.replica_id}: the connection was closed",
+                AGENT_UNAVAILABLE,
             )
             if started:
                 raise failure from None
@@ -129,7 +214,9 @@ async def stream_step(
             last = failure
         except grpc.aio.AioRpcError as error:
             code = error.code()
-            if not started and code == grpc.StatusCode.CANCELLED and _replica_fault(error):
+            reason = reason_of(error)
+            decision = decide(code, reason, started=started)
+            if decision is Decision.PAUSE_AND_RETRY:
                 # Not ours (our own cancel raises CancelledError) and not the agent's (it
                 # never sends CANCELLED): the server's gRPC dropped the call before the
                 # agent saw it, as it does when its backlog of new calls is full. A full
@@ -138,6 +225,7 @@ async def stream_step(
                     grpc.StatusCode.UNAVAILABLE,
                     f"agent {request.agent!r} on {endpoint.replica_id}: the call was cancelled by the "
                     "transport before the agent took it (the server is overloaded)",
+                    AGENT_UNAVAILABLE,
                 )
                 refused += 1
                 if refused <= MAX_REFUSED_RETRIES:
@@ -145,21 +233,25 @@ async def stream_step(
                     delay = pause.next_delay()
                 continue
             detail = error.details() or code.name
-            if code == grpc.StatusCode.RESOURCE_EXHAUSTED and _kind(error) is None:
+            if code == grpc.StatusCode.RESOURCE_EXHAUSTED and reason is None:
                 # gRPC's own refusal of a message over a limit on this hop, not the agent's.
                 detail += (
                     " (a message between the orchestrator and its agents exceeded a limit: give both "
                     "the same MESHSCOPE_GRPC_MAX_MESSAGE_BYTES)"
                 )
-            failure = StepFailed(code, f"agent {request.agent!r} on {endpoint.replica_id}: {detail}")
-            if not started and code == grpc.StatusCode.RESOURCE_EXHAUSTED and _kind(error) in BUSY_KINDS:
-                tried.add(endpoint.replica_id)  # busy: try another replica, eject nobody
-                last = failure
-                continue
-            if started or code not in RETRYABLE_BEFORE_FIRST_EVENT or not _replica_fault(error):
+            failure = StepFailed(
+                code,
+                f"agent {request.agent!r} on {endpoint.replica_id}: {detail}",
+                relayed_reason(code, reason),
+            )
+            if decision is Decision.FAIL:
                 raise failure from error
             tried.add(endpoint.replica_id)
-            pool.eject(endpoint)
+            if decision is Decision.EJECT_AND_RETRY:
+                pool.eject(endpoint)
+                # Should every replica go this way, the step failed for want of a replica
+                # (this orchestrator is not draining, its agents are): say so.
+                failure.reason = AGENT_UNAVAILABLE
             last = failure
         finally:
             if holding:

@@ -23,7 +23,7 @@ import grpc
 
 from meshscope.v1 import agent_pb2, common_pb2, orchestrator_pb2
 from meshscope.wire import text_of, user_message
-from orchestrator.calls import StepFailed, stream_step
+from orchestrator.calls import Reason, StepFailed, stream_step
 from orchestrator.pipelines import MeshFile, Pipeline
 from orchestrator.pool import EndpointPool
 
@@ -36,15 +36,18 @@ NUMBERING_BYTES = 64
 """Upper bound of what `Runner.stream` adds to every event: its sequence (a varint) and run id (32 hex)."""
 QUEUE_DEPTH = 256
 """Events a run buffers for a slow caller before its steps wait (backpressure)."""
+CUT_OFF = common_pb2.ERROR_REASON_CUT_OFF
 
 
 class RunFailed(Exception):
-    """The run failed; the stream already carries its `error` event."""
+    """The run failed; the stream already carries its `error` event (with the same code,
+    message and reason)."""
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    def __init__(self, code: grpc.StatusCode, message: str, reason: Reason) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.reason = reason
 
 
 def as_input(message: common_pb2.Message) -> common_pb2.Message:
@@ -108,7 +111,7 @@ class Runner:
             self.idle.set()
 
     def interrupt(self, message: str) -> int:
-        """Fail every run still executing with UNAVAILABLE `message`; how many there were.
+        """Fail every run still executing with UNAVAILABLE `message` (CUT_OFF); how many there were.
 
         For the end of a shutdown's grace period: gRPC would cancel the calls and
         their callers would see the stream stop with no reason given. Each run's
@@ -156,6 +159,7 @@ class Runner:
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"step {step!r}: the input for agent {agent!r} is {size} bytes, over the "
                 f"{self.max_message_bytes}-byte message limit",
+                common_pb2.ERROR_REASON_TOO_LARGE,
             )
         run.steps += 1
         root: str | None = None
@@ -183,10 +187,15 @@ class Runner:
                     grpc.StatusCode.RESOURCE_EXHAUSTED,
                     f"step {step!r}: agent {agent!r} sent an event of {event.ByteSize()} bytes, too large "
                     f"to relay within the {self.max_message_bytes}-byte message limit",
+                    common_pb2.ERROR_REASON_TOO_LARGE,
                 )
             await run.queue.put(relayed)
         if final is None:
-            raise StepFailed(grpc.StatusCode.INTERNAL, f"agent {agent!r} ended without a reply")
+            raise StepFailed(
+                grpc.StatusCode.INTERNAL,
+                f"agent {agent!r} ended without a reply",
+                common_pb2.ERROR_REASON_INTERNAL,
+            )
         return final
 
     async def _parallel(
@@ -264,11 +273,13 @@ class Runner:
             raise StepFailed(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"router {p.router!r} named no agent; allowed: {allowed}",
+                common_pb2.ERROR_REASON_ROUTING_FAILED,
             )
         if choice not in p.choices:
             raise StepFailed(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"router {p.router!r} chose {choice!r}, which is not among the allowed agents: {allowed}",
+                common_pb2.ERROR_REASON_ROUTING_FAILED,
             )
         return await self._step(run, f"{prefix}{choice}", choice, message)
 
@@ -316,7 +327,7 @@ class Runner:
                     if me is not None:
                         self._started.add(me)
                     if self._interrupted is not None:  # opened just as the shutdown cut runs off
-                        raise StepFailed(grpc.StatusCode.UNAVAILABLE, self._interrupted)
+                        raise StepFailed(grpc.StatusCode.UNAVAILABLE, self._interrupted, CUT_OFF)
                     timeout = max(0.0, run.deadline - time.monotonic())
                     async with asyncio.timeout(timeout):
                         outcome["output"] = await self.execute(run, request.target, request.input)
@@ -324,7 +335,7 @@ class Runner:
                     if self._interrupted is None:
                         raise
                     # Reported on the stream like any failed step.
-                    raise StepFailed(grpc.StatusCode.UNAVAILABLE, self._interrupted) from None
+                    raise StepFailed(grpc.StatusCode.UNAVAILABLE, self._interrupted, CUT_OFF) from None
                 finally:
                     if me is not None:
                         self._started.discard(me)
@@ -338,7 +349,7 @@ class Runner:
                     yield numbered(event)
                 await producer
             except Exception as exc:
-                code, message = _status_of(exc)
+                code, message, reason = _status_of(exc)
                 if code == grpc.StatusCode.INTERNAL:
                     if _first_failure(exc) is None:  # not a step's failure: a bug of ours
                         log.exception("run %s of %r failed unexpectedly", run.run_id, request.target)
@@ -347,11 +358,14 @@ class Runner:
                 yield numbered(
                     orchestrator_pb2.RunEvent(
                         error=agent_pb2.ErrorEvent(
-                            code=code.name, message=message, retryable=code == grpc.StatusCode.UNAVAILABLE
+                            code=code.name,
+                            message=message,
+                            retryable=code == grpc.StatusCode.UNAVAILABLE,
+                            reason=reason,
                         )
                     )
                 )
-                raise RunFailed(code, message) from exc
+                raise RunFailed(code, message, reason) from exc
             finally:
                 if not producer.done():
                     producer.cancel()
@@ -373,23 +387,34 @@ class Runner:
                     f"the run finished, but its output ({outcome['output'].ByteSize()} bytes) does not fit "
                     f"its run_end event within the {self.max_message_bytes}-byte message limit",
                 )
+                too_large = common_pb2.ERROR_REASON_TOO_LARGE
                 yield numbered(
-                    orchestrator_pb2.RunEvent(error=agent_pb2.ErrorEvent(code=code.name, message=message))
+                    orchestrator_pb2.RunEvent(
+                        error=agent_pb2.ErrorEvent(code=code.name, message=message, reason=too_large)
+                    )
                 )
-                raise RunFailed(code, message)
+                raise RunFailed(code, message, too_large)
             yield numbered(end)
         finally:
             self._track(-1)
 
 
-def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
-    """The status a failed run ends with (never a traceback)."""
+def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str, Reason]:
+    """The status and reason a failed run ends with (never a traceback)."""
     failure = _first_failure(exc)
     if failure is not None:
-        return failure.code, failure.message
+        return failure.code, failure.message, failure.reason
     if isinstance(exc, TimeoutError):
-        return grpc.StatusCode.DEADLINE_EXCEEDED, "the run's deadline passed"
-    return grpc.StatusCode.INTERNAL, f"run failed: {type(exc).__name__}: {exc}"
+        return (
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            "the run's deadline passed",
+            common_pb2.ERROR_REASON_DEADLINE,
+        )
+    return (
+        grpc.StatusCode.INTERNAL,
+        f"run failed: {type(exc).__name__}: {exc}",
+        common_pb2.ERROR_REASON_INTERNAL,
+    )
 
 
 def _first_failure(exc: BaseException) -> StepFailed | None:

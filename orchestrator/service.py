@@ -20,8 +20,9 @@ from discovery.watcher import Watcher
 from meshscope import paging
 from meshscope.servicers import add_servicer
 from meshscope.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
-from meshscope.wire import MAX_KEY_LENGTH, MAX_RUN_TIMEOUT_S, key_problem
+from meshscope.wire import MAX_KEY_LENGTH, MAX_RUN_TIMEOUT_S, key_problem, reason_metadata
 from orchestrator import sessions
+from orchestrator.calls import Reason
 from orchestrator.config import OrchestratorSettings
 from orchestrator.pipelines import MeshFile
 from orchestrator.pool import EndpointPool
@@ -34,6 +35,7 @@ INTERRUPT_BEFORE_S = 0.5
 """Runs still open are failed this long before the grace period runs out, leaving time for
 their error events to reach the callers before gRPC cancels the calls."""
 DEADLINE_MARGIN_S = 0.05
+INVALID_INPUT = common_pb2.ERROR_REASON_INVALID_INPUT
 
 
 def _duration_problem(value: duration_pb2.Duration) -> str | None:
@@ -47,6 +49,14 @@ def _duration_problem(value: duration_pb2.Duration) -> str | None:
     except ValueError as exc:
         return str(exc)
     return None
+
+
+async def _abort(
+    context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str, reason: Reason
+) -> None:
+    """End the call with status `code` and `message`, `reason` declared in the trailing metadata."""
+    context.set_trailing_metadata(reason_metadata(reason))
+    await context.abort(code, message)
 
 
 def _check_key(value: str, field: str) -> str | None:
@@ -87,12 +97,15 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self, request: orchestrator_pb2.RunRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[orchestrator_pb2.RunEvent]:
         if self.draining:
-            await context.abort(
-                grpc.StatusCode.UNAVAILABLE, "orchestrator is shutting down; retry on another one"
+            await _abort(
+                context,
+                grpc.StatusCode.UNAVAILABLE,
+                "orchestrator is shutting down; retry on another one",
+                common_pb2.ERROR_REASON_DRAINING,
             )
         problem = self._invalid(request)
         if problem:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, problem, INVALID_INPUT)
         mesh = self.runner.mesh
         if (
             request.target not in mesh.pipelines
@@ -100,12 +113,20 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             and not self.pool.has_replicas(request.target)
         ):
             known = ", ".join(sorted({*mesh.pipelines, *mesh.agents, *self.pool.agents()}))
-            await context.abort(
-                grpc.StatusCode.NOT_FOUND, f"no agent or pipeline {request.target!r}; known: {known}"
+            await _abort(
+                context,
+                grpc.StatusCode.NOT_FOUND,
+                f"no agent or pipeline {request.target!r}; known: {known}",
+                common_pb2.ERROR_REASON_NOT_FOUND,
             )
         for agent in self.runner.agents_of(request.target):
             if not self.pool.has_replicas(agent):
-                await context.abort(grpc.StatusCode.UNAVAILABLE, f"agent {agent!r} has no healthy replica")
+                await _abort(
+                    context,
+                    grpc.StatusCode.UNAVAILABLE,
+                    f"agent {agent!r} has no healthy replica",
+                    common_pb2.ERROR_REASON_AGENT_UNAVAILABLE,
+                )
         budget = (
             request.timeout.ToTimedelta().total_seconds()
             if request.HasField("timeout")
@@ -122,7 +143,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
                 async for event in events:
                     yield event
         except RunFailed as failure:
-            await context.abort(failure.code, failure.message)
+            await _abort(context, failure.code, failure.message, failure.reason)
 
     async def ListAgents(  # noqa: N802
         self, request: orchestrator_pb2.ListAgentsRequest, context: grpc.aio.ServicerContext
@@ -167,7 +188,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
     ) -> common_pb2.ListSessionsResponse:
         problem = _check_key(request.user_id, "user_id")
         if problem:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, problem, INVALID_INPUT)
         listed = await self._sessions(
             context,
             lambda: sessions.list_sessions(self.pool, request, self.settings.max_message_bytes),
@@ -180,15 +201,15 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         try:
             return await call()
         except paging.PageTokenError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc), INVALID_INPUT)
         except sessions.SessionsFailed as exc:
-            await context.abort(exc.code, exc.message)
+            await _abort(context, exc.code, exc.message, exc.reason)
 
     async def _session_call(self, session_id: str, context: grpc.aio.ServicerContext, call: Any) -> Any:
         """Validate the session id, then run `call()` (see `_sessions`)."""
         problem = "session_id: is required" if not session_id else _check_key(session_id, "session_id")
         if problem:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, problem, INVALID_INPUT)
         return await self._sessions(context, call)
 
     async def GetSession(  # noqa: N802
@@ -200,7 +221,12 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             lambda: sessions.get_session(self.pool, request, self.settings.max_message_bytes),
         )
         if found is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no session {request.session_id!r}")
+            await _abort(
+                context,
+                grpc.StatusCode.NOT_FOUND,
+                f"no session {request.session_id!r}",
+                common_pb2.ERROR_REASON_NOT_FOUND,
+            )
         assert isinstance(found, common_pb2.Session)
         return found
 

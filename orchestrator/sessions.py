@@ -17,7 +17,7 @@ Every page is filled to fit this process's own send limit: what the agents sent
 
 A replica that did not answer (unreachable, draining, timed out) is skipped while
 another answers; a replica that answered with an error (RESOURCE_EXHAUSTED, DATA_LOSS,
-a store's UNAVAILABLE...) fails the call with that status and message.
+a store's UNAVAILABLE...) fails the call with that status, message and reason.
 """
 
 from __future__ import annotations
@@ -32,22 +32,25 @@ import grpc
 
 from meshscope import paging
 from meshscope.v1 import common_pb2
-from orchestrator.calls import _replica_fault
+from orchestrator.calls import Reason, reason_of, relayed_reason, replica_fault
 from orchestrator.pool import Endpoint, EndpointPool
 
 T = TypeVar("T")
 CALL_TIMEOUT_S = 5.0
 NO_ANSWER = frozenset({grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED})
 """Statuses that mean the replica did not answer (besides its own UNAVAILABLE)."""
+NO_REPLICA = common_pb2.ERROR_REASON_AGENT_UNAVAILABLE
+"""The reason of a session call no replica answered."""
 
 
 class SessionsFailed(Exception):
-    """The session call failed with a gRPC status; the message says why."""
+    """The session call failed with a gRPC status and declared reason; the message says why."""
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    def __init__(self, code: grpc.StatusCode, message: str, reason: Reason) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +74,7 @@ def _answered(error: grpc.aio.AioRpcError) -> bool:
     code = error.code()
     if code in NO_ANSWER:
         return False
-    return not (code == grpc.StatusCode.UNAVAILABLE and _replica_fault(error))
+    return not (code == grpc.StatusCode.UNAVAILABLE and replica_fault(error))
 
 
 async def _ask(
@@ -90,8 +93,9 @@ async def _ask(
             if result.code() == grpc.StatusCode.NOT_FOUND:
                 continue
             if _answered(result):
-                # An answer, not an outage: its status and message are the caller's.
-                raise SessionsFailed(result.code(), str(result.details()))
+                # An answer, not an outage: its status, message and reason are the caller's.
+                code = result.code()
+                raise SessionsFailed(code, str(result.details()), relayed_reason(code, reason_of(result)))
             silent.append(result)
         elif isinstance(result, BaseException):
             raise result
@@ -102,7 +106,7 @@ async def _ask(
 
 def _nobody(silent: list[grpc.aio.AioRpcError]) -> SessionsFailed:
     detail = silent[0].details() if silent else "no replica answered"
-    return SessionsFailed(grpc.StatusCode.UNAVAILABLE, f"no agent replica could answer: {detail}")
+    return SessionsFailed(grpc.StatusCode.UNAVAILABLE, f"no agent replica could answer: {detail}", NO_REPLICA)
 
 
 def _by_store(answers: list[tuple[Endpoint, T]]) -> dict[str, tuple[Endpoint, T]]:
@@ -126,7 +130,7 @@ async def list_sessions(
     endpoints = list(_distinct_endpoints(pool).values())
     if not endpoints:
         raise SessionsFailed(
-            grpc.StatusCode.UNAVAILABLE, "no agent replica is available to ask about sessions"
+            grpc.StatusCode.UNAVAILABLE, "no agent replica is available to ask about sessions", NO_REPLICA
         )
     asked = common_pb2.ListSessionsRequest(
         user_id=request.user_id, page_size=size, page_token=request.page_token
@@ -214,7 +218,7 @@ async def get_session(
     endpoints = _distinct_endpoints(pool)
     if not endpoints:
         raise SessionsFailed(
-            grpc.StatusCode.UNAVAILABLE, "no agent replica is available to ask about sessions"
+            grpc.StatusCode.UNAVAILABLE, "no agent replica is available to ask about sessions", NO_REPLICA
         )
 
     def ask(endpoint: Endpoint, store: str | None) -> Awaitable[Any]:
@@ -322,7 +326,7 @@ async def delete_session(pool: EndpointPool, session_id: str) -> bool:
     endpoints = list(_distinct_endpoints(pool).values())
     if not endpoints:
         raise SessionsFailed(
-            grpc.StatusCode.UNAVAILABLE, "no agent replica is available to ask about sessions"
+            grpc.StatusCode.UNAVAILABLE, "no agent replica is available to ask about sessions", NO_REPLICA
         )
     request = common_pb2.DeleteSessionRequest(session_id=session_id)
     answers, silent = await _ask(endpoints, lambda e: e.stub.DeleteSession(request, timeout=CALL_TIMEOUT_S))

@@ -19,6 +19,9 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
+from meshscope.v1 import common_pb2
+from meshscope.wire import reason_metadata
+
 Deserializer = Callable[[bytes], Any]
 
 
@@ -43,6 +46,7 @@ async def _decode(deserializer: Deserializer, raw: bytes, context: grpc.aio.Serv
     try:
         return deserializer(raw)
     except DecodeError as exc:
+        context.set_trailing_metadata(reason_metadata(common_pb2.ERROR_REASON_INVALID_INPUT))
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"the request does not decode: {exc}")
 
 

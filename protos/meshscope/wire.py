@@ -2,11 +2,14 @@
 
 The agent services and the orchestrator never import each other (they meet
 only on the wire), so what both must agree on lives here, beside the stubs:
-how a user message is built, how a message's text is read, and which session
-and user ids are acceptable.
+how a user message is built, how a message's text is read, which session
+and user ids are acceptable, and how a status declares its reason.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import cast
 
 from meshscope.v1 import common_pb2
 
@@ -18,10 +21,38 @@ quoted in error messages, which must fit gRPC's metadata limit."""
 MAX_RUN_TIMEOUT_S = 2**31 - 1
 """The longest run deadline a caller may ask for (gRPC deadlines overflow far beyond it)."""
 
-ERROR_KIND_METADATA = "meshscope-error"
-"""Trailing metadata an agent service sets on its own errors, naming the error's kind (e.g.
-ShuttingDown, StoreUnavailable): it tells a caller an agent's own UNAVAILABLE (a shared store is
-down: retrying elsewhere will not help) from a transport failure or a draining replica."""
+ERROR_REASON_METADATA = "meshscope-error-reason"
+"""Trailing metadata every meshscope service sets on the statuses it sends itself: the name of
+the call's `common_pb2.ErrorReason` value, e.g. "ERROR_REASON_DRAINING". A status without it
+comes from gRPC (the transport), not from a service: that is how a caller tells a replica's
+own UNAVAILABLE (unreachable, dropped the call) from a service's (a shared store is down)."""
+
+
+def reason_metadata(reason: common_pb2.ErrorReason) -> tuple[tuple[str, str]]:
+    """The trailing metadata that declares `reason` (set it before aborting the call)."""
+    return ((ERROR_REASON_METADATA, common_pb2.ErrorReason.Name(reason)),)
+
+
+def declared_reason(
+    metadata: Iterable[tuple[str, str | bytes]] | None,
+) -> common_pb2.ErrorReason | None:
+    """The reason a status declares in its trailing `metadata`, or None when it declares none.
+
+    `metadata` is what `grpc.aio.AioRpcError.trailing_metadata()` returns (pairs of key and
+    value; None or empty when there are none). A name this side does not know (a newer peer's)
+    reads as ERROR_REASON_UNSPECIFIED: declared, so the service answered, but with no reason
+    this side can act on.
+    """
+    if not metadata:
+        return None
+    for key, value in metadata:
+        if key == ERROR_REASON_METADATA:
+            name = value.decode() if isinstance(value, bytes) else str(value)
+            known = common_pb2.ErrorReason.DESCRIPTOR.values_by_name.get(name)
+            if known is None:
+                return common_pb2.ERROR_REASON_UNSPECIFIED
+            return cast(common_pb2.ErrorReason, known.number)
+    return None
 
 
 def user_message(content: str | common_pb2.Message, name: str = "user") -> common_pb2.Message:

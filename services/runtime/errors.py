@@ -1,16 +1,30 @@
-"""Errors that carry their gRPC status, so every edge reports a precise code."""
+"""Errors that carry their gRPC status and declared reason, so every edge reports both.
+
+Each class declares its `reason` (a `common_pb2.ErrorReason` value): the servicer sends
+it with the status (trailing metadata `meshscope-error-reason`) and the turn runner in
+the error event, and callers (the orchestrator) decide on it, never on a class name.
+"""
 
 from __future__ import annotations
 
 import copy
+from typing import TypeAlias
 
 import grpc
 
+from meshscope.v1 import common_pb2
+
+Reason: TypeAlias = common_pb2.ErrorReason
+
 
 class MeshError(Exception):
-    """A failure with a gRPC status code and a message fit for a client."""
+    """A failure with a gRPC status code, a declared reason and a message fit for a client.
+
+    The base class itself is raised for a bug (an unexpected exception): INTERNAL.
+    """
 
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    reason: Reason = common_pb2.ERROR_REASON_INTERNAL
     retryable: bool = False
 
     def __init__(self, message: str) -> None:
@@ -19,7 +33,7 @@ class MeshError(Exception):
 
 
 def with_message(error: MeshError, message: str) -> MeshError:
-    """A copy of `error` (same class, code and retryability) that says `message` instead."""
+    """A copy of `error` (same class, code, reason and retryability) that says `message` instead."""
     changed = copy.copy(error)
     changed.message = message
     changed.args = (message,)
@@ -30,9 +44,10 @@ class InvalidInput(MeshError):
     """The request is malformed; the message names the offending field."""
 
     code = grpc.StatusCode.INVALID_ARGUMENT
+    reason = common_pb2.ERROR_REASON_INVALID_INPUT
 
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
         self.field = field
 
 
@@ -40,12 +55,26 @@ class AgentNotFound(MeshError):
     """The request names an agent this process does not host."""
 
     code = grpc.StatusCode.NOT_FOUND
+    reason = common_pb2.ERROR_REASON_NOT_FOUND
 
 
 class ShuttingDown(MeshError):
-    """The server is draining; the caller should pick another replica."""
+    """The server is draining and refuses new calls; the caller should pick another replica."""
 
     code = grpc.StatusCode.UNAVAILABLE
+    reason = common_pb2.ERROR_REASON_DRAINING
+    retryable = True
+
+
+class CutOff(MeshError):
+    """The server's shutdown grace period ran out while the turn was running: it was ended.
+
+    Not `ShuttingDown`: a refused call may go to another replica at once, a cut-off one may
+    already have streamed events (which are never replayed).
+    """
+
+    code = grpc.StatusCode.UNAVAILABLE
+    reason = common_pb2.ERROR_REASON_CUT_OFF
     retryable = True
 
 
@@ -53,24 +82,28 @@ class SessionNotFound(MeshError):
     """The request names a session the store does not have."""
 
     code = grpc.StatusCode.NOT_FOUND
+    reason = common_pb2.ERROR_REASON_NOT_FOUND
 
 
 class SessionBusy(MeshError):
     """Another turn of the same (session, agent) is running."""
 
     code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = common_pb2.ERROR_REASON_SESSION_BUSY
 
 
 class EventTooLarge(MeshError):
     """An event the agent produced is larger than this server may send."""
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = common_pb2.ERROR_REASON_TOO_LARGE
 
 
 class StoreUnavailable(MeshError):
     """A backing store (state, history, locks) cannot be reached."""
 
     code = grpc.StatusCode.UNAVAILABLE
+    reason = common_pb2.ERROR_REASON_STORE_UNAVAILABLE
     retryable = True
 
 
@@ -83,6 +116,7 @@ class StoreBusy(MeshError):
     """
 
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = common_pb2.ERROR_REASON_STORE_BUSY
     retryable = True
 
 
@@ -90,12 +124,14 @@ class CorruptState(MeshError):
     """A stored state cannot be decoded; the message names the session."""
 
     code = grpc.StatusCode.DATA_LOSS
+    reason = common_pb2.ERROR_REASON_CORRUPT_STATE
 
 
 class ModelFailure(MeshError):
     """The model call failed (provider error, bad response...)."""
 
     code = grpc.StatusCode.INTERNAL
+    reason = common_pb2.ERROR_REASON_MODEL_FAILURE
 
 
 class ConfigError(Exception):

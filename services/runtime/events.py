@@ -17,7 +17,7 @@ from agentscope.event import EventType
 from agentscope.message import AssistantMsg, HintBlock, Msg, TextBlock
 
 from meshscope.v1 import agent_pb2, common_pb2
-from services.runtime.errors import EventTooLarge
+from services.runtime.errors import EventTooLarge, MeshError
 from services.runtime.messages import (
     TOOL_RESULT_STATES,
     block_from_part,
@@ -165,10 +165,15 @@ class EventEncoder:
                 f"limit of {self._max_bytes} bytes (MESHSCOPE_GRPC_MAX_MESSAGE_BYTES)"
             )
 
-    def error(self, code: str, message: str, *, retryable: bool = False) -> agent_pb2.AgentEvent:
-        """The terminal error event of a failed stream."""
+    def error(self, error: MeshError) -> agent_pb2.AgentEvent:
+        """The terminal error event of a stream that fails with `error`: its code, message,
+        retryability and reason (the same the stream's status then carries)."""
         out = self._envelope(reply_id=self.assembler.root_reply_id or "")
-        out.error.CopyFrom(agent_pb2.ErrorEvent(code=code, message=message, retryable=retryable))
+        out.error.CopyFrom(
+            agent_pb2.ErrorEvent(
+                code=error.code.name, message=error.message, retryable=error.retryable, reason=error.reason
+            )
+        )
         return out
 
 

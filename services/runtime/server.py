@@ -24,7 +24,7 @@ from discovery.addresses import bind_insecure, host_port
 from meshscope.servicers import add_servicer
 from meshscope.v1 import agent_pb2, agent_pb2_grpc
 from services.runtime.config import ServerSettings
-from services.runtime.errors import ShuttingDown
+from services.runtime.errors import CutOff
 from services.runtime.hosted import HostedAgent
 from services.runtime.servicer import AgentServicer
 from services.runtime.state import InMemorySessionStore, SessionStore
@@ -150,7 +150,7 @@ class AgentServer:
                 await asyncio.wait_for(self.runner.idle.wait(), max(grace - INTERRUPT_BEFORE_S, grace / 2))
             if not self.runner.idle.is_set():
                 cut = self.runner.interrupt(
-                    ShuttingDown(
+                    CutOff(
                         "agent service is shutting down: the turn was cut off "
                         f"after the {grace:g}s grace period"
                     )

@@ -10,7 +10,7 @@ import grpc
 
 from meshscope import paging
 from meshscope.v1 import agent_pb2, agent_pb2_grpc, common_pb2
-from meshscope.wire import ERROR_KIND_METADATA, MAX_KEY_LENGTH, key_problem
+from meshscope.wire import MAX_KEY_LENGTH, key_problem, reason_metadata
 from services.runtime.config import ServerSettings
 from services.runtime.errors import AgentNotFound, InvalidInput, MeshError, SessionNotFound, ShuttingDown
 from services.runtime.hosted import HostedAgent
@@ -192,7 +192,8 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
 
 
 async def _abort(context: grpc.aio.ServicerContext, error: MeshError) -> None:
-    context.set_trailing_metadata(((ERROR_KIND_METADATA, type(error).__name__),))
+    """End the call with `error`'s status, its reason declared in the trailing metadata."""
+    context.set_trailing_metadata(reason_metadata(error.reason))
     await context.abort(error.code, error.message)
 
 

@@ -281,7 +281,7 @@ class TurnRunner:
             self.stats.failed += 1
             sent = encoder.sent > 0
             if sent:
-                yield encoder.error(error.code.name, error.message, retryable=error.retryable)
+                yield encoder.error(error)
             raise TurnFailed(error, error_event_sent=sent) from None
         except GeneratorExit:
             self.stats.cancelled += 1
@@ -296,7 +296,7 @@ class TurnRunner:
                 log.warning("turn of %r failed: %s", name, error.message, exc_info=traceback)
             sent = encoder.sent > 0
             if sent:
-                yield encoder.error(error.code.name, error.message, retryable=error.retryable)
+                yield encoder.error(error)
             raise TurnFailed(error, error_event_sent=sent) from exc
         else:
             self.stats.completed += 1

@@ -12,6 +12,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from meshscope.testing import free_port, wait_for
 from meshscope.v1 import agent_pb2, agent_pb2_grpc, common_pb2
+from meshscope.wire import declared_reason
 from services.runtime.client import AgentClient
 from services.runtime.models import ScriptedChatModel
 from services.runtime.server import AgentServer
@@ -172,6 +173,9 @@ async def test_model_failure_is_an_error_event_then_a_status(client: AgentClient
     assert events[-1].HasField("error")
     assert events[-1].error.code == "INTERNAL"
     assert "analyst" in events[-1].error.message
+    # The reason is declared on both: the event and the status.
+    assert events[-1].error.reason == common_pb2.ERROR_REASON_MODEL_FAILURE
+    assert declared_reason(failure.value.trailing_metadata()) == common_pb2.ERROR_REASON_MODEL_FAILURE
     # The state was saved in `finally`: the failed turn's input is remembered.
     after = await client.reply("analyst", "try again", session_id="s-fail")
     assert "Earlier you said: please #fail" in after.text
@@ -199,10 +203,12 @@ async def test_unknown_agent_is_not_found_naming_the_hosted_agents(analyst_write
     )
     assert error.code() == grpc.StatusCode.NOT_FOUND
     assert error.details() == "no agent 'poet' here: this process hosts analyst, writer"
+    assert declared_reason(error.trailing_metadata()) == common_pb2.ERROR_REASON_NOT_FOUND
     async with AgentClient(analyst_writer.address) as client:
         with pytest.raises(grpc.aio.AioRpcError) as card_failure:
             await client.get_card("poet")
     assert card_failure.value.code() == grpc.StatusCode.NOT_FOUND
+    assert declared_reason(card_failure.value.trailing_metadata()) == common_pb2.ERROR_REASON_NOT_FOUND
 
 
 @pytest.mark.parametrize(
@@ -284,6 +290,7 @@ async def test_malformed_input_is_invalid_argument_naming_the_field(
     error = await _invoke_status(analyst_writer.address, request_)
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert str(error.details()).startswith(field), error.details()
+    assert declared_reason(error.trailing_metadata()) == common_pb2.ERROR_REASON_INVALID_INPUT
     assert analyst_writer.stats.started == 0
 
 
@@ -293,6 +300,8 @@ async def test_oversized_message_is_resource_exhausted(start_server: StartServer
         server.address, agent_pb2.InvokeRequest(agent="analyst", input=text_input("x" * 100_000))
     )
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    # gRPC's own refusal, not the service's: it declares no reason, and a caller can tell.
+    assert declared_reason(error.trailing_metadata()) is None
     assert server.stats.started == 0
 
 
@@ -341,6 +350,8 @@ async def test_an_unreachable_model_provider_is_unavailable_naming_its_url(
     assert f"model unreachable at {base_url}/chat/completions" in str(failure.value.details())
     assert events[-1].HasField("error")
     assert events[-1].error.retryable
+    assert events[-1].error.reason == common_pb2.ERROR_REASON_MODEL_FAILURE
+    assert declared_reason(failure.value.trailing_metadata()) == common_pb2.ERROR_REASON_MODEL_FAILURE
 
 
 async def test_an_event_over_the_message_limit_ends_the_turn_with_an_error_event(
@@ -359,6 +370,8 @@ async def test_an_event_over_the_message_limit_ends_the_turn_with_an_error_event
     assert events[-1].HasField("error")
     assert events[-1].error.code == "RESOURCE_EXHAUSTED"
     assert events[-1].sequence == len(events)
+    assert events[-1].error.reason == common_pb2.ERROR_REASON_TOO_LARGE
+    assert declared_reason(refused.value.trailing_metadata()) == common_pb2.ERROR_REASON_TOO_LARGE
 
 
 async def test_a_request_that_does_not_decode_is_invalid_argument(analyst_writer: AgentServer) -> None:
@@ -371,6 +384,7 @@ async def test_a_request_that_does_not_decode_is_invalid_argument(analyst_writer
     for refused in (not_protobuf.value, not_utf8.value):
         assert refused.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert str(refused.details()).startswith("the request does not decode: Error parsing message")
+        assert declared_reason(refused.trailing_metadata()) == common_pb2.ERROR_REASON_INVALID_INPUT
 
 
 async def test_streams_work_under_opentelemetry_grpc_instrumentation(start_server: StartServer) -> None:

@@ -16,9 +16,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from discovery.config import ConsulSettings
 from discovery.model import Instance
 from discovery.watcher import ConsulWatcher, StaticWatcher
-from meshscope.testing import ConsulDevAgent, child_env, free_port, wait_for
-from meshscope.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from meshscope.testing import ConsulDevAgent, child_env, free_port, health_status, wait_for
+from meshscope.v1 import agent_pb2, common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from meshscope.wire import declared_reason, user_message
 from meshscope_cli.launch import launch, meshscope_command
+from orchestrator.calls import stream_step
 from orchestrator.client import OrchestratorClient
 from orchestrator.config import OrchestratorSettings
 from orchestrator.pipelines import PipelineError, parse_mesh
@@ -170,17 +172,20 @@ async def test_fanout_and_route(start_server: StartServer, start_mesh: StartMesh
     assert "chose 'writer', which is not among the allowed agents: researcher, coder" in str(
         failure.value.details()
     )
+    assert declared_reason(failure.value.trailing_metadata()) == common_pb2.ERROR_REASON_ROUTING_FAILED
 
 
 async def test_router_error_is_an_error_event(start_server: StartServer, start_mesh: StartMesh) -> None:
     agents = await start_server(["manager", "researcher", "coder"])
     client = await start_mesh([agents])
     events: list[orchestrator_pb2.RunEvent] = []
-    with pytest.raises(grpc.aio.AioRpcError):
+    with pytest.raises(grpc.aio.AioRpcError) as failure:
         async for event in client.run("triage", "nobody in particular"):
             events.append(event)
     assert events[-1].HasField("error")
     assert "named no agent; allowed: researcher, coder" in events[-1].error.message
+    assert events[-1].error.reason == common_pb2.ERROR_REASON_ROUTING_FAILED
+    assert declared_reason(failure.value.trailing_metadata()) == common_pb2.ERROR_REASON_ROUTING_FAILED
 
 
 async def test_unknown_target_and_missing_replicas(start_server: StartServer, start_mesh: StartMesh) -> None:
@@ -190,13 +195,16 @@ async def test_unknown_target_and_missing_replicas(start_server: StartServer, st
         await collect(client, "poem", "x")
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
     assert "known: analysis, analyst" in str(unknown.value.details())
+    assert declared_reason(unknown.value.trailing_metadata()) == common_pb2.ERROR_REASON_NOT_FOUND
     with pytest.raises(grpc.aio.AioRpcError) as missing:
         await collect(client, "analysis", "x")
     assert missing.value.code() == grpc.StatusCode.UNAVAILABLE
     assert missing.value.details() == "agent 'writer' has no healthy replica"
+    assert declared_reason(missing.value.trailing_metadata()) == common_pb2.ERROR_REASON_AGENT_UNAVAILABLE
     with pytest.raises(grpc.aio.AioRpcError) as empty:
         await collect(client, "", "x")
     assert empty.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert declared_reason(empty.value.trailing_metadata()) == common_pb2.ERROR_REASON_INVALID_INPUT
     with pytest.raises(grpc.aio.AioRpcError) as huge:  # beyond gRPC's metadata limit if quoted whole
         await collect(client, "x" * 100_000, "x")
     assert huge.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -251,6 +259,7 @@ async def test_deadline_exceeded_cancels_the_agents_turn(
     with pytest.raises(grpc.aio.AioRpcError) as failure:
         await collect(client, "analyst", "go on and on #slow", timeout=0.5)
     assert failure.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert declared_reason(failure.value.trailing_metadata()) == common_pb2.ERROR_REASON_DEADLINE
     await wait_for(lambda: _cancelled(agents), lambda n: n == 1, timeout=5)
     assert agents.stats.in_flight == 0
 
@@ -469,6 +478,7 @@ async def test_orchestrator_shutdown_refuses_new_runs_and_drains_open_ones(start
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await collect(client, "analyst", "one more")
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert declared_reason(refused.value.trailing_metadata()) == common_pb2.ERROR_REASON_DRAINING
         await asyncio.wait_for(run, 30)
         await asyncio.wait_for(stopping, 30)
     assert events[-1].HasField("run_end")
@@ -561,10 +571,41 @@ async def test_an_agents_own_unavailable_is_not_blamed_on_the_replica(
         await collect(client, "writer", "hello", session_id="s")
     assert failure.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "session store unreachable" in str(failure.value.details())
+    # The agent's reason is what the decision read, and it is passed on to the caller.
+    assert declared_reason(failure.value.trailing_metadata()) == common_pb2.ERROR_REASON_STORE_UNAVAILABLE
     for endpoint in _pool_of(client).endpoints("writer"):
         assert endpoint.health(time.monotonic()) == "passing"  # not ejected: the store is the problem
     # Not retried on the other replica, which shares the same store and its trouble.
     assert sum(replica.stats.started for replica in replicas) == 1
+
+
+async def test_a_draining_replica_is_passed_over_and_ejected(start_server: StartServer) -> None:
+    """DRAINING says the replica is going away: the step goes to another replica, and the
+    draining one leaves the rotation (unlike STORE_BUSY, which ejects nobody)."""
+    draining = await start_server(["echo"], shutdown_pause_s=3, shutdown_grace_s=1)
+    good = await start_server(["echo"])
+    pool = EndpointPool()
+    pool.update(
+        "echo", [Instance("echo", f"echo@{s.address}", "127.0.0.1", s.port) for s in (draining, good)]
+    )
+    by_port = {e.instance.port: e for e in pool.endpoints("echo")}
+    for _ in range(3):  # the good replica looks loaded, so power-of-two-choices tries the draining one first
+        pool.stream_started(by_port[good.port])
+    stopping = asyncio.create_task(draining.stop())  # refuses new turns during its 3 s pause
+    try:
+        await wait_for(
+            lambda: health_status(draining.address, "echo"), lambda s: s == "NOT_SERVING", timeout=5
+        )
+        request = agent_pb2.InvokeRequest(agent="echo", input=user_message("hello"))
+        events = [e async for e in stream_step(pool, request, deadline=time.monotonic() + 30, attempts=2)]
+    finally:
+        await stopping
+        await pool.close()
+    assert {e.endpoint.instance.port for e in events} == {good.port}
+    assert events[-1].event.HasField("reply_end")
+    now = time.monotonic()
+    assert not by_port[draining.port].available(now)  # ejected
+    assert by_port[good.port].available(now)
 
 
 async def test_power_of_two_choices_prefers_the_less_loaded_replica() -> None:
@@ -604,6 +645,8 @@ async def test_a_run_still_open_at_the_end_of_the_grace_gets_an_error_event(
     assert "the run was cut off after the 1s grace period" in str(cut.value.details())
     assert events[-1].HasField("error"), events[-1]
     assert events[-1].error.code == "UNAVAILABLE" and events[-1].error.retryable
+    assert events[-1].error.reason == common_pb2.ERROR_REASON_CUT_OFF
+    assert declared_reason(cut.value.trailing_metadata()) == common_pb2.ERROR_REASON_CUT_OFF
 
     # The agent's turn was cancelled with the run, not left running.
     async def in_flight() -> int:

@@ -15,7 +15,8 @@ import grpc
 import pytest
 
 from discovery.watcher import StaticWatcher
-from meshscope.v1 import orchestrator_pb2
+from meshscope.v1 import common_pb2, orchestrator_pb2
+from meshscope.wire import declared_reason
 from orchestrator.client import OrchestratorClient
 from orchestrator.config import OrchestratorSettings
 from orchestrator.pipelines import parse_mesh
@@ -59,6 +60,8 @@ async def _run(
     assert events[-1].HasField("error")
     assert events[-1].error.code == "RESOURCE_EXHAUSTED"
     assert events[-1].error.message == failed.value.details()
+    assert events[-1].error.reason == common_pb2.ERROR_REASON_TOO_LARGE
+    assert declared_reason(failed.value.trailing_metadata()) == common_pb2.ERROR_REASON_TOO_LARGE
     return events, failed.value.details() or ""
 
 

@@ -16,6 +16,8 @@ from discovery.model import Instance, replica_id_for
 from discovery.watcher import StaticWatcher
 from meshscope.clients import SessionClient
 from meshscope.testing import RedisDevServer, child_env, free_port, wait_for
+from meshscope.v1 import common_pb2
+from meshscope.wire import declared_reason
 from meshscope_cli.launch import launch, meshscope_command
 from orchestrator.client import OrchestratorClient
 from orchestrator.config import OrchestratorSettings
@@ -98,6 +100,7 @@ async def test_two_turns_of_one_session_never_run_at_once(
         assert "session 'two' is busy: agent 'analyst' is already running a turn in it" in str(
             refused.value.details()
         )
+        assert declared_reason(refused.value.trailing_metadata()) == common_pb2.ERROR_REASON_SESSION_BUSY
         # A replica configured to wait queues behind the running turn instead.
         queued = await _collect(second, "after you", "two")
         await running
@@ -182,6 +185,7 @@ async def test_redis_unreachable_is_unavailable_with_a_clear_message(start_serve
         assert (await client.reply("writer", "hello")).text.startswith("writer:")
     assert failure.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "session store unreachable (Redis at 127.0.0.1:" in str(failure.value.details())
+    assert declared_reason(failure.value.trailing_metadata()) == common_pb2.ERROR_REASON_STORE_UNAVAILABLE
     assert events == []
 
 
@@ -197,6 +201,7 @@ async def test_a_corrupt_stored_state_names_the_session(
             await client.reply("writer", "hello", session_id="broken")
     assert failure.value.code() == grpc.StatusCode.DATA_LOSS
     assert "stored state of session 'broken' for agent 'writer' is corrupt" in str(failure.value.details())
+    assert declared_reason(failure.value.trailing_metadata()) == common_pb2.ERROR_REASON_CORRUPT_STATE
 
 
 async def test_sessions_through_the_orchestrator(
@@ -501,10 +506,12 @@ async def _refuses_bad_paging(client: SessionClient) -> None:
             await call()
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert refused.value.details() == expected
+        assert declared_reason(refused.value.trailing_metadata()) == common_pb2.ERROR_REASON_INVALID_INPUT
     with pytest.raises(grpc.aio.AioRpcError) as missing:
         await client.get_session("three")
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
     assert missing.value.details() == "no session 'three'"
+    assert declared_reason(missing.value.trailing_metadata()) == common_pb2.ERROR_REASON_NOT_FOUND
     assert len((await client.get_session("one", page_size=5000)).history) == 3  # capped, not refused
 
 
@@ -534,6 +541,8 @@ async def test_a_replicas_error_answer_is_passed_on_not_called_unreachable(
     assert failure.value.details() == (
         "stored transcript of session 'broken' is corrupt at line 0: JSONDecodeError"
     )
+    # The replica's reason is passed on with its status.
+    assert declared_reason(failure.value.trailing_metadata()) == common_pb2.ERROR_REASON_CORRUPT_STATE
 
 
 def test_meshscope_sessions_show_and_list_page_through(redis_server: RedisDevServer, tmp_path: Path) -> None:

@@ -9,6 +9,8 @@ import grpc
 import pytest
 
 from meshscope.testing import child_env, health_status, wait_for
+from meshscope.v1 import common_pb2
+from meshscope.wire import declared_reason
 from meshscope_cli.launch import launch
 from services.runtime.client import AgentClient
 from services.runtime.state import InMemorySessionStore, StateKey, TurnWrite, TurnWritten
@@ -47,6 +49,7 @@ async def test_shutdown_goes_not_serving_then_drains_the_in_flight_stream(start_
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await client.reply("analyst", "one more?", session_id="s-other")
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert declared_reason(refused.value.trailing_metadata()) == common_pb2.ERROR_REASON_DRAINING
         await asyncio.wait_for(stream, 30)
         await asyncio.wait_for(stopping, 30)
     assert events[-1].HasField("reply_end")
@@ -72,10 +75,12 @@ async def test_a_turn_still_running_at_the_end_of_the_grace_gets_an_error_event(
             continued = await again.reply("analyst", "are you there?", session_id="s-cut")
     assert cut.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "cut off after the 1s grace period" in str(cut.value.details())
-    assert ("meshscope-error", "ShuttingDown") in tuple(cut.value.trailing_metadata() or ())
+    # The wire form of the reason, literally: a caller in any language reads this trailer.
+    assert ("meshscope-error-reason", "ERROR_REASON_CUT_OFF") in tuple(cut.value.trailing_metadata() or ())
     last = events[-1]
     assert last.HasField("error"), last
     assert last.error.code == "UNAVAILABLE" and last.error.retryable
+    assert last.error.reason == common_pb2.ERROR_REASON_CUT_OFF
     assert "cut off" in last.error.message
     assert server.stats.failed == 1
     # Its partial turn was saved before the server stopped.

@@ -17,8 +17,8 @@ import pytest
 
 from discovery.model import Instance, replica_id_for
 from meshscope.testing import FaultProxy, RedisDevServer, wait_for
-from meshscope.v1 import agent_pb2
-from meshscope.wire import user_message
+from meshscope.v1 import agent_pb2, common_pb2
+from meshscope.wire import declared_reason, user_message
 from orchestrator.calls import stream_step
 from orchestrator.pool import EndpointPool
 from services.runtime.client import AgentClient
@@ -200,6 +200,8 @@ async def test_a_write_never_confirmed_says_so_and_is_still_applied_once(
     )
     assert any(e.HasField("reply_end") for e in events)
     assert events[-1].HasField("error")
+    assert events[-1].error.reason == common_pb2.ERROR_REASON_STORE_UNAVAILABLE
+    assert declared_reason(failed.value.trailing_metadata()) == common_pb2.ERROR_REASON_STORE_UNAVAILABLE
     checker = RedisSessionStore(StoreSettings(redis_url=redis_server.url))
     assert len((await checker.history("lost", 0, 1000)).entries) == 2
     await checker.close()
@@ -215,7 +217,7 @@ def _value(read: Callable[[], T]) -> Callable[[], Awaitable[T]]:
 async def test_a_replica_whose_store_pool_stays_full_is_passed_over_before_the_first_event(
     start_server: StartServer, redis_server: RedisDevServer, proxies: list[FaultProxy]
 ) -> None:
-    """StoreBusy says the replica is busy, not broken: the orchestrator's step goes to another
+    """STORE_BUSY says the replica is busy, not broken: the orchestrator's step goes to another
     replica instead of failing the run, and ejects nobody."""
     on_wire = asyncio.Event()
     slow = await _proxied(redis_server, proxies, delay_s=0.6, on_client_chunk=lambda _: on_wire.set())
@@ -242,7 +244,9 @@ async def test_a_replica_whose_store_pool_stays_full_is_passed_over_before_the_f
     events = [e async for e in stream_step(pool, request, deadline=time.monotonic() + 30, attempts=2)]
     assert {e.endpoint.instance.port for e in events} == {good.port}
     assert events[-1].event.HasField("reply_end")
-    assert busy.runner.stats.failed == 1  # the busy replica was tried first, and said so
+    # The busy replica was tried first, and said so: passed over only because its status declared
+    # STORE_BUSY (a RESOURCE_EXHAUSTED without a reason is gRPC's message limit, and fails the step).
+    assert busy.runner.stats.failed == 1
     assert all(e.available(time.monotonic()) for e in pool.endpoints("analyst"))  # nobody ejected
     await holding
     await pool.close()

@@ -15,6 +15,24 @@ class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ROLE_ASSISTANT: _ClassVar[Role]
     ROLE_SYSTEM: _ClassVar[Role]
 
+class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ERROR_REASON_UNSPECIFIED: _ClassVar[ErrorReason]
+    ERROR_REASON_DRAINING: _ClassVar[ErrorReason]
+    ERROR_REASON_CUT_OFF: _ClassVar[ErrorReason]
+    ERROR_REASON_STORE_UNAVAILABLE: _ClassVar[ErrorReason]
+    ERROR_REASON_STORE_BUSY: _ClassVar[ErrorReason]
+    ERROR_REASON_SESSION_BUSY: _ClassVar[ErrorReason]
+    ERROR_REASON_MODEL_FAILURE: _ClassVar[ErrorReason]
+    ERROR_REASON_TOO_LARGE: _ClassVar[ErrorReason]
+    ERROR_REASON_INVALID_INPUT: _ClassVar[ErrorReason]
+    ERROR_REASON_NOT_FOUND: _ClassVar[ErrorReason]
+    ERROR_REASON_CORRUPT_STATE: _ClassVar[ErrorReason]
+    ERROR_REASON_AGENT_UNAVAILABLE: _ClassVar[ErrorReason]
+    ERROR_REASON_DEADLINE: _ClassVar[ErrorReason]
+    ERROR_REASON_ROUTING_FAILED: _ClassVar[ErrorReason]
+    ERROR_REASON_INTERNAL: _ClassVar[ErrorReason]
+
 class ToolCallState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     TOOL_CALL_STATE_UNSPECIFIED: _ClassVar[ToolCallState]
@@ -36,6 +54,21 @@ ROLE_UNSPECIFIED: Role
 ROLE_USER: Role
 ROLE_ASSISTANT: Role
 ROLE_SYSTEM: Role
+ERROR_REASON_UNSPECIFIED: ErrorReason
+ERROR_REASON_DRAINING: ErrorReason
+ERROR_REASON_CUT_OFF: ErrorReason
+ERROR_REASON_STORE_UNAVAILABLE: ErrorReason
+ERROR_REASON_STORE_BUSY: ErrorReason
+ERROR_REASON_SESSION_BUSY: ErrorReason
+ERROR_REASON_MODEL_FAILURE: ErrorReason
+ERROR_REASON_TOO_LARGE: ErrorReason
+ERROR_REASON_INVALID_INPUT: ErrorReason
+ERROR_REASON_NOT_FOUND: ErrorReason
+ERROR_REASON_CORRUPT_STATE: ErrorReason
+ERROR_REASON_AGENT_UNAVAILABLE: ErrorReason
+ERROR_REASON_DEADLINE: ErrorReason
+ERROR_REASON_ROUTING_FAILED: ErrorReason
+ERROR_REASON_INTERNAL: ErrorReason
 TOOL_CALL_STATE_UNSPECIFIED: ToolCallState
 TOOL_CALL_STATE_PENDING: ToolCallState
 TOOL_CALL_STATE_ASKING: ToolCallState
