@@ -1,4 +1,8 @@
-"""`meshscope agents`: every agent in the mesh, its replicas, their health and meta."""
+"""`meshscope agents`: every agent in the mesh, its replicas, their health and meta.
+
+The Consul client (py-consul, aiohttp) is imported only when discovery is Consul: with
+`MESHSCOPE_DISCOVERY=static` the command reads its configuration and prints, nothing more.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,7 @@ import sys
 from collections.abc import Mapping
 
 from discovery.config import DiscoverySettings
-from discovery.consul_client import UNREACHABLE, describe_error
 from discovery.model import Instance, replica_id_for
-from discovery.watcher import ReadDenied, list_replicas
 
 COLUMNS = ("AGENT", "REPLICA", "ADDRESS", "HEALTH", "SKILLS", "DESCRIPTION")
 
@@ -65,6 +67,9 @@ def run(as_json: bool) -> int:
     if settings.backend == "static":
         agents = _static(settings)
     else:
+        from discovery.consul_client import UNREACHABLE, describe_error
+        from discovery.watcher import ReadDenied, list_replicas
+
         try:
             agents = asyncio.run(list_replicas(settings.consul))
         except ReadDenied as exc:

@@ -1,12 +1,20 @@
 """`meshscope`: one console script for every process and client of the mesh.
 
 Commands so far:
+  meshscope --version
   meshscope serve agents --agents a,b [--port P] [--host H] [--model SPEC] [--advertise-host H]
   meshscope serve orchestrator [-f FILE] [--port P] [--host H]
   meshscope agents [--json]
   meshscope run TARGET TEXT [--session S] [--user U] [--timeout SECONDS]
   meshscope pipelines
   meshscope sessions list [--user U] | show SESSION | delete SESSION
+
+Start-up cost is paid per command (DESIGN.md §3): this module imports only the standard
+library (and the serve flags, which are stdlib-only too), and each command imports what it
+needs in its own branch of `_main`. `--help`,
+`--version` and the orchestrator's clients (`run`, `pipelines`, `sessions`) never load
+AgentScope, Redis, Consul or aiohttp; `agents` loads the Consul client only when discovery
+is Consul. tests/integration/test_cli_startup.py holds each command to that.
 """
 
 from __future__ import annotations
@@ -15,26 +23,52 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any, NoReturn
 
-from discovery.errors import DiscoveryConfigError
-from meshscope_cli import agents as agents_command
-from meshscope_cli import runs as run_commands
-from orchestrator import entry as orchestrator_entry
-from services.catalog import parse_agent_list
-from services.runtime import entry
-from services.runtime.errors import ConfigError
+from services.runtime.flags import add_serve_flags
+
+DISTRIBUTION = "meshscope"
+
+
+class _PrintVersion(argparse.Action):
+    """`--version`: print `meshscope <version>` and exit 0.
+
+    The version is the installed distribution's (importlib.metadata), looked up only when
+    asked for: importing importlib.metadata on every start would cost each command time.
+    A checkout run without being installed has no metadata: one line on stderr, exit 1.
+    """
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> NoReturn:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version(DISTRIBUTION)
+        except PackageNotFoundError:
+            parser.exit(1, f"meshscope: the {DISTRIBUTION} distribution is not installed: no version\n")
+        print(f"meshscope {found}")  # on stdout, as argparse's own version action does
+        parser.exit(0)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="meshscope", description="A service mesh of gRPC AgentScope agents."
     )
+    parser.add_argument("--version", action=_PrintVersion, help="print meshscope's version and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = commands.add_parser("serve", help="run one mesh process")
     serve_what = serve.add_subparsers(dest="what", required=True, metavar="WHAT")
     agents = serve_what.add_parser("agents", help="serve one or more agents from one gRPC server")
     agents.add_argument("--agents", required=True, help="comma-separated agent names, e.g. analyst,writer")
-    entry.add_serve_flags(agents)
+    add_serve_flags(agents)
     orchestrator = serve_what.add_parser("orchestrator", help="serve the orchestrator")
     orchestrator.add_argument("-f", "--file", dest="mesh_file", help="mesh file (default mesh.yaml)")
     orchestrator.add_argument("--port", type=int, help="port (default 50050; 0: any free port)")
@@ -86,21 +120,33 @@ def _main(argv: Sequence[str] | None) -> int:
     if bad is not None:  # checked once here, for every command, before anything goes on the wire
         print(f"meshscope: {bad.upper()} is not valid UTF-8", file=sys.stderr)
         return 2
+    # Each branch imports its command's modules itself: see the module docstring.
     if args.command == "agents":
+        from discovery.errors import DiscoveryConfigError
+        from meshscope_cli import agents as agents_command
+
         try:
             return agents_command.run(args.json)
         except DiscoveryConfigError as exc:
             print(f"meshscope: {exc}", file=sys.stderr)
             return 2
-    if args.command == "run":
-        return run_commands.run(args.target, args.text, args.session, args.user, args.timeout)
-    if args.command == "pipelines":
-        return run_commands.pipelines()
-    if args.command == "sessions":
+    if args.command in ("run", "pipelines", "sessions"):
+        from meshscope_cli import runs as run_commands
+
+        if args.command == "run":
+            return run_commands.run(args.target, args.text, args.session, args.user, args.timeout)
+        if args.command == "pipelines":
+            return run_commands.pipelines()
         return run_commands.sessions(args.action, args.user if args.action == "list" else args.session)
     if args.command == "serve" and args.what == "orchestrator":
+        from orchestrator import entry as orchestrator_entry
+
         return orchestrator_entry.run(orchestrator_entry.ServeArgs(args.mesh_file, args.port, args.host))
     if args.command == "serve" and args.what == "agents":
+        from services.catalog import parse_agent_list
+        from services.runtime import entry
+        from services.runtime.errors import ConfigError
+
         try:
             names = parse_agent_list(args.agents)
         except ConfigError as exc:

@@ -15,6 +15,7 @@ from discovery.errors import DiscoveryConfigError
 from services.catalog import load_definition, parse_agent_list
 from services.runtime.config import ServerSettings
 from services.runtime.errors import ConfigError
+from services.runtime.flags import add_serve_flags
 from services.runtime.hosted import HostedAgent
 from services.runtime.models.factory import effective_spec
 from services.runtime.redis_store import StoreSettings
@@ -29,19 +30,6 @@ def configure_logging() -> None:
         level=level if level in logging.getLevelNamesMapping() else "INFO",
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
-    )
-
-
-def add_serve_flags(parser: argparse.ArgumentParser) -> None:
-    """The flags every agent-service entry point accepts."""
-    parser.add_argument("--port", type=int, help="port to serve on (0: any free port); env MESHSCOPE_PORT")
-    parser.add_argument("--host", help="address to bind; env MESHSCOPE_HOST (default 127.0.0.1)")
-    parser.add_argument(
-        "--model", help="model spec for every hosted agent, e.g. scripted or openai:gpt-4o-mini"
-    )
-    parser.add_argument(
-        "--advertise-host",
-        help="address other processes reach this replica at; env MESHSCOPE_ADVERTISE_HOST",
     )
 
 

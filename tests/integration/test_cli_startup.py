@@ -1,0 +1,136 @@
+"""The CLI loads only what a command needs (DESIGN.md §3), and `meshscope --version`.
+
+Each test runs a real `meshscope` process with PYTHONPROFILEIMPORTTIME=1 (`-X importtime`):
+the interpreter reports every module it imports on stderr, so the test reads what the
+command loaded instead of timing it. `--help` and the orchestrator's clients must not load
+AgentScope, the Redis client, the Consul client or aiohttp; `meshscope agents` loads the
+Consul client (and so aiohttp), never AgentScope or Redis. The commands that do load
+them (`agents` with Consul, `serve agents`) are checked too, so a report that stopped
+listing modules would fail here rather than pass every test vacuously.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pytest
+
+from meshscope.testing import ConsulDevAgent, child_env
+from meshscope_cli.launch import ServiceProcess, launch, meshscope_command
+from tests.support import REPO, run_cli, start_agents
+
+pytestmark = pytest.mark.integration
+
+HEAVY = frozenset({"agentscope", "redis", "consul", "aiohttp"})
+
+
+def run_traced(
+    args: Sequence[str], env: Mapping[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """Run `meshscope ARGS`; its result and the top-level names of every module it imported."""
+    result = run_cli(args, {"PYTHONPROFILEIMPORTTIME": "1", **(env or {})})
+    loaded: set[str] = set()
+    for line in result.stderr.splitlines():
+        # "import time:       412 |        873 |   redis.client" (the header ends "imported package")
+        if line.startswith("import time:") and not line.endswith("imported package"):
+            loaded.add(line.rsplit("|", 1)[1].strip().split(".")[0])
+    return result, loaded
+
+
+def errors(result: subprocess.CompletedProcess[str]) -> str:
+    """stderr without the import report: what the command itself said."""
+    return "\n".join(line for line in result.stderr.splitlines() if not line.startswith("import time:"))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["run", "--help"],
+        ["pipelines", "--help"],
+        ["sessions", "--help"],
+        ["sessions", "list", "--help"],
+        ["agents", "--help"],
+        ["serve", "agents", "--help"],
+        ["serve", "orchestrator", "--help"],
+    ],
+)
+def test_help_loads_no_agentscope_redis_or_consul(args: list[str]) -> None:
+    result, loaded = run_traced(args)
+    assert result.returncode == 0, errors(result)
+    assert result.stdout.startswith("usage: meshscope")
+    assert "argparse" in loaded  # the report is there: an empty one would prove nothing
+    assert not loaded & HEAVY, sorted(loaded & HEAVY)
+
+
+def test_version_prints_the_installed_distributions_version() -> None:
+    result, loaded = run_traced(["--version"])
+    assert result.returncode == 0, errors(result)
+    assert result.stdout == f"meshscope {importlib.metadata.version('meshscope')}\n"
+    assert not loaded & HEAVY, sorted(loaded & HEAVY)
+
+
+CLIENT_COMMANDS: list[tuple[list[str], int, str]] = [
+    # (arguments, exit status, how a line of its output starts), in order: later ones read earlier ones
+    (["run", "echo", "hello mesh", "--session", "startup"], 0, "[echo] hello mesh"),
+    (["run", "twice", "hello mesh"], 0, "[echo] hello mesh"),
+    (["pipelines"], 0, "twice "),
+    (["sessions", "list"], 0, "startup "),
+    (["sessions", "show", "startup"], 0, "[echo] hello mesh"),
+    (["sessions", "delete", "startup"], 0, "deleted session 'startup'"),
+    (["run", "nobody", "x"], 1, "meshscope: NOT_FOUND: no agent or pipeline 'nobody'"),
+]
+
+
+def test_orchestrator_clients_load_no_agentscope_redis_or_consul(tmp_path: Path) -> None:
+    """`run`, `pipelines` and `sessions` against a real orchestrator and echo agent (both processes)."""
+    agents = start_agents(["--agents", "echo"])
+    orchestrator: ServiceProcess | None = None
+    try:
+        mesh = tmp_path / "mesh.yaml"
+        mesh.write_text("agents: [echo]\npipelines:\n  twice: {kind: sequential, steps: [echo, echo]}\n")
+        orchestrator = launch(
+            meshscope_command("serve", "orchestrator", "-f", str(mesh), "--port", "0"),
+            child_env({"MESHSCOPE_STATIC_ENDPOINTS": f"echo={agents.address}"}),
+            cwd=REPO,
+        )
+        for args, status, says in CLIENT_COMMANDS:
+            result, loaded = run_traced(args, {"MESHSCOPE_ORCHESTRATOR": orchestrator.address})
+            assert result.returncode == status, (args, errors(result))
+            said = [*result.stdout.splitlines(), *errors(result).splitlines()]
+            assert any(line.startswith(says) for line in said), (args, said)
+            assert "grpc" in loaded, args  # it did talk to the orchestrator
+            assert not loaded & HEAVY, (args, sorted(loaded & HEAVY))
+    finally:
+        if orchestrator is not None:
+            orchestrator.stop()
+        agents.stop()
+
+
+def test_agents_loads_the_consul_client_only_with_consul(tmp_path: Path) -> None:
+    static, static_loaded = run_traced(["agents"], {"MESHSCOPE_STATIC_ENDPOINTS": "echo=127.0.0.1:50051"})
+    assert static.returncode == 0, errors(static)
+    assert "echo" in static.stdout
+    assert not static_loaded & HEAVY, sorted(static_loaded & HEAVY)
+
+    consul = ConsulDevAgent(tmp_path)
+    consul.start()
+    try:
+        listed, loaded = run_traced(["agents", "--json"], consul.env())
+    finally:
+        consul.stop()
+    assert listed.returncode == 0, errors(listed)
+    assert listed.stdout.strip() == "{}"
+    assert {"consul", "aiohttp"} <= loaded
+    assert not loaded & {"agentscope", "redis"}, sorted(loaded & {"agentscope", "redis"})
+
+
+def test_serving_agents_does_load_agentscope() -> None:
+    """The other side of the rule, and proof that the import report sees AgentScope at all."""
+    result, loaded = run_traced(["serve", "agents", "--agents", "poet"])
+    assert result.returncode == 2
+    assert errors(result).startswith("meshscope: unknown agent 'poet'")
+    assert "agentscope" in loaded
