@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
+from meshscope.codec import add_usage, as_input
 from meshscope.v1 import agent_pb2, common_pb2, orchestrator_pb2
 from meshscope.wire import text_of, user_message
 from orchestrator.calls import Reason, StepFailed, stream_step
@@ -48,14 +49,6 @@ class RunFailed(Exception):
         self.code = code
         self.message = message
         self.reason = reason
-
-
-def as_input(message: common_pb2.Message) -> common_pb2.Message:
-    """A step's reply as the next step's input: a user message with its text, data and url parts."""
-    parts = [p for p in message.parts if p.WhichOneof("kind") in ("text", "data", "url")]
-    if not any(p.WhichOneof("kind") != "text" or p.text.strip() for p in parts):
-        parts = [common_pb2.Part(text=text_of(message) or "(no content)")]
-    return common_pb2.Message(role=common_pb2.ROLE_USER, name=message.name or "user", parts=parts)
 
 
 @dataclass
@@ -172,11 +165,7 @@ class Runner:
                     run.replicas.append(item.endpoint.replica_id)
             if event.HasField("reply_end") and event.reply_id == root:
                 final = event.reply_end.message
-                usage = final.usage
-                run.usage.input_tokens += usage.input_tokens
-                run.usage.output_tokens += usage.output_tokens
-                run.usage.cache_input_tokens += usage.cache_input_tokens
-                run.usage.cache_creation_input_tokens += usage.cache_creation_input_tokens
+                add_usage(run.usage, final.usage)
             relayed = orchestrator_pb2.RunEvent(
                 step=step, agent=event.agent or agent, replica=item.endpoint.replica_id, agent_event=event
             )

@@ -8,6 +8,9 @@
         async for line in client.history("s1"):  # this process's store, a page at a time
             print(line.name, line.text)
 
+Replies are collected with `meshscope.codec.Reply`, so importing this client does not
+load AgentScope (tests/unit/test_codec.py checks).
+
 Failures surface as `grpc.aio.AioRpcError` with the server's status code and
 message (a stream that failed after it began also carried an `error` event).
 """
@@ -15,33 +18,12 @@ message (a stream that failed after it began also carried an `error` event).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from meshscope.clients import SessionClient
+from meshscope.codec import Reply, to_struct
 from meshscope.v1 import agent_pb2, agent_pb2_grpc, common_pb2
-from meshscope.wire import text_of, user_message
-from services.runtime.messages import to_struct
-
-
-@dataclass
-class Reply:
-    """A whole turn, collected."""
-
-    events: list[agent_pb2.AgentEvent] = field(default_factory=list)
-    message: common_pb2.Message | None = None
-    """The complete reply from `reply_end` (None if the stream never got there)."""
-
-    @property
-    def text(self) -> str:
-        """The reply's text: the final message's text parts."""
-        return text_of(self.message) if self.message is not None else streamed_text(self.events)
-
-
-def streamed_text(events: list[agent_pb2.AgentEvent]) -> str:
-    """The text deltas of the hosted agent's own reply, joined."""
-    root = next((e.reply_id for e in events if e.HasField("reply_start")), None)
-    return "".join(e.text_delta.delta for e in events if e.HasField("text_delta") and e.reply_id == root)
+from meshscope.wire import user_message
 
 
 class AgentClient(SessionClient):
@@ -88,14 +70,12 @@ class AgentClient(SessionClient):
         user_id: str = "",
         timeout: float | None = None,
     ) -> Reply:
-        """Run one turn and collect it."""
+        """Run one turn and collect it (see `meshscope.codec.Reply`)."""
         reply = Reply()
         async for event in self.invoke(
             agent, content, session_id=session_id, user_id=user_id, timeout=timeout
         ):
-            reply.events.append(event)
-            if event.HasField("reply_end") and event.reply_id == reply.events[0].reply_id:
-                reply.message = event.reply_end.message
+            reply.add(event)
         return reply
 
     async def get_card(self, agent: str = "", *, timeout: float | None = 10.0) -> common_pb2.AgentCard:

@@ -2,14 +2,16 @@
 
 Both directions are total for every block kind AgentScope has, so a message
 survives a round trip through the mesh unchanged (except that protobuf
-`Struct` metadata stores numbers as doubles).
+`Struct` metadata stores numbers as doubles). Only what needs AgentScope's
+types lives here; the tables of role and state names and the `Struct`
+helpers both directions share are in `meshscope.codec`.
 """
 
 from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlparse
 
@@ -27,35 +29,14 @@ from agentscope.message import (
     URLSource,
     Usage,
 )
-from google.protobuf import json_format, struct_pb2
 from pydantic import ValidationError
 
+from meshscope.codec import ROLES, TOOL_CALL_STATES, TOOL_RESULT_STATES, from_struct, to_struct
 from meshscope.v1 import common_pb2
 from services.runtime.errors import InvalidInput
 
-_ROLE_TO_WIRE = {
-    "user": common_pb2.ROLE_USER,
-    "assistant": common_pb2.ROLE_ASSISTANT,
-    "system": common_pb2.ROLE_SYSTEM,
-}
-_ROLE_FROM_WIRE = {v: k for k, v in _ROLE_TO_WIRE.items()}
-
-_TOOL_CALL_STATES = {
-    "pending": common_pb2.TOOL_CALL_STATE_PENDING,
-    "asking": common_pb2.TOOL_CALL_STATE_ASKING,
-    "allowed": common_pb2.TOOL_CALL_STATE_ALLOWED,
-    "submitted": common_pb2.TOOL_CALL_STATE_SUBMITTED,
-    "finished": common_pb2.TOOL_CALL_STATE_FINISHED,
-}
-_TOOL_CALL_STATES_FROM_WIRE = {v: ToolCallState(k) for k, v in _TOOL_CALL_STATES.items()}
-
-TOOL_RESULT_STATES = {
-    "running": common_pb2.TOOL_RESULT_STATE_RUNNING,
-    "success": common_pb2.TOOL_RESULT_STATE_SUCCESS,
-    "error": common_pb2.TOOL_RESULT_STATE_ERROR,
-    "interrupted": common_pb2.TOOL_RESULT_STATE_INTERRUPTED,
-    "denied": common_pb2.TOOL_RESULT_STATE_DENIED,
-}
+_ROLE_FROM_WIRE = {v: k for k, v in ROLES.items()}
+_TOOL_CALL_STATES_FROM_WIRE = {v: ToolCallState(k) for k, v in TOOL_CALL_STATES.items()}
 _TOOL_RESULT_STATES_FROM_WIRE = {v: ToolResultState(k) for k, v in TOOL_RESULT_STATES.items()}
 
 MAX_ID_LENGTH = 256
@@ -64,20 +45,6 @@ MAX_ID_LENGTH = 256
 def _id_of(part: common_pb2.Part) -> str:
     """The part's id, or a fresh one (AgentScope's blocks always carry an id)."""
     return part.id or uuid.uuid4().hex
-
-
-def to_struct(value: Mapping[str, Any] | None) -> struct_pb2.Struct | None:
-    """A JSON-like mapping as a protobuf Struct (None for empty)."""
-    if not value:
-        return None
-    struct = struct_pb2.Struct()
-    struct.update(dict(value))
-    return struct
-
-
-def from_struct(struct: struct_pb2.Struct) -> dict[str, Any]:
-    """A protobuf Struct as a plain dict."""
-    return json_format.MessageToDict(struct)
 
 
 def usage_to_wire(usage: Usage | None) -> common_pb2.Usage | None:
@@ -139,7 +106,7 @@ def block_to_part(block: Any) -> common_pb2.Part:
                 id=block.id,
                 name=block.name,
                 input=block.input,
-                state=_TOOL_CALL_STATES.get(str(block.state), common_pb2.TOOL_CALL_STATE_UNSPECIFIED),
+                state=TOOL_CALL_STATES.get(str(block.state), common_pb2.TOOL_CALL_STATE_UNSPECIFIED),
             ),
         )
     if isinstance(block, ToolResultBlock):
@@ -165,7 +132,7 @@ def msg_to_message(msg: Msg) -> common_pb2.Message:
     """An AgentScope `Msg` as a wire `Message`."""
     message = common_pb2.Message(
         id=msg.id,
-        role=_ROLE_TO_WIRE[msg.role],
+        role=ROLES[msg.role],
         name=msg.name,
         parts=[block_to_part(block) for block in msg.content],
         created_at=msg.created_at,

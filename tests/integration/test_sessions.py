@@ -15,6 +15,7 @@ import redis.asyncio as redis
 from discovery.model import Instance, replica_id_for
 from discovery.watcher import StaticWatcher
 from meshscope.clients import SessionClient
+from meshscope.codec import Reply
 from meshscope.testing import RedisDevServer, child_env, free_port, wait_for
 from meshscope.v1 import common_pb2
 from meshscope.wire import declared_reason
@@ -23,7 +24,7 @@ from orchestrator.client import OrchestratorClient
 from orchestrator.config import OrchestratorSettings
 from orchestrator.pipelines import parse_mesh
 from orchestrator.service import OrchestratorServer
-from services.runtime.client import AgentClient, Reply
+from services.runtime.client import AgentClient
 from services.runtime.redis_store import RedisSessionStore, StoreSettings
 from services.runtime.state import HistoryEntry
 from tests.conftest import StartServer

@@ -10,10 +10,12 @@ from agentscope.agent import Agent, InjectionConfig, ReActConfig
 from agentscope.message import TextBlock, ToolCallBlock, ToolResultState, UserMsg
 from agentscope.tool import Toolkit
 
+from meshscope import codec
+from meshscope.codec import from_struct
 from meshscope.v1 import agent_pb2, common_pb2
 from services.analyst import summarize_numbers
 from services.runtime.events import EventEncoder, rebuild_reply
-from services.runtime.messages import from_struct, msg_to_message
+from services.runtime.messages import msg_to_message
 from services.runtime.models import ScriptedChatModel
 from services.runtime.tools import allowed_tool
 
@@ -134,6 +136,10 @@ def test_a_receiver_rebuilds_the_reply_end_message_from_the_events_alone() -> No
     assert sent.parts[2].text == "spoken"  # the end event's text replaced the deltas
     assert sent.usage.input_tokens == 9 and sent.usage.output_tokens == 4
     assert same_reply(msg_to_message(rebuilt), sent)
+    # A receiver without AgentScope (the orchestrator, the bridge) rebuilds the same message.
+    rebuilt_on_the_wire = codec.rebuild_reply(wire)
+    assert rebuilt_on_the_wire is not None
+    assert same_reply(rebuilt_on_the_wire, sent)
 
 
 async def test_a_real_agent_turn_survives_the_wire() -> None:
@@ -157,3 +163,6 @@ async def test_a_real_agent_turn_survives_the_wire() -> None:
     assert rebuilt is not None
     assert same_reply(msg_to_message(rebuilt), final)
     assert isinstance(rebuilt.content[-1], TextBlock)
+    rebuilt_on_the_wire = codec.rebuild_reply(wire)
+    assert rebuilt_on_the_wire is not None
+    assert same_reply(rebuilt_on_the_wire, final)
