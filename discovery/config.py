@@ -33,52 +33,20 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
-from urllib.parse import urlparse
 
 from discovery.addresses import host_port
-from discovery.errors import DiscoveryConfigError
+from meshscope.config import MAX_SECONDS, Config, ConfigError, parse_host_port
+
+__all__ = [
+    "DEFAULT_CONSUL_PORT",
+    "MAX_SECONDS",
+    "ConsulSettings",
+    "DiscoverySettings",
+    "parse_host_port",
+    "parse_static_endpoints",
+]
 
 DEFAULT_CONSUL_PORT = 8500
-MAX_SECONDS = 2_000_000.0
-"""Upper bound of every duration knob (Consul and gRPC take durations as bounded integers)."""
-
-
-def _seconds(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise DiscoveryConfigError(f"{name}={raw!r} is not valid: expected seconds") from None
-    if not minimum <= value <= MAX_SECONDS:  # also rejects nan and inf
-        raise DiscoveryConfigError(
-            f"{name}={raw!r} is not valid: expected seconds {minimum:g}-{MAX_SECONDS:.0f}"
-        )
-    return value
-
-
-def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes"):
-        return True
-    if raw in ("0", "false", "no"):
-        return False
-    raise DiscoveryConfigError(f"{name}={raw!r} is not valid: expected true or false")
-
-
-def parse_host_port(value: str, what: str) -> tuple[str, int]:
-    """`host:port` (IPv6 as `[::1]:port`), validated; errors name `what`."""
-    parsed = urlparse(f"//{value.strip()}")
-    try:
-        port = parsed.port
-    except ValueError:
-        port = None
-    if not parsed.hostname or port is None or port == 0:
-        raise DiscoveryConfigError(f"{what}: {value!r} is not host:port")
-    return parsed.hostname, port
 
 
 @dataclass(frozen=True)
@@ -105,45 +73,51 @@ class ConsulSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ConsulSettings:
-        env = os.environ if environ is None else environ
-        raw_addr = env.get("CONSUL_HTTP_ADDR", "").strip() or f"127.0.0.1:{DEFAULT_CONSUL_PORT}"
+        """Read Consul's variables and meshscope's Consul knobs; ConfigError names a bad one."""
+        config = Config(environ)
+        d = cls()
+        raw_addr = config.string("CONSUL_HTTP_ADDR", f"127.0.0.1:{DEFAULT_CONSUL_PORT}")
         scheme = "http"
         if "://" in raw_addr:
             scheme, _, raw_addr = raw_addr.partition("://")
             if scheme not in ("http", "https"):
-                raise DiscoveryConfigError(f"CONSUL_HTTP_ADDR: scheme must be http or https, got {scheme!r}")
+                raise ConfigError(f"CONSUL_HTTP_ADDR: scheme must be http or https, got {scheme!r}")
         host, port = parse_host_port(raw_addr.rstrip("/"), "CONSUL_HTTP_ADDR")
-        if _flag(env, "CONSUL_HTTP_SSL", scheme == "https"):
+        if config.flag("CONSUL_HTTP_SSL", scheme == "https"):
             scheme = "https"
-        verify: bool | str = _flag(env, "CONSUL_HTTP_SSL_VERIFY", True)
-        ca = env.get("CONSUL_CACERT", "").strip()
-        if ca:
+        verify: bool | str = config.flag("CONSUL_HTTP_SSL_VERIFY", True)
+        ca = config.optional("CONSUL_CACERT")
+        if ca is not None:
             if not os.path.isfile(ca):
-                raise DiscoveryConfigError(f"CONSUL_CACERT: no such file {ca!r}")
+                raise ConfigError(f"CONSUL_CACERT: no such file {ca!r}")
             verify = ca if verify else False
-        client_cert, client_key = (
-            env.get("CONSUL_CLIENT_CERT", "").strip(),
-            env.get("CONSUL_CLIENT_KEY", "").strip(),
-        )
+        client_cert = config.string("CONSUL_CLIENT_CERT", "")
+        client_key = config.string("CONSUL_CLIENT_KEY", "")
         if bool(client_cert) != bool(client_key):
-            raise DiscoveryConfigError("CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY must be set together")
+            raise ConfigError("CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY must be set together")
         for name, path in (("CONSUL_CLIENT_CERT", client_cert), ("CONSUL_CLIENT_KEY", client_key)):
             if path and not os.path.isfile(path):
-                raise DiscoveryConfigError(f"{name}: no such file {path!r}")
+                raise ConfigError(f"{name}: no such file {path!r}")
         return cls(
             host=host,
             port=port,
             scheme=scheme,
-            token=env.get("CONSUL_HTTP_TOKEN", "").strip() or None,
+            token=config.optional("CONSUL_HTTP_TOKEN"),
             verify=verify,
             cert=(client_cert, client_key) if client_cert else None,
-            check_interval_s=_seconds(env, "MESHSCOPE_CONSUL_CHECK_INTERVAL_S", 1.0, 0.1),
-            check_timeout_s=_seconds(env, "MESHSCOPE_CONSUL_CHECK_TIMEOUT_S", 5.0, 0.1),
-            deregister_after_s=_seconds(env, "MESHSCOPE_CONSUL_DEREGISTER_AFTER_S", 60.0, 1.0),
-            wait_s=_seconds(env, "MESHSCOPE_CONSUL_WAIT_S", 30.0, 1.0),
-            recheck_s=_seconds(env, "MESHSCOPE_CONSUL_RECHECK_S", 1.0, 0.1),
-            recover_hold_s=_seconds(env, "MESHSCOPE_CONSUL_RECOVER_HOLD_S", 5.0, 0.0),
-            call_timeout_s=_seconds(env, "MESHSCOPE_CONSUL_CALL_TIMEOUT_S", 5.0, 0.1),
+            check_interval_s=config.seconds(
+                "MESHSCOPE_CONSUL_CHECK_INTERVAL_S", d.check_interval_s, minimum=0.1
+            ),
+            check_timeout_s=config.seconds(
+                "MESHSCOPE_CONSUL_CHECK_TIMEOUT_S", d.check_timeout_s, minimum=0.1
+            ),
+            deregister_after_s=config.seconds(
+                "MESHSCOPE_CONSUL_DEREGISTER_AFTER_S", d.deregister_after_s, minimum=1.0
+            ),
+            wait_s=config.seconds("MESHSCOPE_CONSUL_WAIT_S", d.wait_s, minimum=1.0),
+            recheck_s=config.seconds("MESHSCOPE_CONSUL_RECHECK_S", d.recheck_s, minimum=0.1),
+            recover_hold_s=config.seconds("MESHSCOPE_CONSUL_RECOVER_HOLD_S", d.recover_hold_s),
+            call_timeout_s=config.seconds("MESHSCOPE_CONSUL_CALL_TIMEOUT_S", d.call_timeout_s, minimum=0.1),
         )
 
 
@@ -154,14 +128,12 @@ def parse_static_endpoints(value: str) -> dict[str, tuple[tuple[str, int], ...]]
         agent, sep, addresses = entry.partition("=")
         agent = agent.strip()
         if not sep or not agent:
-            raise DiscoveryConfigError(
-                f"MESHSCOPE_STATIC_ENDPOINTS: {entry!r} is not agent=host:port[,host:port]"
-            )
+            raise ConfigError(f"MESHSCOPE_STATIC_ENDPOINTS: {entry!r} is not agent=host:port[,host:port]")
         if agent in endpoints:
-            raise DiscoveryConfigError(f"MESHSCOPE_STATIC_ENDPOINTS: agent {agent!r} is listed twice")
+            raise ConfigError(f"MESHSCOPE_STATIC_ENDPOINTS: agent {agent!r} is listed twice")
         pairs = [a.strip() for a in addresses.split(",") if a.strip()]
         if not pairs:
-            raise DiscoveryConfigError(f"MESHSCOPE_STATIC_ENDPOINTS: agent {agent!r} has no endpoints")
+            raise ConfigError(f"MESHSCOPE_STATIC_ENDPOINTS: agent {agent!r} has no endpoints")
         endpoints[agent] = tuple(parse_host_port(a, f"MESHSCOPE_STATIC_ENDPOINTS ({agent})") for a in pairs)
     return endpoints
 
@@ -177,15 +149,11 @@ class DiscoverySettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DiscoverySettings:
-        env = os.environ if environ is None else environ
-        backend = env.get("MESHSCOPE_DISCOVERY", "").strip().lower() or "consul"
-        if backend not in ("consul", "static"):
-            raise DiscoveryConfigError(
-                f"MESHSCOPE_DISCOVERY={backend!r} is not valid: expected consul or static"
-            )
+        config = Config(environ)
+        backend = config.choice("MESHSCOPE_DISCOVERY", "consul", ("consul", "static"))
         return cls(
             backend="consul" if backend == "consul" else "static",
-            consul=ConsulSettings.from_env(env) if backend == "consul" else ConsulSettings(),
-            static=parse_static_endpoints(env.get("MESHSCOPE_STATIC_ENDPOINTS", "")),
-            advertise_host=env.get("MESHSCOPE_ADVERTISE_HOST", "").strip() or None,
+            consul=ConsulSettings.from_env(environ) if backend == "consul" else ConsulSettings(),
+            static=parse_static_endpoints(config.string("MESHSCOPE_STATIC_ENDPOINTS", "")),
+            advertise_host=config.optional("MESHSCOPE_ADVERTISE_HOST"),
         )

@@ -1,5 +1,9 @@
-"""Discovery errors."""
+"""Discovery errors.
 
+`DiscoveryConfigError` is `meshscope.config.ConfigError` under its old name: bad discovery
+configuration is bad configuration like any other (one line, exit status 2).
+"""
 
-class DiscoveryConfigError(ValueError):
-    """Bad discovery configuration; the process must not start. One line."""
+from meshscope.config import ConfigError as DiscoveryConfigError
+
+__all__ = ["DiscoveryConfigError"]

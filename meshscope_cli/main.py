@@ -122,12 +122,12 @@ def _main(argv: Sequence[str] | None) -> int:
         return 2
     # Each branch imports its command's modules itself: see the module docstring.
     if args.command == "agents":
-        from discovery.errors import DiscoveryConfigError
+        from meshscope.config import ConfigError
         from meshscope_cli import agents as agents_command
 
         try:
             return agents_command.run(args.json)
-        except DiscoveryConfigError as exc:
+        except ConfigError as exc:
             print(f"meshscope: {exc}", file=sys.stderr)
             return 2
     if args.command in ("run", "pipelines", "sessions"):
@@ -143,9 +143,9 @@ def _main(argv: Sequence[str] | None) -> int:
 
         return orchestrator_entry.run(orchestrator_entry.ServeArgs(args.mesh_file, args.port, args.host))
     if args.command == "serve" and args.what == "agents":
+        from meshscope.config import ConfigError
         from services.catalog import parse_agent_list
         from services.runtime import entry
-        from services.runtime.errors import ConfigError
 
         try:
             names = parse_agent_list(args.agents)

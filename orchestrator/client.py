@@ -12,7 +12,6 @@ is `meshscope.clients.SessionClient`'s, shared with the agent-service client.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from google.protobuf import duration_pb2
 
 from meshscope.clients import SessionClient
+from meshscope.config import Config
 from meshscope.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from meshscope.wire import user_message
 
@@ -28,7 +28,7 @@ DEFAULT_TARGET = "127.0.0.1:50050"
 
 def orchestrator_address() -> str:
     """Where clients find the orchestrator: MESHSCOPE_ORCHESTRATOR, or the default."""
-    return os.environ.get("MESHSCOPE_ORCHESTRATOR", "").strip() or DEFAULT_TARGET
+    return Config().string("MESHSCOPE_ORCHESTRATOR", DEFAULT_TARGET)
 
 
 class OrchestratorClient(SessionClient):

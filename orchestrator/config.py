@@ -24,45 +24,34 @@
   orchestrator's server and to its channels to agent replicas)
 
 Discovery settings (MESHSCOPE_DISCOVERY, CONSUL_*...) are read by `discovery.config`.
+
+Every knob is read through `meshscope.config.Config`: a bad value stops the process at start with
+one line naming the variable (`ConfigError`; `OrchestratorConfigError` is its old name). Counts and
+the port are whole numbers; the durations other than keepalive are 0-2147483647 s
+(MESHSCOPE_RUN_TIMEOUT_S from 0.001), MESHSCOPE_PANIC_GRACE_S is 0-3600.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from meshscope.config import MAX_BYTES, Config, ConfigError
+
 DEFAULT_ORCHESTRATOR_PORT = 50050
 
+OrchestratorConfigError = ConfigError
+"""The old name of `meshscope.config.ConfigError`, kept for importers."""
 
-class OrchestratorConfigError(ValueError):
-    """Bad orchestrator configuration; one line."""
-
-
-MAX_NUMBER = 2**31 - 1
-"""Upper bound of every numeric knob: gRPC takes sizes and milliseconds as 32-bit integers."""
+MAX_NUMBER = MAX_BYTES
+"""Upper bound of the sizes, counts and non-keepalive durations: gRPC takes sizes as 32-bit integers."""
 MAX_KEEPALIVE_S = 2_000_000
 """Keepalive settings go to gRPC in milliseconds, as 32-bit integers."""
 MAX_PANIC_GRACE_S = 3600.0
 """Routing to replicas that failed every check for over an hour would hide an outage."""
 MAX_PENDING_REQUESTS = MAX_NUMBER // 3
 """The hard limit gRPC is given is three times the knob, and must stay a 32-bit integer."""
-
-
-def _number(
-    env: Mapping[str, str], name: str, default: float, minimum: float, maximum: float = MAX_NUMBER
-) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise OrchestratorConfigError(f"{name}={raw!r} is not valid: expected a number") from None
-    if not minimum <= value <= maximum:  # also rejects nan and inf
-        raise OrchestratorConfigError(f"{name}={raw!r} is not valid: expected {minimum:g}-{maximum:g}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -85,43 +74,37 @@ class OrchestratorSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OrchestratorSettings:
-        env = os.environ if environ is None else environ
+        """Read every knob from `environ` (default os.environ); ConfigError names a bad one."""
+        config = Config(environ)
         d = cls()
-        port = _number(env, "MESHSCOPE_ORCHESTRATOR_PORT", d.port, 0)
-        if port > 65535 or port != int(port):
-            raise OrchestratorConfigError(f"MESHSCOPE_ORCHESTRATOR_PORT={port:g} is not a port")
+
+        def seconds(name: str, default: float, minimum: float = 0.0, maximum: float = MAX_NUMBER) -> float:
+            return config.seconds(name, default, minimum=minimum, maximum=maximum)
+
         return cls(
-            host=env.get("MESHSCOPE_ORCHESTRATOR_HOST", "").strip() or d.host,
-            port=int(port),
-            mesh_file=env.get("MESHSCOPE_MESH_FILE", "").strip() or d.mesh_file,
-            run_timeout_s=_number(env, "MESHSCOPE_RUN_TIMEOUT_S", d.run_timeout_s, 0.001),
-            retry_attempts=int(_number(env, "MESHSCOPE_RETRY_ATTEMPTS", d.retry_attempts, 1)),
-            eject_s=_number(env, "MESHSCOPE_EJECT_S", d.eject_s, 0),
-            panic_grace_s=_number(env, "MESHSCOPE_PANIC_GRACE_S", d.panic_grace_s, 0, MAX_PANIC_GRACE_S),
-            max_message_bytes=int(_number(env, "MESHSCOPE_GRPC_MAX_MESSAGE_BYTES", d.max_message_bytes, 1)),
-            shutdown_grace_s=_number(env, "MESHSCOPE_SHUTDOWN_GRACE_S", d.shutdown_grace_s, 0),
-            shutdown_pause_s=_number(env, "MESHSCOPE_SHUTDOWN_PAUSE_S", d.shutdown_pause_s, 0),
-            keepalive_time_s=_number(
-                env, "MESHSCOPE_GRPC_KEEPALIVE_TIME_S", d.keepalive_time_s, 0, MAX_KEEPALIVE_S
+            host=config.string("MESHSCOPE_ORCHESTRATOR_HOST", d.host),
+            port=config.port("MESHSCOPE_ORCHESTRATOR_PORT", d.port),
+            mesh_file=config.string("MESHSCOPE_MESH_FILE", d.mesh_file),
+            run_timeout_s=seconds("MESHSCOPE_RUN_TIMEOUT_S", d.run_timeout_s, 0.001),
+            retry_attempts=config.count("MESHSCOPE_RETRY_ATTEMPTS", d.retry_attempts, maximum=MAX_NUMBER),
+            eject_s=seconds("MESHSCOPE_EJECT_S", d.eject_s),
+            panic_grace_s=seconds("MESHSCOPE_PANIC_GRACE_S", d.panic_grace_s, maximum=MAX_PANIC_GRACE_S),
+            max_message_bytes=config.bytes("MESHSCOPE_GRPC_MAX_MESSAGE_BYTES", d.max_message_bytes),
+            shutdown_grace_s=seconds("MESHSCOPE_SHUTDOWN_GRACE_S", d.shutdown_grace_s),
+            shutdown_pause_s=seconds("MESHSCOPE_SHUTDOWN_PAUSE_S", d.shutdown_pause_s),
+            keepalive_time_s=seconds(
+                "MESHSCOPE_GRPC_KEEPALIVE_TIME_S", d.keepalive_time_s, maximum=MAX_KEEPALIVE_S
             ),
-            keepalive_timeout_s=_number(
-                env, "MESHSCOPE_GRPC_KEEPALIVE_TIMEOUT_S", d.keepalive_timeout_s, 0, MAX_KEEPALIVE_S
+            keepalive_timeout_s=seconds(
+                "MESHSCOPE_GRPC_KEEPALIVE_TIMEOUT_S", d.keepalive_timeout_s, maximum=MAX_KEEPALIVE_S
             ),
-            min_ping_interval_s=_number(
-                env, "MESHSCOPE_GRPC_MIN_PING_INTERVAL_S", d.min_ping_interval_s, 0, MAX_KEEPALIVE_S
+            min_ping_interval_s=seconds(
+                "MESHSCOPE_GRPC_MIN_PING_INTERVAL_S", d.min_ping_interval_s, maximum=MAX_KEEPALIVE_S
             ),
-            max_pending_requests=int(
-                _number(
-                    env,
-                    "MESHSCOPE_GRPC_MAX_PENDING_REQUESTS",
-                    d.max_pending_requests,
-                    1,
-                    MAX_PENDING_REQUESTS,
-                )
+            max_pending_requests=config.count(
+                "MESHSCOPE_GRPC_MAX_PENDING_REQUESTS", d.max_pending_requests, maximum=MAX_PENDING_REQUESTS
             ),
-            max_pending_streams=int(
-                _number(env, "MESHSCOPE_MAX_PENDING_STREAMS", d.max_pending_streams, 1, MAX_NUMBER)
-            ),
+            max_pending_streams=config.count("MESHSCOPE_MAX_PENDING_STREAMS", d.max_pending_streams),
         )
 
     def with_overrides(self, **overrides: Any) -> OrchestratorSettings:

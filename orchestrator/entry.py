@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import sys
 from dataclasses import dataclass
 
 from discovery.config import DiscoverySettings
-from discovery.errors import DiscoveryConfigError
 from discovery.watcher import ConsulWatcher, StaticWatcher, Watcher
-from orchestrator.config import OrchestratorConfigError, OrchestratorSettings
+from meshscope.config import Config, ConfigError
+from orchestrator.config import OrchestratorSettings
 from orchestrator.pipelines import PipelineError, load_mesh
 from orchestrator.service import OrchestratorServer
 
@@ -29,7 +28,7 @@ def build(args: ServeArgs) -> OrchestratorServer:
         mesh_file=args.mesh_file, port=args.port, host=args.host
     )
     if not 0 <= settings.port <= 65535:
-        raise OrchestratorConfigError(f"--port {settings.port} is not a port (0-65535)")
+        raise ConfigError(f"--port {settings.port} is not a port (0-65535)")
     mesh = load_mesh(settings.mesh_file)
     discovery = DiscoverySettings.from_env()
     watcher: Watcher = (
@@ -53,10 +52,10 @@ async def serve(server: OrchestratorServer) -> None:
 def run(args: ServeArgs) -> int:
     try:
         server = build(args)
-    except (OrchestratorConfigError, PipelineError, DiscoveryConfigError) as exc:
+    except (ConfigError, PipelineError) as exc:
         print(f"meshscope: {exc}", file=sys.stderr)
         return 2
-    level = os.environ.get("MESHSCOPE_LOG_LEVEL", "INFO").upper()
+    level = Config().string("MESHSCOPE_LOG_LEVEL", "INFO").upper()
     logging.basicConfig(
         level=level if level in logging.getLevelNamesMapping() else "INFO",
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

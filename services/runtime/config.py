@@ -21,75 +21,25 @@ Every knob, its variable and default (flags override the environment):
                                      it gRPC cancels new ones at random,
                                      all of them at 3x (gRPC: 1000)   10000
 
-A bad value stops the process at start with one line naming the variable.
+A bad value stops the process at start with one line naming the variable (`meshscope.config`).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any
 
-from services.runtime.errors import ConfigError
-
-T = TypeVar("T")
+from meshscope.config import MAX_BYTES, MAX_SECONDS, Config
 
 DEFAULT_AGENT_PORT = 50051
 
-
-def read_env(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: T, check: str) -> T:
-    """`name` parsed with `parse` (which raises ValueError), `default` when unset; ConfigError names it."""
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = parse(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not valid: expected {check}") from None
-    return value
-
-
-def _port(raw: str) -> int:
-    value = int(raw)
-    if not 0 <= value <= 65535:
-        raise ValueError(raw)
-    return value
-
-
-MAX_SECONDS = 2_000_000.0
-"""Upper bound of every duration knob: gRPC takes its keepalive settings as 32-bit milliseconds."""
-MAX_MESSAGE_BYTES = 2**31 - 1
+MAX_MESSAGE_BYTES = MAX_BYTES
 """gRPC's message limits are 32-bit."""
-
-
-SECONDS_RANGE = "seconds 0-2000000"
-"""How a bad duration knob's message describes the range `seconds` accepts."""
-
-
-def seconds(raw: str) -> float:
-    value = float(raw)
-    if not 0 <= value <= MAX_SECONDS:  # also rejects nan; inf is above the bound
-        raise ValueError(raw)
-    return value
-
-
 MAX_PENDING_REQUESTS = MAX_MESSAGE_BYTES // 3
 """gRPC is given three times the pending-requests knob as its hard limit, a 32-bit integer."""
 
-
-def _pending_requests(raw: str) -> int:
-    value = int(raw)
-    if not 0 < value <= MAX_PENDING_REQUESTS:
-        raise ValueError(raw)
-    return value
-
-
-def positive_int(raw: str) -> int:
-    value = int(raw)
-    if not 0 < value <= MAX_MESSAGE_BYTES:
-        raise ValueError(raw)
-    return value
+__all__ = ["DEFAULT_AGENT_PORT", "MAX_MESSAGE_BYTES", "MAX_PENDING_REQUESTS", "MAX_SECONDS", "ServerSettings"]
 
 
 @dataclass(frozen=True)
@@ -108,48 +58,20 @@ class ServerSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
-        """Read every knob from the environment, validating each."""
-        env = os.environ if environ is None else environ
+        """Read every knob from `environ` (default os.environ); ConfigError names a bad one."""
+        config = Config(environ)
         d = cls()
         return cls(
-            host=env.get("MESHSCOPE_HOST", "").strip() or d.host,
-            port=read_env(env, "MESHSCOPE_PORT", _port, d.port, "a port 0-65535"),
-            shutdown_pause_s=read_env(
-                env, "MESHSCOPE_SHUTDOWN_PAUSE_S", seconds, d.shutdown_pause_s, SECONDS_RANGE
-            ),
-            shutdown_grace_s=read_env(
-                env, "MESHSCOPE_SHUTDOWN_GRACE_S", seconds, d.shutdown_grace_s, SECONDS_RANGE
-            ),
-            max_message_bytes=read_env(
-                env,
-                "MESHSCOPE_GRPC_MAX_MESSAGE_BYTES",
-                positive_int,
-                d.max_message_bytes,
-                "bytes 1-2147483647",
-            ),
-            keepalive_time_s=read_env(
-                env, "MESHSCOPE_GRPC_KEEPALIVE_TIME_S", seconds, d.keepalive_time_s, SECONDS_RANGE
-            ),
-            keepalive_timeout_s=read_env(
-                env,
-                "MESHSCOPE_GRPC_KEEPALIVE_TIMEOUT_S",
-                seconds,
-                d.keepalive_timeout_s,
-                SECONDS_RANGE,
-            ),
-            min_ping_interval_s=read_env(
-                env,
-                "MESHSCOPE_GRPC_MIN_PING_INTERVAL_S",
-                seconds,
-                d.min_ping_interval_s,
-                SECONDS_RANGE,
-            ),
-            max_pending_requests=read_env(
-                env,
-                "MESHSCOPE_GRPC_MAX_PENDING_REQUESTS",
-                _pending_requests,
-                d.max_pending_requests,
-                f"a count 1-{MAX_PENDING_REQUESTS}",
+            host=config.string("MESHSCOPE_HOST", d.host),
+            port=config.port("MESHSCOPE_PORT", d.port),
+            shutdown_pause_s=config.seconds("MESHSCOPE_SHUTDOWN_PAUSE_S", d.shutdown_pause_s),
+            shutdown_grace_s=config.seconds("MESHSCOPE_SHUTDOWN_GRACE_S", d.shutdown_grace_s),
+            max_message_bytes=config.bytes("MESHSCOPE_GRPC_MAX_MESSAGE_BYTES", d.max_message_bytes),
+            keepalive_time_s=config.seconds("MESHSCOPE_GRPC_KEEPALIVE_TIME_S", d.keepalive_time_s),
+            keepalive_timeout_s=config.seconds("MESHSCOPE_GRPC_KEEPALIVE_TIMEOUT_S", d.keepalive_timeout_s),
+            min_ping_interval_s=config.seconds("MESHSCOPE_GRPC_MIN_PING_INTERVAL_S", d.min_ping_interval_s),
+            max_pending_requests=config.count(
+                "MESHSCOPE_GRPC_MAX_PENDING_REQUESTS", d.max_pending_requests, maximum=MAX_PENDING_REQUESTS
             ),
         )
 

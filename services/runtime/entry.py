@@ -5,16 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
 from discovery.config import DiscoverySettings
-from discovery.errors import DiscoveryConfigError
+from meshscope.config import Config, ConfigError
 from services.catalog import load_definition, parse_agent_list
 from services.runtime.config import ServerSettings
-from services.runtime.errors import ConfigError
 from services.runtime.flags import add_serve_flags
 from services.runtime.hosted import HostedAgent
 from services.runtime.models.factory import effective_spec
@@ -25,7 +23,7 @@ from services.runtime.server import AgentServer, serve_until_signal
 
 def configure_logging() -> None:
     """Log to stderr at MESHSCOPE_LOG_LEVEL (default INFO)."""
-    level = os.environ.get("MESHSCOPE_LOG_LEVEL", "INFO").upper()
+    level = Config().string("MESHSCOPE_LOG_LEVEL", "INFO").upper()
     logging.basicConfig(
         level=level if level in logging.getLevelNamesMapping() else "INFO",
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -59,7 +57,7 @@ def run(agent_names: Sequence[str], args: argparse.Namespace) -> int:
     """Serve until SIGTERM/SIGINT; exit 2 with one line on bad configuration."""
     try:
         server, discovery = build_server(agent_names, args)
-    except (ConfigError, DiscoveryConfigError) as exc:
+    except ConfigError as exc:
         print(f"meshscope: {exc}", file=sys.stderr)
         return 2
     configure_logging()

@@ -12,6 +12,7 @@ from typing import TypeAlias
 
 import grpc
 
+from meshscope.config import ConfigError as ConfigError  # the one error of bad configuration
 from meshscope.v1 import common_pb2
 
 Reason: TypeAlias = common_pb2.ErrorReason
@@ -132,10 +133,3 @@ class ModelFailure(MeshError):
 
     code = grpc.StatusCode.INTERNAL
     reason = common_pb2.ERROR_REASON_MODEL_FAILURE
-
-
-class ConfigError(Exception):
-    """Bad flags, environment or configuration: the process must not start.
-
-    The message is one line; the CLI prints it and exits with status 2.
-    """

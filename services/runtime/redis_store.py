@@ -37,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import os
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -52,8 +51,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from services.runtime.config import SECONDS_RANGE, positive_int, read_env, seconds
-from services.runtime.errors import ConfigError, CorruptState, StoreBusy, StoreUnavailable
+from meshscope.config import Config, ConfigError
+from services.runtime.errors import CorruptState, StoreBusy, StoreUnavailable
 from services.runtime.state import (
     HistoryEntry,
     HistoryPage,
@@ -173,12 +172,8 @@ def _part(value: str) -> str:
     return value.replace("%", "%25").replace(":", "%3A")
 
 
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    return read_env(env, name, seconds, default, SECONDS_RANGE)
-
-
-def _redis_url(env: Mapping[str, str]) -> str | None:
-    url = env.get("REDIS_URL", "").strip() or None
+def _redis_url(config: Config) -> str | None:
+    url = config.optional("REDIS_URL")
     if url is None:
         return None
     if not url.startswith(("redis://", "rediss://", "unix://")):
@@ -206,23 +201,23 @@ class StoreSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> StoreSettings:
-        env = os.environ if environ is None else environ
-        url = _redis_url(env)
-        lock_ttl = _seconds(env, "MESHSCOPE_SESSION_LOCK_TTL_S", 30.0)
+        """Read every knob from `environ` (default os.environ); ConfigError names a bad one."""
+        config = Config(environ)
+        d = cls()
+        url = _redis_url(config)
+        lock_ttl = config.seconds("MESHSCOPE_SESSION_LOCK_TTL_S", d.lock_ttl_s)
         if lock_ttl < 1:
             raise ConfigError("MESHSCOPE_SESSION_LOCK_TTL_S must be at least 1 second")
         return cls(
             redis_url=url,
-            prefix=env.get("MESHSCOPE_REDIS_PREFIX", "").strip() or "meshscope",
-            max_connections=read_env(
-                env, "MESHSCOPE_REDIS_MAX_CONNECTIONS", positive_int, 50, "a count 1-2147483647"
-            ),
-            pool_timeout_s=_seconds(env, "MESHSCOPE_REDIS_POOL_TIMEOUT_S", 5.0),
-            socket_timeout_s=_seconds(env, "MESHSCOPE_REDIS_SOCKET_TIMEOUT_S", 2.0),
-            connect_timeout_s=_seconds(env, "MESHSCOPE_REDIS_CONNECT_TIMEOUT_S", 2.0),
-            session_ttl_s=_seconds(env, "MESHSCOPE_SESSION_TTL_S", 0.0),
+            prefix=config.string("MESHSCOPE_REDIS_PREFIX", d.prefix),
+            max_connections=config.count("MESHSCOPE_REDIS_MAX_CONNECTIONS", d.max_connections),
+            pool_timeout_s=config.seconds("MESHSCOPE_REDIS_POOL_TIMEOUT_S", d.pool_timeout_s),
+            socket_timeout_s=config.seconds("MESHSCOPE_REDIS_SOCKET_TIMEOUT_S", d.socket_timeout_s),
+            connect_timeout_s=config.seconds("MESHSCOPE_REDIS_CONNECT_TIMEOUT_S", d.connect_timeout_s),
+            session_ttl_s=config.seconds("MESHSCOPE_SESSION_TTL_S", d.session_ttl_s),
             lock_ttl_s=lock_ttl,
-            lock_wait_s=_seconds(env, "MESHSCOPE_SESSION_LOCK_WAIT_S", 0.0),
+            lock_wait_s=config.seconds("MESHSCOPE_SESSION_LOCK_WAIT_S", d.lock_wait_s),
         )
 
     def open(self) -> SessionStore:

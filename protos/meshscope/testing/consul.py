@@ -9,13 +9,13 @@ MESHSCOPE_CONSUL_BIN, `.tools/bin/consul` of the source checkout (`make consul` 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+from meshscope.config import Config
 from meshscope.testing._process import DevServer, DevServerError, checkout_tools
 from meshscope.testing.ports import free_port
 
@@ -27,7 +27,7 @@ def consul_binary() -> str:
 
     Raises DevServerError saying how to get one when there is none.
     """
-    for candidate in (os.environ.get("MESHSCOPE_CONSUL_BIN"), str(checkout_tools() / "consul")):
+    for candidate in (Config().optional("MESHSCOPE_CONSUL_BIN"), str(checkout_tools() / "consul")):
         if candidate and Path(candidate).exists():
             return candidate
     found = shutil.which("consul")

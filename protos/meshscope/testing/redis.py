@@ -8,11 +8,11 @@ checkout (`make redis` puts it there on machines without one).
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 from pathlib import Path
 
+from meshscope.config import Config
 from meshscope.testing._process import DevServer, DevServerError, checkout_tools
 from meshscope.testing.ports import free_port
 
@@ -24,7 +24,7 @@ def redis_binary() -> str:
 
     Raises DevServerError when MESHSCOPE_REDIS_SERVER names no file, or when there is none.
     """
-    override = os.environ.get("MESHSCOPE_REDIS_SERVER")
+    override = Config().optional("MESHSCOPE_REDIS_SERVER")
     if override:
         if not Path(override).exists():
             raise DevServerError(f"MESHSCOPE_REDIS_SERVER={override}: no such file")

@@ -26,8 +26,7 @@ from dataclasses import dataclass
 from agentscope.model import ChatModelBase
 from pydantic import SecretStr
 
-from services.runtime.config import read_env
-from services.runtime.errors import ConfigError
+from meshscope.config import Config, ConfigError
 from services.runtime.models.scripted import ScriptedChatModel
 
 MODEL_OVERRIDE_ENV = "MESHSCOPE_MODEL"
@@ -47,17 +46,11 @@ class RetryPolicy:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> RetryPolicy:
+        """MESHSCOPE_MODEL_RETRIES, 0-10; ConfigError names a bad value."""
         d = cls()
         return cls(
-            retries=read_env(environ, "MESHSCOPE_MODEL_RETRIES", _retries, d.retries, "an integer 0-10")
+            retries=Config(environ).integer("MESHSCOPE_MODEL_RETRIES", d.retries, minimum=0, maximum=10)
         )
-
-
-def _retries(raw: str) -> int:
-    value = int(raw)
-    if not 0 <= value <= 10:
-        raise ValueError(raw)
-    return value
 
 
 @dataclass(frozen=True)
@@ -85,8 +78,7 @@ def parse_model_spec(spec: str) -> ModelSpec:
 
 def effective_spec(spec: str, environ: Mapping[str, str] | None = None) -> ModelSpec:
     """The spec an agent really runs: MESHSCOPE_MODEL wins when set."""
-    env = os.environ if environ is None else environ
-    override = env.get(MODEL_OVERRIDE_ENV, "").strip()
+    override = Config(environ).optional(MODEL_OVERRIDE_ENV)
     return parse_model_spec(override or spec)
 
 
@@ -103,9 +95,9 @@ def _scripted_delay(argument: str, spec: str) -> float:
     return delay_ms / 1000
 
 
-def _require(environ: Mapping[str, str], variable: str, spec: ModelSpec) -> str:
-    value = environ.get(variable, "").strip()
-    if not value:
+def _require(config: Config, variable: str, spec: ModelSpec) -> str:
+    value = config.optional(variable)
+    if value is None:
         raise ConfigError(f"model {spec} needs the environment variable {variable}")
     return value
 
@@ -115,6 +107,7 @@ def create_model(
 ) -> ChatModelBase:
     """Build the chat model for a spec. Missing credentials raise ConfigError at start."""
     env = os.environ if environ is None else environ
+    config = Config(env)
     if spec.kind == "scripted":
         delay = _scripted_delay(spec.argument, str(spec)) if spec.argument else 0.0
         return ScriptedChatModel(chunk_delay_s=delay, persona=persona)
@@ -122,8 +115,8 @@ def create_model(
         from agentscope.credential import OpenAICredential
         from agentscope.model import OpenAIChatModel
 
-        base_url = env.get("OPENAI_BASE_URL", "").strip() or None
-        api_key = env.get("OPENAI_API_KEY", "").strip()
+        base_url = config.optional("OPENAI_BASE_URL")
+        api_key = config.string("OPENAI_API_KEY", "")
         if not api_key:
             if base_url is None:
                 raise ConfigError(f"model {spec} needs the environment variable OPENAI_API_KEY")
@@ -140,7 +133,7 @@ def create_model(
     from agentscope.credential import DashScopeCredential
     from agentscope.model import DashScopeChatModel
 
-    api_key = _require(env, "DASHSCOPE_API_KEY", spec)
+    api_key = _require(config, "DASHSCOPE_API_KEY", spec)
     retry = RetryPolicy.from_env(env)
     return DashScopeChatModel(
         credential=DashScopeCredential(api_key=SecretStr(api_key)),
