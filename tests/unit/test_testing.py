@@ -91,10 +91,13 @@ def test_child_env_drops_host_settings_and_puts_extra_on_top(monkeypatch: pytest
     monkeypatch.setenv("OPENAI_API_KEY", "sk-host")
     monkeypatch.setenv("MESHSCOPE_MODEL", "openai:gpt-host")
     monkeypatch.setenv("CONSUL_HTTP_ADDR", "127.0.0.1:8500")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
     monkeypatch.setenv("KEPT_VARIABLE", "kept")
     env = child_env({"MESHSCOPE_DISCOVERY": "consul", "MESHSCOPE_MODEL": "scripted"})
     assert "OPENAI_API_KEY" not in env
     assert "CONSUL_HTTP_ADDR" not in env
+    assert "REDIS_URL" not in env  # the host's Redis: sessions stay in memory unless a test names one
+    assert child_env({"REDIS_URL": "redis://127.0.0.1:1/0"})["REDIS_URL"] == "redis://127.0.0.1:1/0"
     assert env["KEPT_VARIABLE"] == "kept"
     assert env["MESHSCOPE_MODEL"] == "scripted"
     assert env["MESHSCOPE_DISCOVERY"] == "consul"
