@@ -23,13 +23,13 @@ import enum
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import TypeAlias
 
 import grpc
 
 from discovery.backoff import Backoff
 from meshscope.v1 import agent_pb2, common_pb2
 from meshscope.wire import declared_reason
+from orchestrator.failures import Failed, Reason
 from orchestrator.pool import Endpoint, EndpointPool, NoReplica
 
 REFUSED_PAUSE_S, REFUSED_PAUSE_CAP_S = 0.05, 1.0
@@ -38,7 +38,6 @@ MAX_REFUSED_RETRIES = 8
 """Retries of calls the transport cancelled, on top of `attempts`: with the pauses above,
 up to ~4.5 s for a server's backlog of new calls to drain (it takes ~2 s for 1,500)."""
 
-Reason: TypeAlias = common_pb2.ErrorReason
 AGENT_UNAVAILABLE = common_pb2.ERROR_REASON_AGENT_UNAVAILABLE
 
 
@@ -128,15 +127,9 @@ def replica_fault(error: grpc.aio.AioRpcError) -> bool:
     )
 
 
-class StepFailed(Exception):
+class StepFailed(Failed):
     """A step failed with a gRPC status and a declared reason (relayed from the agent, or the
     orchestrator's own)."""
-
-    def __init__(self, code: grpc.StatusCode, message: str, reason: Reason) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)

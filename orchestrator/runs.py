@@ -24,7 +24,8 @@ import grpc
 from meshscope.codec import add_usage, as_input
 from meshscope.v1 import agent_pb2, common_pb2, orchestrator_pb2
 from meshscope.wire import text_of, user_message
-from orchestrator.calls import Reason, StepFailed, stream_step
+from orchestrator.calls import StepFailed, stream_step
+from orchestrator.failures import Failed, Reason
 from orchestrator.pipelines import MeshFile, Pipeline
 from orchestrator.pool import EndpointPool
 
@@ -40,15 +41,9 @@ QUEUE_DEPTH = 256
 CUT_OFF = common_pb2.ERROR_REASON_CUT_OFF
 
 
-class RunFailed(Exception):
+class RunFailed(Failed):
     """The run failed; the stream already carries its `error` event (with the same code,
     message and reason)."""
-
-    def __init__(self, code: grpc.StatusCode, message: str, reason: Reason) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.reason = reason
 
 
 @dataclass

@@ -22,8 +22,8 @@ from meshscope.servicers import add_servicer
 from meshscope.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from meshscope.wire import MAX_KEY_LENGTH, MAX_RUN_TIMEOUT_S, key_problem, reason_metadata
 from orchestrator import sessions
-from orchestrator.calls import Reason
 from orchestrator.config import OrchestratorSettings
+from orchestrator.failures import Reason
 from orchestrator.pipelines import MeshFile
 from orchestrator.pool import EndpointPool
 from orchestrator.runs import Run, RunFailed, Runner

@@ -32,7 +32,8 @@ import grpc
 
 from meshscope import paging
 from meshscope.v1 import common_pb2
-from orchestrator.calls import Reason, reason_of, relayed_reason, replica_fault
+from orchestrator.calls import reason_of, relayed_reason, replica_fault
+from orchestrator.failures import Failed
 from orchestrator.pool import Endpoint, EndpointPool
 
 T = TypeVar("T")
@@ -43,14 +44,8 @@ NO_REPLICA = common_pb2.ERROR_REASON_AGENT_UNAVAILABLE
 """The reason of a session call no replica answered."""
 
 
-class SessionsFailed(Exception):
+class SessionsFailed(Failed):
     """The session call failed with a gRPC status and declared reason; the message says why."""
-
-    def __init__(self, code: grpc.StatusCode, message: str, reason: Reason) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
