@@ -38,6 +38,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from meshscope.config import MAX_BYTES, Config, ConfigError
+from meshscope.wire import DEFAULT_MAX_MESSAGE_BYTES
 
 DEFAULT_ORCHESTRATOR_PORT = 50050
 
@@ -63,7 +64,7 @@ class OrchestratorSettings:
     retry_attempts: int = 3
     eject_s: float = 5.0
     panic_grace_s: float = 10.0
-    max_message_bytes: int = 4 * 1024 * 1024
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     shutdown_grace_s: float = 10.0
     shutdown_pause_s: float = 1.0
     keepalive_time_s: float = 30.0

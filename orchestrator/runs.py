@@ -23,7 +23,7 @@ import grpc
 
 from meshscope.codec import add_usage, as_input
 from meshscope.v1 import agent_pb2, common_pb2, orchestrator_pb2
-from meshscope.wire import text_of, user_message
+from meshscope.wire import DEFAULT_MAX_MESSAGE_BYTES, text_of, user_message
 from orchestrator.calls import StepFailed, stream_step
 from orchestrator.failures import Failed, Reason
 from orchestrator.pipelines import MeshFile, Pipeline
@@ -32,8 +32,6 @@ from orchestrator.pool import EndpointPool
 log = logging.getLogger("meshscope.orchestrator")
 _WORD = re.compile(r"[A-Za-z](?:[A-Za-z0-9_.\-]*[A-Za-z0-9])?")
 """A name in a router's reply: inner dots and dashes belong to it, a closing full stop does not."""
-DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
-"""gRPC's default message limit (MESHSCOPE_GRPC_MAX_MESSAGE_BYTES sets the orchestrator's)."""
 NUMBERING_BYTES = 64
 """Upper bound of what `Runner.stream` adds to every event: its sequence (a varint) and run id (32 hex)."""
 QUEUE_DEPTH = 256
@@ -332,6 +330,23 @@ class Runner:
                 while (event := await run.queue.get()) is not None:
                     yield numbered(event)
                 await producer
+                end = orchestrator_pb2.RunEvent(
+                    run_end=orchestrator_pb2.RunEnd(
+                        steps=run.steps,
+                        replicas=run.replicas,
+                        usage=run.usage,
+                        duration_ms=(time.monotonic() - started) * 1000,
+                        output=outcome["output"],
+                    )
+                )
+                if end.ByteSize() + NUMBERING_BYTES > self.max_message_bytes:
+                    # A fan-out's joined replies, or a last reply near the limit.
+                    raise Failed(
+                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        f"the run finished, but its output ({outcome['output'].ByteSize()} bytes) does not "
+                        f"fit its run_end event within the {self.max_message_bytes}-byte message limit",
+                        common_pb2.ERROR_REASON_TOO_LARGE,
+                    )
             except Exception as exc:
                 code, message, reason = _status_of(exc)
                 if code == grpc.StatusCode.INTERNAL:
@@ -355,29 +370,6 @@ class Runner:
                     producer.cancel()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await producer
-            end = orchestrator_pb2.RunEvent(
-                run_end=orchestrator_pb2.RunEnd(
-                    steps=run.steps,
-                    replicas=run.replicas,
-                    usage=run.usage,
-                    duration_ms=(time.monotonic() - started) * 1000,
-                    output=outcome["output"],
-                )
-            )
-            size = end.ByteSize() + NUMBERING_BYTES
-            if size > self.max_message_bytes:  # a fan-out's joined replies, or a reply near the limit
-                code, message = (
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    f"the run finished, but its output ({outcome['output'].ByteSize()} bytes) does not fit "
-                    f"its run_end event within the {self.max_message_bytes}-byte message limit",
-                )
-                too_large = common_pb2.ERROR_REASON_TOO_LARGE
-                yield numbered(
-                    orchestrator_pb2.RunEvent(
-                        error=agent_pb2.ErrorEvent(code=code.name, message=message, reason=too_large)
-                    )
-                )
-                raise RunFailed(code, message, too_large)
             yield numbered(end)
         finally:
             self._track(-1)
@@ -401,8 +393,8 @@ def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str, Reason]:
     )
 
 
-def _first_failure(exc: BaseException) -> StepFailed | None:
-    if isinstance(exc, StepFailed):
+def _first_failure(exc: BaseException) -> Failed | None:
+    if isinstance(exc, Failed):
         return exc
     if isinstance(exc, BaseExceptionGroup):
         for inner in exc.exceptions:

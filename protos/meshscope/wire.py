@@ -18,6 +18,10 @@ MAX_KEY_LENGTH = 256
 quoted in error messages, which must fit gRPC's metadata limit."""
 
 
+DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+"""gRPC's default message limit: the default of MESHSCOPE_GRPC_MAX_MESSAGE_BYTES on every side (one
+value for agents and orchestrator, so what one side may send the other may receive)."""
+
 MAX_RUN_TIMEOUT_S = 2**31 - 1
 """The longest run deadline a caller may ask for (gRPC deadlines overflow far beyond it)."""
 

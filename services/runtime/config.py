@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from meshscope.config import MAX_BYTES, MAX_SECONDS, Config
+from meshscope.wire import DEFAULT_MAX_MESSAGE_BYTES
 
 DEFAULT_AGENT_PORT = 50051
 
@@ -50,7 +51,7 @@ class ServerSettings:
     port: int = DEFAULT_AGENT_PORT
     shutdown_pause_s: float = 1.0
     shutdown_grace_s: float = 10.0
-    max_message_bytes: int = 4 * 1024 * 1024
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     keepalive_time_s: float = 30.0
     keepalive_timeout_s: float = 10.0
     min_ping_interval_s: float = 10.0
