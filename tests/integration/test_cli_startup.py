@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from meshscope.testing import ConsulDevAgent, child_env
-from meshscope_cli.launch import ServiceProcess, launch, meshscope_command
-from tests.support import REPO, run_cli, start_agents
+from meshscope.testing import ConsulDevAgent
+from meshscope_cli.launch import ServiceProcess
+from tests.support import run_cli, start_agents, start_orchestrator
 
 pytestmark = pytest.mark.integration
 
@@ -90,12 +90,10 @@ def test_orchestrator_clients_load_no_agentscope_redis_or_consul(tmp_path: Path)
     agents = start_agents(["--agents", "echo"])
     orchestrator: ServiceProcess | None = None
     try:
-        mesh = tmp_path / "mesh.yaml"
-        mesh.write_text("agents: [echo]\npipelines:\n  twice: {kind: sequential, steps: [echo, echo]}\n")
-        orchestrator = launch(
-            meshscope_command("serve", "orchestrator", "-f", str(mesh), "--port", "0"),
-            child_env({"MESHSCOPE_STATIC_ENDPOINTS": f"echo={agents.address}"}),
-            cwd=REPO,
+        orchestrator = start_orchestrator(
+            tmp_path / "mesh.yaml",
+            "agents: [echo]\npipelines:\n  twice: {kind: sequential, steps: [echo, echo]}\n",
+            {"echo": agents.address},
         )
         for args, status, says in CLIENT_COMMANDS:
             result, loaded = run_traced(args, {"MESHSCOPE_ORCHESTRATOR": orchestrator.address})

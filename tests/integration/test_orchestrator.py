@@ -16,10 +16,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from discovery.config import ConsulSettings
 from discovery.model import Instance
 from discovery.watcher import ConsulWatcher, StaticWatcher
-from meshscope.testing import ConsulDevAgent, child_env, free_port, health_status, wait_for
+from meshscope.testing import ConsulDevAgent, free_port, health_status, wait_for
 from meshscope.v1 import agent_pb2, common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from meshscope.wire import declared_reason, user_message
-from meshscope_cli.launch import launch, meshscope_command
 from orchestrator.calls import stream_step
 from orchestrator.client import OrchestratorClient
 from orchestrator.config import OrchestratorSettings
@@ -28,7 +27,7 @@ from orchestrator.pool import EndpointPool
 from orchestrator.service import OrchestratorServer
 from services.runtime.server import AgentServer
 from tests.conftest import StartServer, hosted
-from tests.support import REPO, run_cli, start_agents
+from tests.support import run_cli, start_agents, start_orchestrator
 
 pytestmark = pytest.mark.integration
 
@@ -371,17 +370,11 @@ def test_meshscope_run_and_pipelines_from_the_command_line(tmp_path: Path) -> No
     agents = start_agents(["--agents", "analyst,writer"])
     orchestrator = None
     try:
-        static = f"analyst={agents.address};writer={agents.address}"
-        env = {"MESHSCOPE_STATIC_ENDPOINTS": static}
-        mesh = tmp_path / "mesh.yaml"
-        mesh.write_text(
+        orchestrator = start_orchestrator(
+            tmp_path / "mesh.yaml",
             "agents: [analyst, writer]\n"
-            "pipelines:\n  analysis: {kind: sequential, steps: [analyst, writer]}\n"
-        )
-        orchestrator = launch(
-            meshscope_command("serve", "orchestrator", "-f", str(mesh), "--port", "0"),
-            child_env(env),
-            cwd=REPO,
+            "pipelines:\n  analysis: {kind: sequential, steps: [analyst, writer]}\n",
+            {"analyst": agents.address, "writer": agents.address},
         )
         client_env = {"MESHSCOPE_ORCHESTRATOR": orchestrator.address}
         result = run_cli(["run", "analysis", "Compare gRPC and REST", "--session", "cli"], client_env)

@@ -19,7 +19,7 @@ from meshscope.codec import Reply
 from meshscope.testing import RedisDevServer, child_env, free_port, wait_for
 from meshscope.v1 import common_pb2
 from meshscope.wire import declared_reason
-from meshscope_cli.launch import launch, meshscope_command
+from meshscope_cli.launch import meshscope_command
 from orchestrator.client import OrchestratorClient
 from orchestrator.config import OrchestratorSettings
 from orchestrator.pipelines import parse_mesh
@@ -28,7 +28,7 @@ from services.runtime.client import AgentClient
 from services.runtime.redis_store import RedisSessionStore, StoreSettings
 from services.runtime.state import HistoryEntry
 from tests.conftest import StartServer
-from tests.support import REPO, run_cli, start_agents
+from tests.support import REPO, run_cli, start_agents, start_orchestrator
 
 pytestmark = pytest.mark.integration
 
@@ -278,16 +278,11 @@ def test_meshscope_sessions_commands(redis_server: RedisDevServer, tmp_path: Pat
     agents = start_agents(["--agents", "analyst,writer"], {"REDIS_URL": redis_server.url})
     orchestrator = None
     try:
-        mesh = tmp_path / "mesh.yaml"
-        mesh.write_text(
+        orchestrator = start_orchestrator(
+            tmp_path / "mesh.yaml",
             "agents: [analyst, writer]\n"
-            "pipelines:\n  analysis: {kind: sequential, steps: [analyst, writer]}\n"
-        )
-        static = {"MESHSCOPE_STATIC_ENDPOINTS": f"analyst={agents.address};writer={agents.address}"}
-        orchestrator = launch(
-            meshscope_command("serve", "orchestrator", "-f", str(mesh), "--port", "0"),
-            child_env(static),
-            cwd=REPO,
+            "pipelines:\n  analysis: {kind: sequential, steps: [analyst, writer]}\n",
+            {"analyst": agents.address, "writer": agents.address},
         )
         env = {"MESHSCOPE_ORCHESTRATOR": orchestrator.address}
         assert (
@@ -550,12 +545,8 @@ def test_meshscope_sessions_show_and_list_page_through(redis_server: RedisDevSer
     agents = start_agents(["--agents", "echo"], {"REDIS_URL": redis_server.url})
     orchestrator = None
     try:
-        mesh = tmp_path / "mesh.yaml"
-        mesh.write_text("agents: [echo]\n")
-        orchestrator = launch(
-            meshscope_command("serve", "orchestrator", "-f", str(mesh), "--port", "0"),
-            child_env({"MESHSCOPE_STATIC_ENDPOINTS": f"echo={agents.address}"}),
-            cwd=REPO,
+        orchestrator = start_orchestrator(
+            tmp_path / "mesh.yaml", "agents: [echo]\n", {"echo": agents.address}
         )
         texts = [big_text(n) for n in range(3)]
 
