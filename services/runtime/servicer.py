@@ -10,8 +10,7 @@ import grpc
 
 from meshscope import paging
 from meshscope.v1 import agent_pb2, agent_pb2_grpc, common_pb2
-from meshscope.wire import MAX_KEY_LENGTH, key_problem, reason_metadata
-from services.runtime.config import ServerSettings
+from meshscope.wire import DEFAULT_MAX_MESSAGE_BYTES, MAX_KEY_LENGTH, key_problem, reason_metadata
 from services.runtime.errors import AgentNotFound, InvalidInput, MeshError, SessionNotFound, ShuttingDown
 from services.runtime.hosted import HostedAgent
 from services.runtime.messages import message_to_msg
@@ -19,7 +18,6 @@ from services.runtime.state import SessionInfo
 from services.runtime.turn import Turn, TurnFailed, TurnRunner
 
 ANONYMOUS_USER = "anonymous"
-DEFAULT_MAX_MESSAGE_BYTES = ServerSettings().max_message_bytes
 
 
 def check_key(value: str, field: str) -> str:
