@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from meshscope.testing import ConsulDevAgent, DevServerError, FaultProxy, RedisDevServer
+from meshscope.testing.consul import consul_binary
 
 pytestmark = pytest.mark.integration
 
@@ -103,8 +104,77 @@ def test_a_server_that_exits_at_once_is_reported_with_its_log(
     with pytest.raises(DevServerError) as failure:
         consul.start()
     log = tmp_path / "consul-dir" / "consul-1.log"
-    assert str(failure.value) == f"consul exited with 3; see {log}"
+    assert str(failure.value) == f"consul exited with 3; see {log}: bad flag"  # CI output says why
     assert log.read_text() == "bad flag\n"
+
+
+def test_a_redis_whose_port_was_taken_before_it_started_moves_to_another() -> None:
+    # The CI failure this came from: a free port is not a reservation, and on a busy machine
+    # another process binds it between the pick and the start.
+    with RedisDevServer() as first:
+        server = RedisDevServer()
+        server.port = first.port  # what a lost race looks like: someone else is listening there
+        try:
+            server.start()
+            assert server.port != first.port
+            assert server.ping() and first.ping()
+            assert server.starts == 1  # seen taken before the launch: no failed start
+            server.restart()  # a restart keeps the port it got
+            assert server.ping()
+        finally:
+            server.close()
+
+
+def test_a_consul_whose_port_was_taken_before_it_started_moves_to_another() -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        consul = ConsulDevAgent()
+        consul.http_port = squatter.getsockname()[1]
+        try:
+            consul.start()
+            assert consul.http_port != squatter.getsockname()[1]
+            assert consul.registered() == {}
+        finally:
+            consul.close()
+
+
+def test_a_first_start_that_loses_a_port_race_starts_again_on_fresh_ports(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Taken between the check and the launch: the server itself says so, and exits.
+    real = consul_binary()
+    marker = tmp_path / "lost-once"
+    consul = _fake_consul(
+        monkeypatch,
+        tmp_path,
+        f"if [ ! -e {marker} ]; then touch {marker}; "
+        f'echo "Error starting agent: listen tcp 127.0.0.1:1: bind: address already in use" >&2; exit 1; fi\n'
+        f'exec {real} "$@"',
+    )
+    ports = consul._ports()
+    try:
+        consul.start()
+        assert consul.starts == 2
+        assert consul._ports() != ports
+        assert consul.registered() == {}
+        assert "address already in use" in consul.log_path(1).read_text()
+    finally:
+        consul.close()
+
+
+def test_a_restart_whose_port_was_taken_fails_and_says_so() -> None:
+    server = RedisDevServer()
+    try:
+        server.start()
+        server.stop()
+        with socket.socket() as squatter:
+            squatter.bind(("127.0.0.1", server.port))
+            squatter.listen()
+            with pytest.raises(DevServerError, match=r"(?i)already in use"):
+                server.start()
+    finally:
+        server.close()
 
 
 async def test_a_fault_proxy_forwards_both_ways_and_stops_listening_when_closed() -> None:

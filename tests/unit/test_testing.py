@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from meshscope.testing import child_env, eventually, free_port, wait_for, wait_until
+from meshscope.testing import child_env, eventually, free_port, free_ports, wait_for, wait_until
 
 
 async def test_wait_for_returns_the_first_value_that_meets_the_condition() -> None:
@@ -85,6 +85,16 @@ def test_free_port_can_be_bound_at_once() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
         assert s.getsockname()[1] == port
+
+
+def test_free_ports_are_distinct_and_free_for_tcp_and_udp() -> None:
+    for _ in range(50):  # one at a time, the kernel may hand the same port out twice
+        ports = free_ports(4, udp=True)
+        assert len(set(ports)) == 4
+    for port in ports:
+        with socket.socket() as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            tcp.bind(("127.0.0.1", port))
+            udp.bind(("127.0.0.1", port))
 
 
 def test_child_env_drops_host_settings_and_puts_extra_on_top(monkeypatch: pytest.MonkeyPatch) -> None:

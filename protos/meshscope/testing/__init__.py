@@ -12,7 +12,7 @@ Real servers, not mocks: the suite of meshscope itself uses these, and so can yo
   deadline instead of sleeping.
 - `child_env` (`meshscope.testing.env`): the environment for a meshscope child process, without
   the host's model keys, meshscope settings or Consul address.
-- `free_port` (`meshscope.testing.ports`): a loopback port nothing listens on.
+- `free_port`, `free_ports` (`meshscope.testing.ports`): loopback ports nothing listens on.
 - `health_status` (`meshscope.testing.health`): one gRPC health check, never raising, to poll.
 
 Both dev servers start with `start()` (blocking until they answer) or `with` / `async with`,
@@ -26,7 +26,7 @@ from meshscope.testing.consul import ConsulDevAgent
 from meshscope.testing.env import child_env
 from meshscope.testing.eventually import eventually, wait_for, wait_until
 from meshscope.testing.health import health_status
-from meshscope.testing.ports import free_port
+from meshscope.testing.ports import free_port, free_ports
 from meshscope.testing.proxy import FaultProxy
 from meshscope.testing.redis import RedisDevServer
 
@@ -39,6 +39,7 @@ __all__ = [
     "child_env",
     "eventually",
     "free_port",
+    "free_ports",
     "health_status",
     "wait_for",
     "wait_until",

@@ -12,6 +12,7 @@ import abc
 import asyncio
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -24,6 +25,22 @@ __all__ = ["DevServer", "DevServerError", "checkout_tools"]
 
 class DevServerError(RuntimeError):
     """A dev server could not be found, did not start, or exited before it answered."""
+
+
+def _lost_a_port(log_tail: str) -> bool:
+    """Whether a server's last words say a port it was given was taken (both Consul and Redis say so)."""
+    return "address already in use" in log_tail.lower()
+
+
+def _bindable(port: int) -> bool:
+    """Whether a TCP socket can bind 127.0.0.1:`port` right now (a server answering there would
+    otherwise pass for the one being started)."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def checkout_tools() -> Path:
@@ -61,6 +78,7 @@ class DevServer(abc.ABC):
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
         """How many times `start()` launched the process (each start gets a log of its own)."""
+        self._port_retries = 0
 
     @abc.abstractmethod
     def _command(self) -> list[str]:
@@ -90,6 +108,11 @@ class DevServer(abc.ABC):
             raise DevServerError(f"{self.name} is already running (pid {self.proc.pid})")
         timeout = self.start_timeout_s if timeout is None else timeout
         self.workdir.mkdir(parents=True, exist_ok=True)
+        first = self.starts == self._port_retries  # never launched, or only lost port races so far
+        for _ in range(3):
+            if not first or all(_bindable(port) for port in self._ports()):
+                break
+            self._pick_ports()  # taken since it was picked (see below)
         command = self._command()
         self.starts += 1
         log = self.log_path()
@@ -98,12 +121,40 @@ class DevServer(abc.ABC):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise DevServerError(f"{self.name} exited with {self.proc.returncode}; see {log}")
+                tail = self._log_tail(log)
+                if first and _lost_a_port(tail) and self._port_retries < 3:
+                    # Ports are picked free but not reserved (meshscope.testing.ports): on a busy machine
+                    # another process can bind one first. Only the first start may move; a restart
+                    # keeps its ports, since that is what a restart means.
+                    self._port_retries += 1
+                    self._pick_ports()
+                    self.start(max(deadline - time.monotonic(), 1.0))
+                    return
+                raise DevServerError(
+                    f"{self.name} exited with {self.proc.returncode}; see {log}{tail and ': ' + tail}"
+                )
             if self._answers():
                 return
             time.sleep(self.poll_interval_s)
         self._kill()
         raise DevServerError(f"{self.name} did not answer within {timeout:g}s; see {log}")
+
+    @abc.abstractmethod
+    def _ports(self) -> list[int]:
+        """The loopback TCP ports this server will listen on (checked free before its first start)."""
+
+    @abc.abstractmethod
+    def _pick_ports(self) -> None:
+        """Pick fresh ports, when the first start found one taken by another process."""
+
+    @staticmethod
+    def _log_tail(log: Path, lines: int = 3) -> str:
+        """The last `lines` non-empty lines of `log`, joined by " | " (so CI output says why)."""
+        try:
+            text = log.read_text(errors="replace")
+        except OSError:
+            return ""
+        return " | ".join([line.strip() for line in text.splitlines() if line.strip()][-lines:])
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after `stop_timeout_s`; keeps `workdir`. Safe to call twice."""

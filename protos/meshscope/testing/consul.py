@@ -17,7 +17,7 @@ from typing import Any
 
 from meshscope.config import Config
 from meshscope.testing._process import DevServer, DevServerError, checkout_tools
-from meshscope.testing.ports import free_port
+from meshscope.testing.ports import free_ports
 
 __all__ = ["ConsulDevAgent", "consul_binary"]
 
@@ -40,8 +40,9 @@ class ConsulDevAgent(DevServer):
     """`consul agent -dev` bound to 127.0.0.1; optionally with ACLs on (default deny).
 
     Ports: HTTP API on `http_port` (`http_addr`), Serf LAN/WAN and server RPC on three more, all
-    picked by `free_port` when the object is made and kept across restarts; DNS and gRPC are
-    off. `start()` returns once the agent has elected itself leader. Its output goes to
+    picked by `free_ports` (distinct, TCP and UDP free) when the object is made, picked again if
+    one is taken before the first start, and kept across restarts; DNS and gRPC are off.
+    `start()` returns once the agent has elected itself leader. Its output goes to
     `consul-N.log` in `workdir` (N counts the starts). `stop()` sends SIGTERM (a dev agent
     then exits 1 after a clean shutdown) and SIGKILL after 15 s.
 
@@ -57,7 +58,14 @@ class ConsulDevAgent(DevServer):
     def __init__(self, workdir: Path | None = None, *, acl_master_token: str | None = None) -> None:
         super().__init__(workdir)
         self.acl_master_token = acl_master_token
-        self.http_port, self.serf_lan, self.serf_wan, self.server_port = (free_port() for _ in range(4))
+        self._pick_ports()
+
+    def _ports(self) -> list[int]:
+        return [self.http_port, self.serf_lan, self.serf_wan, self.server_port]
+
+    def _pick_ports(self) -> None:
+        # Serf listens on TCP and UDP under one number, hence udp=True.
+        self.http_port, self.serf_lan, self.serf_wan, self.server_port = free_ports(4, udp=True)
 
     @property
     def http_addr(self) -> str:

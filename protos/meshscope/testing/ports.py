@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import socket
 
-__all__ = ["free_port"]
+__all__ = ["free_port", "free_ports"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -23,3 +23,34 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def free_ports(count: int, host: str = "127.0.0.1", *, udp: bool = False) -> list[int]:
+    """`count` distinct TCP ports on `host` that nothing listens on right now.
+
+    Every socket stays bound until all are picked, so the ports differ from each other (closing
+    one before binding the next lets the kernel hand the same port out twice). With `udp`, each
+    port is also free for UDP: Consul's Serf listens on both under one number. As with
+    `free_port`, nothing is reserved once this returns.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    held: list[socket.socket] = []
+    ports: list[int] = []
+    try:
+        while len(ports) < count:
+            tcp = socket.socket(family, socket.SOCK_STREAM)
+            held.append(tcp)
+            tcp.bind((host, 0))
+            port = int(tcp.getsockname()[1])
+            if udp:
+                probe = socket.socket(family, socket.SOCK_DGRAM)
+                held.append(probe)
+                try:
+                    probe.bind((host, port))
+                except OSError:
+                    continue  # taken for UDP: keep the TCP socket bound so it is not picked again
+            ports.append(port)
+        return ports
+    finally:
+        for s in held:
+            s.close()

@@ -62,6 +62,12 @@ class RedisDevServer(DevServer):
         self.port = free_port()
         self.fsync = fsync
 
+    def _ports(self) -> list[int]:
+        return [self.port]
+
+    def _pick_ports(self) -> None:
+        self.port = free_port()
+
     @property
     def url(self) -> str:
         """`redis://127.0.0.1:<port>/0`, the value of REDIS_URL."""
