@@ -82,13 +82,14 @@ protos-check: $(STAMP)
 lint: $(STAMP) protos-check
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) scripts/typing_tree.py >/dev/null
 	$(PY) -m mypy
 
 test: $(STAMP) $(CONSUL) $(REDIS)
 	$(PY) -m pytest tests
 
 demo: $(STAMP)
-	$(PY) -m meshscope_cli.demo
+	$(PY) -m meshscope.cli.demo
 
 bench: $(STAMP) $(CONSUL) $(REDIS)
 	$(PY) bench/agent_path.py
