@@ -15,9 +15,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
-import grpc
-
 from bench.workload import INPUT_TEXT, check_turn, invoke_request
+from meshscope.channels import ChannelSettings, open_channel
 from meshscope.v1 import agent_pb2, agent_pb2_grpc
 
 
@@ -111,7 +110,7 @@ class LoadClient(TimedClient):
         self.agent = agent
         self.text = text
         self.sessions = sessions
-        self._channel = grpc.aio.insecure_channel(address)
+        self._channel = open_channel(address, ChannelSettings())
         self._stub = agent_pb2_grpc.AgentServiceStub(self._channel)
 
     async def close(self) -> None:

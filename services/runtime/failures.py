@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import grpc
 
-from discovery.addresses import bracketed
+from meshscope.addresses import bracketed
 from services.runtime.errors import MeshError, ModelFailure
 from services.runtime.models.scripted import ScriptedModelError
 

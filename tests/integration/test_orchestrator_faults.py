@@ -21,6 +21,7 @@ from grpc_health.v1 import health_pb2
 from discovery.config import ConsulSettings, DiscoverySettings
 from discovery.model import Instance, replica_id_for
 from discovery.watcher import ConsulWatcher, StaticWatcher
+from meshscope.channels import ChannelSettings, open_channel
 from meshscope.testing import ConsulDevAgent, wait_for
 from meshscope.v1 import agent_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from meshscope.wire import user_message
@@ -288,7 +289,7 @@ async def test_a_run_timeout_that_is_not_a_valid_duration_is_refused(
 ) -> None:
     request = orchestrator_pb2.RunRequest(target="echo", input=user_message("hi"))
     request.timeout.seconds, request.timeout.nanos = seconds, nanos
-    async with grpc.aio.insecure_channel(orchestrator.address) as channel:
+    async with open_channel(orchestrator.address, ChannelSettings()) as channel:
         call = orchestrator_pb2_grpc.OrchestratorStub(channel).Run(request, timeout=10)
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             async for _ in call:
