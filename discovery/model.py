@@ -23,6 +23,8 @@ class Registration:
     host: str
     port: int
     meta: Mapping[str, str] = field(default_factory=dict)
+    tls: bool = False
+    """The replica serves TLS only: its health check must speak TLS too."""
 
     @property
     def address(self) -> str:
