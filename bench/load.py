@@ -106,11 +106,20 @@ class LoadClient(TimedClient):
     server keeps nothing, as the raw baseline does.
     """
 
-    def __init__(self, address: str, agent: str, text: str = INPUT_TEXT, *, sessions: bool = True) -> None:
+    def __init__(
+        self,
+        address: str,
+        agent: str,
+        text: str = INPUT_TEXT,
+        *,
+        sessions: bool = True,
+        settings: ChannelSettings | None = None,
+    ) -> None:
+        """`settings`: how the channel is made (default: plaintext, the default limits)."""
         self.agent = agent
         self.text = text
         self.sessions = sessions
-        self._channel = open_channel(address, ChannelSettings())
+        self._channel = open_channel(address, settings or ChannelSettings())
         self._stub = agent_pb2_grpc.AgentServiceStub(self._channel)
 
     async def close(self) -> None:
