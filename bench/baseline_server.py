@@ -8,7 +8,7 @@ no validation, no AgentScope objects, no state. Run in its own process:
 
     python bench/agent_path.py --serve-baseline
 
-prints `meshscope: serving baseline on HOST:PORT` (the ready line `meshscope_cli.launch` waits for) and s
+prints `meshscope: serving baseline on HOST:PORT` (the ready line `meshscope.cli.launch` waits for) and s
 erves until SIGTERM.
 """
 

@@ -87,7 +87,7 @@ from bench.workload import CHUNKS
 from meshscope.channels import ChannelSettings, open_channel
 from meshscope.v1 import agent_pb2, agent_pb2_grpc, orchestrator_pb2, orchestrator_pb2_grpc
 from meshscope.wire import user_message
-from meshscope_cli.launch import launch, meshscope_command
+from meshscope.cli.launch import launch, meshscope_command
 
 ROUNDS = 3
 WARMUP_TURNS = 30

@@ -9,7 +9,7 @@ import aiohttp
 import consul
 import consul.aio
 
-from discovery.config import ConsulSettings
+from meshscope.discovery.config import ConsulSettings
 from meshscope.addresses import bracketed
 
 UNREACHABLE = (aiohttp.ClientError, OSError, TimeoutError, consul.Timeout)

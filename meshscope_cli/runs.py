@@ -10,7 +10,7 @@ from typing import TextIO
 import grpc
 
 from meshscope.wire import MAX_RUN_TIMEOUT_S
-from orchestrator.client import OrchestratorClient
+from meshscope.orchestrator.client import OrchestratorClient
 
 
 class StepPrinter:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from discovery.config import DiscoverySettings
-from discovery.watcher import ConsulWatcher, StaticWatcher, Watcher
+from meshscope.discovery.config import DiscoverySettings
+from meshscope.discovery.watcher import ConsulWatcher, StaticWatcher, Watcher
 from meshscope.config import ConfigError
 from meshscope.process import serve_process
-from orchestrator.config import OrchestratorSettings
-from orchestrator.pipelines import PipelineError, load_mesh
-from orchestrator.service import OrchestratorServer
+from meshscope.orchestrator.config import OrchestratorSettings
+from meshscope.orchestrator.pipelines import PipelineError, load_mesh
+from meshscope.orchestrator.service import OrchestratorServer
 
 
 @dataclass

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit, urlunsplit
 import grpc
 
 from meshscope.addresses import bracketed
-from services.runtime.errors import MeshError, ModelFailure
-from services.runtime.models.scripted import ScriptedModelError
+from meshscope.services.runtime.errors import MeshError, ModelFailure
+from meshscope.services.runtime.models.scripted import ScriptedModelError
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,12 +22,12 @@ from agentscope.state import AgentState
 from pydantic import ValidationError
 
 from meshscope.v1 import agent_pb2
-from services.runtime.errors import CorruptState, MeshError, SessionBusy, with_message
-from services.runtime.events import EventEncoder
-from services.runtime.failures import classify
-from services.runtime.hosted import HostedAgent
-from services.runtime.leases import LeaseKeeper
-from services.runtime.state import (
+from meshscope.services.runtime.errors import CorruptState, MeshError, SessionBusy, with_message
+from meshscope.services.runtime.events import EventEncoder
+from meshscope.services.runtime.failures import classify
+from meshscope.services.runtime.hosted import HostedAgent
+from meshscope.services.runtime.leases import LeaseKeeper
+from meshscope.services.runtime.state import (
     HistoryEntry,
     SessionStore,
     StateConflict,

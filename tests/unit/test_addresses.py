@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from discovery.config import ConsulSettings
-from discovery.consul_client import connect
+from meshscope.discovery.config import ConsulSettings
+from meshscope.discovery.consul_client import connect
 from meshscope.addresses import bare_host, host_port
 
 

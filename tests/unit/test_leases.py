@@ -6,8 +6,8 @@ import asyncio
 from collections import Counter
 
 from meshscope.testing import wait_for
-from services.runtime.leases import LeaseKeeper
-from services.runtime.state import InMemorySessionStore, StateKey
+from meshscope.services.runtime.leases import LeaseKeeper
+from meshscope.services.runtime.state import InMemorySessionStore, StateKey
 
 
 class OneSlowRenewal(InMemorySessionStore):

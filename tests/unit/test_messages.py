@@ -20,8 +20,8 @@ from agentscope.message import (
 )
 
 from meshscope.v1 import common_pb2
-from services.runtime.errors import InvalidInput
-from services.runtime.messages import message_to_msg, msg_to_message, wire_to_msg
+from meshscope.services.runtime.errors import InvalidInput
+from meshscope.services.runtime.messages import message_to_msg, msg_to_message, wire_to_msg
 
 
 def strip_times(value: object) -> object:
