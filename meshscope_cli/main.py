@@ -122,8 +122,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return 2
     # Each branch imports its command's modules itself: see the module docstring.
     if args.command == "agents":
-        from meshscope.config import ConfigError
         from meshscope.cli import agents as agents_command
+        from meshscope.config import ConfigError
 
         try:
             return agents_command.run(args.json)
@@ -131,8 +131,8 @@ def _main(argv: Sequence[str] | None) -> int:
             print(f"meshscope: {exc}", file=sys.stderr)
             return 2
     if args.command in ("run", "pipelines", "sessions"):
-        from meshscope.config import ConfigError
         from meshscope.cli import runs as run_commands
+        from meshscope.config import ConfigError
 
         try:
             if args.command == "run":

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 import grpc
 
 from meshscope.discovery.backoff import Backoff
-from meshscope.v1 import agent_pb2, common_pb2
-from meshscope.wire import declared_reason
 from meshscope.orchestrator.failures import Failed, Reason
 from meshscope.orchestrator.pool import Endpoint, EndpointPool, NoReplica
+from meshscope.v1 import agent_pb2, common_pb2
+from meshscope.wire import declared_reason
 
 REFUSED_PAUSE_S, REFUSED_PAUSE_CAP_S = 0.05, 1.0
 """Pause before retrying a call the transport cancelled: jittered, doubling, in seconds."""

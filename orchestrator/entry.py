@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from meshscope.config import ConfigError
 from meshscope.discovery.config import DiscoverySettings
 from meshscope.discovery.watcher import ConsulWatcher, StaticWatcher, Watcher
-from meshscope.config import ConfigError
-from meshscope.process import serve_process
 from meshscope.orchestrator.config import OrchestratorSettings
 from meshscope.orchestrator.pipelines import PipelineError, load_mesh
 from meshscope.orchestrator.service import OrchestratorServer
+from meshscope.process import serve_process
 
 
 @dataclass

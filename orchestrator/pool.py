@@ -31,8 +31,8 @@ from typing import Any
 
 import grpc
 
-from meshscope.discovery.model import Instance
 from meshscope.channels import ChannelSettings, open_channel
+from meshscope.discovery.model import Instance
 from meshscope.v1 import agent_pb2_grpc
 
 log = logging.getLogger("meshscope.pool")

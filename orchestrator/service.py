@@ -11,17 +11,17 @@ from typing import Any
 import grpc
 from google.protobuf import duration_pb2
 
-from meshscope.discovery.watcher import Watcher
 from meshscope import paging
-from meshscope.server import InFlight, Server, Service
-from meshscope.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
-from meshscope.wire import MAX_KEY_LENGTH, MAX_RUN_TIMEOUT_S, key_problem, reason_metadata
+from meshscope.discovery.watcher import Watcher
 from meshscope.orchestrator import sessions
 from meshscope.orchestrator.config import OrchestratorSettings
 from meshscope.orchestrator.failures import Reason
 from meshscope.orchestrator.pipelines import MeshFile
 from meshscope.orchestrator.pool import EndpointPool
 from meshscope.orchestrator.runs import Run, RunFailed, Runner
+from meshscope.server import InFlight, Server, Service
+from meshscope.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from meshscope.wire import MAX_KEY_LENGTH, MAX_RUN_TIMEOUT_S, key_problem, reason_metadata
 
 log = logging.getLogger("meshscope.orchestrator")
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from meshscope.testing import ConsulDevAgent, RedisDevServer
 from meshscope.services.catalog import load_definition
 from meshscope.services.runtime.client import AgentClient
 from meshscope.services.runtime.config import ServerSettings
@@ -16,6 +15,7 @@ from meshscope.services.runtime.hosted import HostedAgent
 from meshscope.services.runtime.models import parse_model_spec
 from meshscope.services.runtime.server import AgentServer
 from meshscope.services.runtime.state import SessionStore
+from meshscope.testing import ConsulDevAgent, RedisDevServer
 
 StartServer = Callable[..., Awaitable[AgentServer]]
 

@@ -12,8 +12,8 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from meshscope.testing import child_env
 from meshscope.cli.launch import ServiceProcess, launch, meshscope_command
+from meshscope.testing import child_env
 
 REPO = Path(__file__).resolve().parent.parent
 

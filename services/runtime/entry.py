@@ -7,8 +7,8 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
-from meshscope.discovery.config import DiscoverySettings
 from meshscope.config import ConfigError
+from meshscope.discovery.config import DiscoverySettings
 from meshscope.process import serve_process
 from meshscope.server import Hook
 from meshscope.services.catalog import load_definition, parse_agent_list

@@ -17,9 +17,9 @@ from agentscope.event import EventType
 from agentscope.message import AssistantMsg, HintBlock, Msg, TextBlock
 
 from meshscope.codec import TOOL_RESULT_STATES, from_struct, to_struct
-from meshscope.v1 import agent_pb2, common_pb2
 from meshscope.services.runtime.errors import EventTooLarge, MeshError
 from meshscope.services.runtime.messages import block_from_part, block_to_part, msg_to_message
+from meshscope.v1 import agent_pb2, common_pb2
 
 _TEXT_BLOCK_DELTA = EventType.TEXT_BLOCK_DELTA
 

@@ -32,8 +32,8 @@ from agentscope.message import (
 from pydantic import ValidationError
 
 from meshscope.codec import ROLES, TOOL_CALL_STATES, TOOL_RESULT_STATES, from_struct, to_struct
-from meshscope.v1 import common_pb2
 from meshscope.services.runtime.errors import InvalidInput
+from meshscope.v1 import common_pb2
 
 _ROLE_FROM_WIRE = {v: k for k, v in ROLES.items()}
 _TOOL_CALL_STATES_FROM_WIRE = {v: ToolCallState(k) for k, v in TOOL_CALL_STATES.items()}

@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from meshscope.server import InFlight, Server, Service
-from meshscope.v1 import agent_pb2, agent_pb2_grpc
 from meshscope.services.runtime.config import ServerSettings
 from meshscope.services.runtime.errors import CutOff
 from meshscope.services.runtime.hosted import HostedAgent
 from meshscope.services.runtime.servicer import AgentServicer
 from meshscope.services.runtime.state import InMemorySessionStore, SessionStore
 from meshscope.services.runtime.turn import TurnRunner, TurnStats
+from meshscope.v1 import agent_pb2, agent_pb2_grpc
 
 AGENT_SERVICE_NAME = agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name
 

@@ -21,7 +21,6 @@ from agentscope.message import Msg
 from agentscope.state import AgentState
 from pydantic import ValidationError
 
-from meshscope.v1 import agent_pb2
 from meshscope.services.runtime.errors import CorruptState, MeshError, SessionBusy, with_message
 from meshscope.services.runtime.events import EventEncoder
 from meshscope.services.runtime.failures import classify
@@ -35,6 +34,7 @@ from meshscope.services.runtime.state import (
     StoredState,
     TurnWrite,
 )
+from meshscope.v1 import agent_pb2
 
 log = logging.getLogger("meshscope.turn")
 T = TypeVar("T")

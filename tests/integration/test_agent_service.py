@@ -11,13 +11,13 @@ import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from meshscope.channels import ChannelSettings, open_channel
-from meshscope.testing import free_port, wait_for
-from meshscope.v1 import agent_pb2, agent_pb2_grpc, common_pb2
-from meshscope.wire import declared_reason
 from meshscope.services.runtime.client import AgentClient
 from meshscope.services.runtime.models import ScriptedChatModel
 from meshscope.services.runtime.server import AgentServer
 from meshscope.services.runtime.turn import TurnStats
+from meshscope.testing import free_port, wait_for
+from meshscope.v1 import agent_pb2, agent_pb2_grpc, common_pb2
+from meshscope.wire import declared_reason
 from tests.conftest import StartServer, hosted
 
 pytestmark = pytest.mark.integration

@@ -17,8 +17,8 @@ from meshscope.discovery.model import AGENT_TAG, Instance
 from meshscope.discovery.registrar import Registrar
 from meshscope.discovery.registry import ConsulRegistry
 from meshscope.discovery.watcher import ConsulWatcher, StaticWatcher
-from meshscope.testing import ConsulDevAgent, wait_for
 from meshscope.services.runtime.client import AgentClient
+from meshscope.testing import ConsulDevAgent, wait_for
 from tests.support import run_cli, start_agents
 
 pytestmark = pytest.mark.integration

@@ -13,13 +13,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from meshscope.channels import ChannelSettings, open_channel
 from meshscope.discovery.config import ConsulSettings
 from meshscope.discovery.model import Instance
 from meshscope.discovery.watcher import ConsulWatcher, StaticWatcher
-from meshscope.channels import ChannelSettings, open_channel
-from meshscope.testing import ConsulDevAgent, free_port, health_status, wait_for
-from meshscope.v1 import agent_pb2, common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
-from meshscope.wire import declared_reason, user_message
 from meshscope.orchestrator.calls import stream_step
 from meshscope.orchestrator.client import OrchestratorClient
 from meshscope.orchestrator.config import OrchestratorSettings
@@ -27,6 +24,9 @@ from meshscope.orchestrator.pipelines import PipelineError, parse_mesh
 from meshscope.orchestrator.pool import EndpointPool
 from meshscope.orchestrator.service import OrchestratorServer
 from meshscope.services.runtime.server import AgentServer
+from meshscope.testing import ConsulDevAgent, free_port, health_status, wait_for
+from meshscope.v1 import agent_pb2, common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from meshscope.wire import declared_reason, user_message
 from tests.conftest import StartServer, hosted
 from tests.support import run_cli, start_agents, start_orchestrator
 

@@ -15,12 +15,12 @@ import grpc
 import pytest
 
 from meshscope.discovery.watcher import StaticWatcher
-from meshscope.v1 import common_pb2, orchestrator_pb2
-from meshscope.wire import declared_reason
 from meshscope.orchestrator.client import OrchestratorClient
 from meshscope.orchestrator.config import OrchestratorSettings
 from meshscope.orchestrator.pipelines import parse_mesh
 from meshscope.orchestrator.service import OrchestratorServer
+from meshscope.v1 import common_pb2, orchestrator_pb2
+from meshscope.wire import declared_reason
 from tests.conftest import StartServer
 
 pytestmark = pytest.mark.integration

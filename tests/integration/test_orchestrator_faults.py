@@ -18,13 +18,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2
 
+from meshscope.channels import ChannelSettings, open_channel
 from meshscope.discovery.config import ConsulSettings, DiscoverySettings
 from meshscope.discovery.model import Instance, replica_id_for
 from meshscope.discovery.watcher import ConsulWatcher, StaticWatcher
-from meshscope.channels import ChannelSettings, open_channel
-from meshscope.testing import ConsulDevAgent, wait_for
-from meshscope.v1 import agent_pb2, orchestrator_pb2, orchestrator_pb2_grpc
-from meshscope.wire import user_message
 from meshscope.orchestrator.calls import StepFailed, stream_step
 from meshscope.orchestrator.client import OrchestratorClient
 from meshscope.orchestrator.config import OrchestratorConfigError, OrchestratorSettings
@@ -34,6 +31,9 @@ from meshscope.orchestrator.service import OrchestratorServer
 from meshscope.services.runtime.client import AgentClient
 from meshscope.services.runtime.registration import register_server
 from meshscope.services.runtime.server import AgentServer
+from meshscope.testing import ConsulDevAgent, wait_for
+from meshscope.v1 import agent_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from meshscope.wire import user_message
 from tests.conftest import StartServer
 
 pytestmark = pytest.mark.integration

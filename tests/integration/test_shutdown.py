@@ -8,12 +8,12 @@ import sys
 import grpc
 import pytest
 
-from meshscope.testing import child_env, health_status, wait_for
-from meshscope.v1 import common_pb2
-from meshscope.wire import declared_reason
 from meshscope.cli.launch import launch
 from meshscope.services.runtime.client import AgentClient
 from meshscope.services.runtime.state import InMemorySessionStore, StateKey, TurnWrite, TurnWritten
+from meshscope.testing import child_env, health_status, wait_for
+from meshscope.v1 import common_pb2
+from meshscope.wire import declared_reason
 from tests.conftest import StartServer
 from tests.support import REPO, run_cli, start_agents
 

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from meshscope.testing import RedisDevServer, wait_for
 from meshscope.services.runtime.errors import StoreUnavailable
 from meshscope.services.runtime.redis_store import RedisSessionStore, StoreSettings
 from meshscope.services.runtime.state import (
@@ -24,6 +23,7 @@ from meshscope.services.runtime.state import (
     TurnWritten,
     entry_size,
 )
+from meshscope.testing import RedisDevServer, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -18,10 +18,10 @@ from meshscope.auth import MISSING, WRONG
 from meshscope.channels import ChannelSettings, open_channel
 from meshscope.config import Config
 from meshscope.security import Security
+from meshscope.services.runtime.client import AgentClient
 from meshscope.testing import ConsulDevAgent, TestCA, health_status, wait_for
 from meshscope.v1 import common_pb2
 from meshscope.wire import declared_reason
-from meshscope.services.runtime.client import AgentClient
 from tests.conftest import StartServer
 from tests.support import run_cli, start_agents, start_orchestrator
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from meshscope.config import MAX_SECONDS, Config, ConfigError
 from meshscope.discovery.config import ConsulSettings, DiscoverySettings
 from meshscope.discovery.errors import DiscoveryConfigError
-from meshscope.config import MAX_SECONDS, Config, ConfigError
 from meshscope.orchestrator.config import OrchestratorConfigError, OrchestratorSettings
 from meshscope.services.runtime.config import ServerSettings
 from meshscope.services.runtime.errors import ConfigError as RuntimeConfigError

@@ -10,8 +10,8 @@ import openai
 import pytest
 from agentscope.event import TextBlockDeltaEvent
 
-from meshscope.discovery.consul_client import duration
 from meshscope.cli.runs import run
+from meshscope.discovery.consul_client import duration
 from meshscope.services.runtime.errors import EventTooLarge
 from meshscope.services.runtime.events import EventEncoder
 from meshscope.services.runtime.failures import classify
