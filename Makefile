@@ -96,6 +96,7 @@ bench: $(STAMP) $(CONSUL) $(REDIS)
 	$(PY) bench/discovery_times.py
 	$(PY) bench/orchestrated_path.py
 	$(PY) bench/session_store.py
+	$(PY) bench/secure_path.py
 
 clean:
 	rm -rf .build .pytest_cache .mypy_cache .ruff_cache .tools

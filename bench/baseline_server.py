@@ -24,7 +24,7 @@ from itertools import count
 import grpc
 
 from bench.workload import ECHO_AGENT, echo_chunks
-from meshscope.services.runtime.config import ServerSettings
+from meshscope.serving import ServeSettings
 from meshscope.v1 import agent_pb2, agent_pb2_grpc, common_pb2
 
 READY_PREFIX = "meshscope: serving baseline on"
@@ -93,9 +93,10 @@ async def serve(
     ready_prefix: str = READY_PREFIX,
     host: str = "127.0.0.1",
 ) -> None:
-    """Serve a raw servicer (the baseline by default) with the runtime's server options until
-    SIGTERM/SIGINT, announcing the address on stdout."""
-    server = grpc.aio.server(options=ServerSettings().grpc_options())
+    """Serve a raw servicer (the baseline by default) with the server options every meshscope
+    server has (`meshscope.serving`), but none of the server core's work, until SIGTERM/SIGINT,
+    announcing the address on stdout."""
+    server = grpc.aio.server(options=ServeSettings().server_options())
     register(server)
     bound = server.add_insecure_port(f"{host}:0")
     await server.start()

@@ -15,9 +15,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
-import grpc
-
 from bench.workload import INPUT_TEXT, check_turn, invoke_request
+from meshscope.channels import ChannelSettings, open_channel
 from meshscope.v1 import agent_pb2, agent_pb2_grpc
 
 
@@ -107,11 +106,20 @@ class LoadClient(TimedClient):
     server keeps nothing, as the raw baseline does.
     """
 
-    def __init__(self, address: str, agent: str, text: str = INPUT_TEXT, *, sessions: bool = True) -> None:
+    def __init__(
+        self,
+        address: str,
+        agent: str,
+        text: str = INPUT_TEXT,
+        *,
+        sessions: bool = True,
+        settings: ChannelSettings | None = None,
+    ) -> None:
+        """`settings`: how the channel is made (default: plaintext, the default limits)."""
         self.agent = agent
         self.text = text
         self.sessions = sessions
-        self._channel = grpc.aio.insecure_channel(address)
+        self._channel = open_channel(address, settings or ChannelSettings())
         self._stub = agent_pb2_grpc.AgentServiceStub(self._channel)
 
     async def close(self) -> None:

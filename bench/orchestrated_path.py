@@ -84,6 +84,7 @@ from bench.load import (
 )
 from bench.processes import REPO, ServerProcess, child_env, start_agent_server, start_server
 from bench.workload import CHUNKS
+from meshscope.channels import ChannelSettings, open_channel
 from meshscope.cli.launch import launch, meshscope_command
 from meshscope.v1 import agent_pb2, agent_pb2_grpc, orchestrator_pb2, orchestrator_pb2_grpc
 from meshscope.wire import user_message
@@ -114,7 +115,7 @@ class RawRelayServicer(orchestrator_pb2_grpc.OrchestratorServicer):
     """`Orchestrator.Run` as a bare relay to one agent address: wrap and forward."""
 
     def __init__(self, agent_address: str) -> None:
-        self._channel = grpc.aio.insecure_channel(agent_address)
+        self._channel = open_channel(agent_address, ChannelSettings())
         self._stub = agent_pb2_grpc.AgentServiceStub(self._channel)
 
     async def Run(  # noqa: N802 - gRPC method name
@@ -158,7 +159,7 @@ class RunClient(TimedClient):
     def __init__(self, address: str, target: str = ECHO, text: str = INPUT_TEXT) -> None:
         self.target = target
         self.text = text
-        self._channel = grpc.aio.insecure_channel(address)
+        self._channel = open_channel(address, ChannelSettings())
         self._stub = orchestrator_pb2_grpc.OrchestratorStub(self._channel)
 
     async def close(self) -> None:
@@ -261,7 +262,7 @@ def print_row(round_label: str, r: RoundResult) -> None:
 
 async def open_runs(orchestrator: ServerProcess, plan: Plan) -> OpenRunsResult:
     """`plan.open_runs` concurrent analyst runs; RSS once all are open; errors once all are done."""
-    channels = [grpc.aio.insecure_channel(orchestrator.address) for _ in range(OPEN_RUN_CHANNELS)]
+    channels = [open_channel(orchestrator.address, ChannelSettings()) for _ in range(OPEN_RUN_CHANNELS)]
     stubs = [orchestrator_pb2_grpc.OrchestratorStub(c) for c in channels]
     opened = 0
     all_open = asyncio.Event()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,11 +15,11 @@ REPO = Path(__file__).resolve().parent.parent
 CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
-def child_env() -> dict[str, str]:
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of server processes: `meshscope.testing.child_env` (no host model settings,
-    no discovery, fast shutdown), quieter, with the repository importable."""
+    no discovery, fast shutdown), quieter, with the repository importable, then `extra`."""
     pythonpath = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    return testing_child_env({"MESHSCOPE_LOG_LEVEL": "WARNING", "PYTHONPATH": pythonpath})
+    return testing_child_env({"MESHSCOPE_LOG_LEVEL": "WARNING", "PYTHONPATH": pythonpath, **(extra or {})})
 
 
 @dataclass
@@ -60,7 +60,9 @@ def start_server(label: str, argv: Sequence[str], *, timeout: float = 60.0) -> S
     return ServerProcess(label, launch([sys.executable, *argv], child_env(), cwd=REPO, timeout=timeout))
 
 
-def start_agent_server(label: str, agents: str, *extra: str) -> ServerProcess:
-    """`meshscope serve agents --agents AGENTS --port 0 [EXTRA]`, as users run it."""
+def start_agent_server(
+    label: str, agents: str, *extra: str, env: Mapping[str, str] | None = None
+) -> ServerProcess:
+    """`meshscope serve agents --agents AGENTS --port 0 [EXTRA]`, as users run it, with `env` on top."""
     command = meshscope_command("serve", "agents", "--agents", agents, "--port", "0", *extra)
-    return ServerProcess(label, launch(command, child_env(), cwd=REPO))
+    return ServerProcess(label, launch(command, child_env(env), cwd=REPO))

@@ -9,7 +9,7 @@ import aiohttp
 import consul
 import consul.aio
 
-from meshscope.discovery.addresses import bracketed
+from meshscope.addresses import bracketed
 from meshscope.discovery.config import ConsulSettings
 
 UNREACHABLE = (aiohttp.ClientError, OSError, TimeoutError, consul.Timeout)

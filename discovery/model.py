@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from meshscope.discovery.addresses import host_port
+from meshscope.addresses import host_port
 
 AGENT_TAG = "meshscope-agent"
 """The Consul tag that marks a service as a meshscope agent."""
@@ -23,6 +23,8 @@ class Registration:
     host: str
     port: int
     meta: Mapping[str, str] = field(default_factory=dict)
+    tls: bool = False
+    """The replica serves TLS only: its health check must speak TLS too."""
 
     @property
     def address(self) -> str:

@@ -132,12 +132,17 @@ def _main(argv: Sequence[str] | None) -> int:
             return 2
     if args.command in ("run", "pipelines", "sessions"):
         from meshscope.cli import runs as run_commands
+        from meshscope.config import ConfigError
 
-        if args.command == "run":
-            return run_commands.run(args.target, args.text, args.session, args.user, args.timeout)
-        if args.command == "pipelines":
-            return run_commands.pipelines()
-        return run_commands.sessions(args.action, args.user if args.action == "list" else args.session)
+        try:
+            if args.command == "run":
+                return run_commands.run(args.target, args.text, args.session, args.user, args.timeout)
+            if args.command == "pipelines":
+                return run_commands.pipelines()
+            return run_commands.sessions(args.action, args.user if args.action == "list" else args.session)
+        except ConfigError as exc:  # MESHSCOPE_GRPC_*, MESHSCOPE_TLS_*, MESHSCOPE_MESH_TOKEN
+            print(f"meshscope: {exc}", file=sys.stderr)
+            return 2
     if args.command == "serve" and args.what == "orchestrator":
         from meshscope.orchestrator import entry as orchestrator_entry
 

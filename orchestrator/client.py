@@ -34,9 +34,11 @@ def orchestrator_address() -> str:
 class OrchestratorClient(SessionClient):
     """One channel to an orchestrator (MESHSCOPE_ORCHESTRATOR when no target is given)."""
 
-    def __init__(self, target: str | None = None, *, options: list[tuple[str, Any]] | None = None) -> None:
-        super().__init__(target or orchestrator_address(), options=options)
-        self._stub = orchestrator_pb2_grpc.OrchestratorStub(self._channel)
+    _stub_type = orchestrator_pb2_grpc.OrchestratorStub
+
+    def __init__(self, target: str | None = None, **channel: Any) -> None:
+        """`channel`: `options` and `settings`, as `ChannelClient` takes them."""
+        super().__init__(target or orchestrator_address(), **channel)
 
     async def run(
         self,

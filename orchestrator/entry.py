@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import signal
-import sys
 from dataclasses import dataclass
 
-from meshscope.config import Config, ConfigError
+from meshscope.config import ConfigError
 from meshscope.discovery.config import DiscoverySettings
 from meshscope.discovery.watcher import ConsulWatcher, StaticWatcher, Watcher
 from meshscope.orchestrator.config import OrchestratorSettings
 from meshscope.orchestrator.pipelines import PipelineError, load_mesh
 from meshscope.orchestrator.service import OrchestratorServer
+from meshscope.process import serve_process
 
 
 @dataclass
@@ -37,32 +34,6 @@ def build(args: ServeArgs) -> OrchestratorServer:
     return OrchestratorServer(mesh, watcher, settings)
 
 
-async def serve(server: OrchestratorServer) -> None:
-    await server.start()
-    print(f"meshscope: serving orchestrator on {server.address}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    print("meshscope: shutting down orchestrator", flush=True)
-    await server.stop()
-
-
 def run(args: ServeArgs) -> int:
-    try:
-        server = build(args)
-    except (ConfigError, PipelineError) as exc:
-        print(f"meshscope: {exc}", file=sys.stderr)
-        return 2
-    level = Config().string("MESHSCOPE_LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(
-        level=level if level in logging.getLevelNamesMapping() else "INFO",
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    try:
-        asyncio.run(serve(server))
-    except OSError as exc:
-        print(f"meshscope: cannot serve: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    """Serve until SIGTERM/SIGINT; exit 2 with one line on bad configuration or a bad mesh file."""
+    return serve_process(lambda: (build(args), None), refused=(ConfigError, PipelineError))

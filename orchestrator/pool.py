@@ -25,12 +25,13 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 
+from meshscope.channels import ChannelSettings, open_channel
 from meshscope.discovery.model import Instance
 from meshscope.v1 import agent_pb2_grpc
 
@@ -88,15 +89,17 @@ class EndpointPool:
 
     def __init__(
         self,
-        channel_options: Sequence[tuple[str, Any]] = (),
+        channels: ChannelSettings | None = None,
         eject_s: float = 5.0,
         *,
         max_pending_streams: int = 500,
         panic_grace_s: float = 10.0,
     ) -> None:
-        """`eject_s`, `panic_grace_s`: seconds. `max_pending_streams`: per replica, at least 1."""
+        """`channels`: how channels to replicas are made (limits, keepalive, TLS, token; None:
+        the defaults, plaintext). `eject_s`, `panic_grace_s`: seconds. `max_pending_streams`:
+        per replica, at least 1."""
         self._agents: dict[str, _AgentEndpoints] = {}
-        self._options = list(channel_options)
+        self._channels = channels or ChannelSettings()
         self.eject_s = eject_s
         self.max_pending_streams = max_pending_streams
         self.panic_grace_s = panic_grace_s
@@ -173,7 +176,7 @@ class EndpointPool:
                 continue
             if returning is not None:
                 self._retire(returning)
-            channel = grpc.aio.insecure_channel(instance.address, options=self._options)
+            channel = open_channel(instance.address, self._channels)
             current.by_id[replica_id] = Endpoint(
                 instance,
                 channel,

@@ -1,22 +1,17 @@
-"""The `Orchestrator` gRPC service and the server that hosts it."""
+"""The `Orchestrator` gRPC service and the server that hosts it (on the shared server core)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
 from google.protobuf import duration_pb2
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
 
 from meshscope import paging
-from meshscope.discovery.addresses import bind_insecure, host_port
 from meshscope.discovery.watcher import Watcher
 from meshscope.orchestrator import sessions
 from meshscope.orchestrator.config import OrchestratorSettings
@@ -24,16 +19,13 @@ from meshscope.orchestrator.failures import Reason
 from meshscope.orchestrator.pipelines import MeshFile
 from meshscope.orchestrator.pool import EndpointPool
 from meshscope.orchestrator.runs import Run, RunFailed, Runner
-from meshscope.servicers import add_servicer
+from meshscope.server import InFlight, Server, Service
 from meshscope.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from meshscope.wire import MAX_KEY_LENGTH, MAX_RUN_TIMEOUT_S, key_problem, reason_metadata
 
 log = logging.getLogger("meshscope.orchestrator")
 
 SERVICE_NAME = orchestrator_pb2.DESCRIPTOR.services_by_name["Orchestrator"].full_name
-INTERRUPT_BEFORE_S = 0.5
-"""Runs still open are failed this long before the grace period runs out, leaving time for
-their error events to reach the callers before gRPC cancels the calls."""
 DEADLINE_MARGIN_S = 0.05
 INVALID_INPUT = common_pb2.ERROR_REASON_INVALID_INPUT
 
@@ -66,11 +58,17 @@ def _check_key(value: str, field: str) -> str | None:
 
 
 class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
-    def __init__(self, runner: Runner, pool: EndpointPool, settings: OrchestratorSettings) -> None:
+    def __init__(
+        self,
+        runner: Runner,
+        pool: EndpointPool,
+        settings: OrchestratorSettings,
+        draining: Callable[[], bool],
+    ) -> None:
         self.runner = runner
         self.pool = pool
         self.settings = settings
-        self.draining = False
+        self._draining = draining
 
     def _invalid(self, request: orchestrator_pb2.RunRequest) -> str | None:
         if not request.target:
@@ -96,7 +94,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
     async def Run(  # noqa: N802 - gRPC method name
         self, request: orchestrator_pb2.RunRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[orchestrator_pb2.RunEvent]:
-        if self.draining:
+        if self._draining():
             await _abort(
                 context,
                 grpc.StatusCode.UNAVAILABLE,
@@ -239,75 +237,50 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         return common_pb2.DeleteSessionResponse(deleted=bool(deleted))
 
 
-class OrchestratorServer:
-    """The orchestrator process: discovery watcher -> pool -> runner -> gRPC service."""
+class OrchestratorServer(Server):
+    """The orchestrator process: discovery watcher -> pool -> runner -> gRPC service, on the
+    shared server core (`meshscope.server.Server`). At the end of the shutdown grace, runs
+    still open are failed (an error event, UNAVAILABLE, reason CUT_OFF); then the watcher
+    stops and the pool closes its channels."""
+
+    settings: OrchestratorSettings
 
     def __init__(
         self, mesh: MeshFile, watcher: Watcher, settings: OrchestratorSettings | None = None
     ) -> None:
+        settings = settings or OrchestratorSettings()
         self.mesh = mesh
         self.watcher = watcher
-        self.settings = settings or OrchestratorSettings()
         self.pool = EndpointPool(
-            self.settings.channel_options(),
-            eject_s=self.settings.eject_s,
-            max_pending_streams=self.settings.max_pending_streams,
-            panic_grace_s=self.settings.panic_grace_s,
+            settings,
+            eject_s=settings.eject_s,
+            max_pending_streams=settings.max_pending_streams,
+            panic_grace_s=settings.panic_grace_s,
         )
         self.runner = Runner(
             self.pool,
             mesh,
-            attempts=self.settings.retry_attempts,
-            max_message_bytes=self.settings.max_message_bytes,
+            attempts=settings.retry_attempts,
+            max_message_bytes=settings.max_message_bytes,
         )
-        self.health = HealthServicer()
-        self.port = 0
-        self._server: grpc.aio.Server | None = None
-        self._servicer = OrchestratorServicer(self.runner, self.pool, self.settings)
-
-    @property
-    def address(self) -> str:
-        return host_port(self.settings.host, self.port)
+        servicer = OrchestratorServicer(self.runner, self.pool, settings, lambda: self.draining)
+        super().__init__(
+            settings,
+            [Service(SERVICE_NAME, orchestrator_pb2_grpc.add_OrchestratorServicer_to_server, servicer)],
+            what="orchestrator",
+            in_flight=InFlight(self.runner.idle, self._cut_off, "run(s)"),
+        )
+        self.add_closer(self.watcher.stop)
+        self.add_closer(self.pool.close)
 
     async def start(self) -> None:
-        self.watcher.add_listener(self.pool.update)  # before start: every set it publishes reaches the pool
+        """Watch discovery (every replica set it publishes reaches the pool), then serve."""
+        self.watcher.add_listener(self.pool.update)
         await self.watcher.start()
-        server = grpc.aio.server(options=self.settings.server_options())
-        add_servicer(server, orchestrator_pb2_grpc.add_OrchestratorServicer_to_server, self._servicer)
-        add_servicer(server, health_pb2_grpc.add_HealthServicer_to_server, self.health)
-        reflection.enable_server_reflection(
-            (
-                SERVICE_NAME,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ),
-            server,
-        )
-        self.port = bind_insecure(server, self.settings.host, self.settings.port)
-        await server.start()
-        self._server = server
-        for name in ("", SERVICE_NAME):
-            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        log.info("orchestrator serving on %s with %d pipeline(s)", self.address, len(self.mesh.pipelines))
+        await super().start()
+        log.info("orchestrator has %d pipeline(s)", len(self.mesh.pipelines))
 
-    async def stop(self) -> None:
-        """NOT_SERVING and refuse new runs -> pause -> drain in-flight runs within the grace -> close."""
-        self._servicer.draining = True
-        await self.health.enter_graceful_shutdown()
-        if self.settings.shutdown_pause_s:
-            await asyncio.sleep(self.settings.shutdown_pause_s)
-        if self._server is not None:
-            grace = self.settings.shutdown_grace_s
-            stopping = asyncio.ensure_future(self._server.stop(grace))
-            # Shortly before gRPC would cancel the runs still open, fail them ourselves,
-            # so their callers get an error event and a status saying why.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.runner.idle.wait(), max(grace - INTERRUPT_BEFORE_S, grace / 2))
-            if not self.runner.idle.is_set():
-                cut = self.runner.interrupt(
-                    f"orchestrator is shutting down: the run was cut off after the {grace:g}s grace period"
-                )
-                log.warning("cutting off %d run(s) still running at the end of the grace period", cut)
-            await stopping
-        await self.watcher.stop()
-        await self.pool.close()
+    def _cut_off(self, grace_s: float) -> int:
+        return self.runner.interrupt(
+            f"orchestrator is shutting down: the run was cut off after the {grace_s:g}s grace period"
+        )

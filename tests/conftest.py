@@ -37,7 +37,7 @@ async def start_server() -> AsyncIterator[StartServer]:
         store: SessionStore | None = None,
         lock_ttl_s: float = 30.0,
         lock_wait_s: float = 0.0,
-        **settings: float | int | str,
+        **settings: object,
     ) -> AgentServer:
         config = ServerSettings(port=0, shutdown_pause_s=0, shutdown_grace_s=5).with_overrides(**settings)
         server = AgentServer(

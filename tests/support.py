@@ -28,15 +28,20 @@ def start_agents(
 
 
 def start_orchestrator(
-    mesh_file: Path, mesh: str, endpoints: Mapping[str, str], *, timeout: float = 60
+    mesh_file: Path,
+    mesh: str,
+    endpoints: Mapping[str, str],
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60,
 ) -> ServiceProcess:
     """Write `mesh` to `mesh_file`, start `meshscope serve orchestrator` on it (port 0) with static
-    discovery of `endpoints` (agent -> host:port), and wait for its ready line."""
+    discovery of `endpoints` (agent -> host:port) and `env` on top, and wait for its ready line."""
     mesh_file.write_text(mesh)
     static = ";".join(f"{agent}={address}" for agent, address in endpoints.items())
     return launch(
         meshscope_command("serve", "orchestrator", "-f", str(mesh_file), "--port", "0"),
-        child_env({"MESHSCOPE_STATIC_ENDPOINTS": static}),
+        child_env({"MESHSCOPE_STATIC_ENDPOINTS": static, **(env or {})}),
         cwd=REPO,
         timeout=timeout,
     )

@@ -8,15 +8,32 @@ from typing import Any, Self, TypeVar
 
 import grpc
 
+from meshscope.channels import ChannelSettings, open_channel
 from meshscope.v1 import common_pb2
 
 
 class ChannelClient:
-    """One insecure grpc.aio channel to `target`, closed by `close` or `async with`."""
+    """One channel to `target` from the channel factory, closed by `close` or `async with`.
 
-    def __init__(self, target: str, *, options: list[tuple[str, Any]] | None = None) -> None:
+    `settings` say how channels are made (limits, keepalive, TLS, the mesh token; None: read
+    from the environment, MESHSCOPE_GRPC_* and MESHSCOPE_TLS_*, raising ConfigError on a bad
+    variable); `options` are further gRPC channel arguments, which win over the settings'.
+    A subclass names its generated stub class in `_stub_type`; `_stub` is made on the channel.
+    """
+
+    _stub_type: Callable[[grpc.aio.Channel], Any] = staticmethod(lambda channel: None)
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        options: list[tuple[str, Any]] | None = None,
+        settings: ChannelSettings | None = None,
+    ) -> None:
         self.target = target
-        self._channel = grpc.aio.insecure_channel(target, options=options or [])
+        channels = settings if settings is not None else ChannelSettings.from_env()
+        self._channel = open_channel(target, channels, options=options or ())
+        self._stub = self._stub_type(self._channel)
 
     @property
     def channel(self) -> grpc.aio.Channel:
@@ -37,12 +54,10 @@ class ChannelClient:
 class SessionClient(ChannelClient):
     """The session API both services serve (AgentService and Orchestrator), paged (AIP-158).
 
-    A subclass sets `_stub` to its service's stub. `get_session` and `list_sessions` read
+    A subclass sets `_stub_type` to its service's stub class. `get_session` and `list_sessions` read
     one page; `history` and `sessions` walk every page, one request per page, so a
     transcript of any length is read without any one message growing with it.
     """
-
-    _stub: Any
 
     async def get_session(
         self, session_id: str, *, page_size: int = 0, page_token: str = "", timeout: float | None = 10.0

@@ -29,9 +29,7 @@ from meshscope.wire import user_message
 class AgentClient(SessionClient):
     """One channel to one agent-service process."""
 
-    def __init__(self, target: str, *, options: list[tuple[str, Any]] | None = None) -> None:
-        super().__init__(target, options=options)
-        self._stub = agent_pb2_grpc.AgentServiceStub(self._channel)
+    _stub_type = agent_pb2_grpc.AgentServiceStub
 
     async def invoke(
         self,

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
-from meshscope.config import Config, ConfigError
+from meshscope.config import ConfigError
 from meshscope.discovery.config import DiscoverySettings
+from meshscope.process import serve_process
+from meshscope.server import Hook
 from meshscope.services.catalog import load_definition, parse_agent_list
 from meshscope.services.runtime.config import ServerSettings
 from meshscope.services.runtime.flags import add_serve_flags
@@ -18,17 +18,7 @@ from meshscope.services.runtime.hosted import HostedAgent
 from meshscope.services.runtime.models.factory import effective_spec
 from meshscope.services.runtime.redis_store import StoreSettings
 from meshscope.services.runtime.registration import register_server
-from meshscope.services.runtime.server import AgentServer, serve_until_signal
-
-
-def configure_logging() -> None:
-    """Log to stderr at MESHSCOPE_LOG_LEVEL (default INFO)."""
-    level = Config().string("MESHSCOPE_LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(
-        level=level if level in logging.getLevelNamesMapping() else "INFO",
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+from meshscope.services.runtime.server import AgentServer
 
 
 def build_server(
@@ -54,25 +44,13 @@ def build_server(
 
 
 def run(agent_names: Sequence[str], args: argparse.Namespace) -> int:
-    """Serve until SIGTERM/SIGINT; exit 2 with one line on bad configuration."""
-    try:
+    """Serve until SIGTERM/SIGINT, registered in discovery; exit 2 with one line on bad configuration."""
+
+    def build() -> tuple[AgentServer, Hook]:
         server, discovery = build_server(agent_names, args)
-    except ConfigError as exc:
-        print(f"meshscope: {exc}", file=sys.stderr)
-        return 2
-    configure_logging()
+        return server, lambda: register_server(server, discovery)
 
-    async def register(started: AgentServer) -> None:
-        await register_server(started, discovery)
-
-    try:
-        asyncio.run(
-            serve_until_signal(server, announce=lambda line: print(line, flush=True), on_started=register)
-        )
-    except OSError as exc:
-        print(f"meshscope: cannot serve: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return serve_process(build)
 
 
 def main(agent_names: Sequence[str] | None, argv: Sequence[str], prog: str) -> int:

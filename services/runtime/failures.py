@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import grpc
 
-from meshscope.discovery.addresses import bracketed
+from meshscope.addresses import bracketed
 from meshscope.services.runtime.errors import MeshError, ModelFailure
 from meshscope.services.runtime.models.scripted import ScriptedModelError
 

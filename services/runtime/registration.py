@@ -48,6 +48,7 @@ def registrations_for(server: AgentServer, host: str) -> list[Registration]:
                     "skills": ",".join(s.id for s in card.skills),
                     "model": card.model,
                 },
+                tls=server.settings.security.serves_tls,
             )
         )
     return registrations

@@ -1,27 +1,17 @@
-"""The agent-service process: one `grpc.aio` server hosting one or more agents.
+"""The agent-service process: one server hosting one or more agents.
 
-It serves `AgentService`, the standard `grpc.health.v1` health service (one
-status per agent name, plus "" and the service name) and server reflection.
-Shutdown (docs/operations.md, "Stopping"): NOT_SERVING -> before-drain hooks (discovery
-deregisters here) -> a short pause so health watchers drop this replica ->
-drain in-flight streams within the grace period -> stop.
+An `AgentServer` is the shared server core (`meshscope.server.Server`: bind, TLS, health,
+reflection, interceptors, the shutdown sequence, signals) hosting `AgentService`, with a
+health status per agent name besides "" and the service's. At the end of the shutdown
+grace, turns still running are cut off (`CutOff`: an error event, UNAVAILABLE, reason
+CUT_OFF) and still save their state; then the turn runner and the session store close.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
-
-from meshscope.discovery.addresses import bind_insecure, host_port
-from meshscope.servicers import add_servicer
+from meshscope.server import InFlight, Server, Service
 from meshscope.services.runtime.config import ServerSettings
 from meshscope.services.runtime.errors import CutOff
 from meshscope.services.runtime.hosted import HostedAgent
@@ -30,18 +20,13 @@ from meshscope.services.runtime.state import InMemorySessionStore, SessionStore
 from meshscope.services.runtime.turn import TurnRunner, TurnStats
 from meshscope.v1 import agent_pb2, agent_pb2_grpc
 
-log = logging.getLogger("meshscope.server")
-
-INTERRUPT_BEFORE_S = 0.5
-"""Running turns are ended this long before the grace period runs out, leaving time for
-their error events to reach the callers before gRPC cancels the calls."""
-
 AGENT_SERVICE_NAME = agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name
-Hook = Callable[[], Awaitable[None]]
 
 
-class AgentServer:
-    """Hosts agents on one port; start, then stop gracefully."""
+class AgentServer(Server):
+    """Hosts agents on one port: `start`/`stop`, `run` until a signal, or `async with`."""
+
+    settings: ServerSettings
 
     def __init__(
         self,
@@ -58,131 +43,37 @@ class AgentServer:
         if len(set(names)) != len(names):
             raise ValueError(f"agent names must be unique, got {names}")
         self.agents = {a.name: a for a in agents}
-        self.settings = settings or ServerSettings()
+        settings = settings or ServerSettings()
         self.store = store or InMemorySessionStore()
         self.runner = TurnRunner(
             self.store,
             lock_ttl_s=lock_ttl_s,
             lock_wait_s=lock_wait_s,
-            max_event_bytes=self.settings.max_message_bytes,
+            max_event_bytes=settings.max_message_bytes,
         )
-        self.health = HealthServicer()
-        self.port = 0
-        self._draining = False
-        self._before_drain: list[Hook] = []
-        self._stopped = asyncio.Event()
-        self._stop_task: asyncio.Task[None] | None = None
-        self._server: grpc.aio.Server | None = None
+        servicer = AgentServicer(
+            self.agents,
+            self.runner,
+            lambda: self.draining,
+            max_message_bytes=settings.max_message_bytes,
+        )
+        super().__init__(
+            settings,
+            [Service(AGENT_SERVICE_NAME, agent_pb2_grpc.add_AgentServiceServicer_to_server, servicer)],
+            what=", ".join(self.agents),
+            in_flight=InFlight(self.runner.idle, self._cut_off, "turn(s)"),
+            health_names=self.agents,
+        )
+        self.add_closer(self.runner.close)
+        self.add_closer(self.store.close)
 
     @property
     def stats(self) -> TurnStats:
         return self.runner.stats
 
-    @property
-    def address(self) -> str:
-        return host_port(self.settings.host, self.port)
-
-    def add_before_drain(self, hook: Hook) -> None:
-        """Run `hook` after NOT_SERVING and before the pause (e.g. deregister)."""
-        self._before_drain.append(hook)
-
-    def _build_server(self) -> grpc.aio.Server:
-        # grpc.aio binds a server to the running loop, so it is built in start().
-        server = grpc.aio.server(options=self.settings.grpc_options())
-        add_servicer(
-            server,
-            agent_pb2_grpc.add_AgentServiceServicer_to_server,
-            AgentServicer(
-                self.agents,
-                self.runner,
-                lambda: self._draining,
-                max_message_bytes=self.settings.max_message_bytes,
-            ),
+    def _cut_off(self, grace_s: float) -> int:
+        return self.runner.interrupt(
+            CutOff(
+                f"agent service is shutting down: the turn was cut off after the {grace_s:g}s grace period"
+            )
         )
-        add_servicer(server, health_pb2_grpc.add_HealthServicer_to_server, self.health)
-        reflection.enable_server_reflection(
-            (
-                AGENT_SERVICE_NAME,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ),
-            server,
-        )
-        return server
-
-    async def start(self) -> None:
-        """Bind, serve and mark every hosted agent SERVING."""
-        if self._server is not None:
-            raise RuntimeError("server already started")
-        self._server = self._build_server()
-        self.port = bind_insecure(self._server, self.settings.host, self.settings.port)
-        await self._server.start()
-        serving = health_pb2.HealthCheckResponse.SERVING
-        for name in ("", AGENT_SERVICE_NAME, *self.agents):
-            await self.health.set(name, serving)
-        log.info("serving %s on %s", ", ".join(self.agents), self.address)
-
-    async def stop(self) -> None:
-        """Graceful shutdown; concurrent callers all wait for the same one."""
-        if self._stop_task is None:
-            self._stop_task = asyncio.ensure_future(self._shutdown())
-        await asyncio.shield(self._stop_task)
-
-    async def _shutdown(self) -> None:
-        self._draining = True
-        await self.health.enter_graceful_shutdown()
-        for hook in self._before_drain:
-            try:
-                await hook()
-            except Exception as exc:
-                log.warning("shutdown hook failed: %s", exc)
-        if self.settings.shutdown_pause_s:
-            await asyncio.sleep(self.settings.shutdown_pause_s)
-        log.info(
-            "draining %d in-flight turn(s), grace %.1fs", self.stats.in_flight, self.settings.shutdown_grace_s
-        )
-        if self._server is not None:
-            grace = self.settings.shutdown_grace_s
-            stopping = asyncio.ensure_future(self._server.stop(grace))
-            # Shortly before gRPC would cancel what is still running, end those turns
-            # ourselves, so their callers get an error event and a status saying why.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.runner.idle.wait(), max(grace - INTERRUPT_BEFORE_S, grace / 2))
-            if not self.runner.idle.is_set():
-                cut = self.runner.interrupt(
-                    CutOff(
-                        "agent service is shutting down: the turn was cut off "
-                        f"after the {grace:g}s grace period"
-                    )
-                )
-                log.warning("cutting off %d turn(s) still running at the end of the grace period", cut)
-            await stopping
-        # Turns cancelled at the end of the grace still save in their `finally`:
-        # let them finish before the store's connections close.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.runner.idle.wait(), 5)
-        await self.runner.close()
-        await self.store.close()
-        self._stopped.set()
-
-    async def wait_stopped(self) -> None:
-        await self._stopped.wait()
-
-
-async def serve_until_signal(
-    server: AgentServer,
-    announce: Callable[[str], None] = print,
-    on_started: Callable[[AgentServer], Awaitable[object]] | None = None,
-) -> None:
-    """Start, run `on_started` (e.g. register), announce, and stop gracefully on SIGTERM/SIGINT."""
-    await server.start()
-    if on_started is not None:
-        await on_started(server)
-    announce(f"meshscope: serving {', '.join(server.agents)} on {server.address}")
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    announce("meshscope: shutting down (draining in-flight turns)")
-    await server.stop()

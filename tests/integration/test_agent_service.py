@@ -10,6 +10,7 @@ import grpc
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from meshscope.channels import ChannelSettings, open_channel
 from meshscope.services.runtime.client import AgentClient
 from meshscope.services.runtime.models import ScriptedChatModel
 from meshscope.services.runtime.server import AgentServer
@@ -124,7 +125,7 @@ async def test_tool_call_path_streams_call_and_result(client: AgentClient) -> No
 
 
 async def test_reflection_lists_the_services(analyst_writer: AgentServer) -> None:
-    async with grpc.aio.insecure_channel(analyst_writer.address) as channel:
+    async with open_channel(analyst_writer.address, ChannelSettings()) as channel:
         stub = reflection_pb2_grpc.ServerReflectionStub(channel)
 
         async def requests() -> AsyncIterator[reflection_pb2.ServerReflectionRequest]:
@@ -185,7 +186,7 @@ async def test_model_failure_is_an_error_event_then_a_status(client: AgentClient
 
 
 async def _invoke_status(address: str, request: agent_pb2.InvokeRequest) -> grpc.aio.AioRpcError:
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with open_channel(address, ChannelSettings()) as channel:
         stub = agent_pb2_grpc.AgentServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as failure:
             async for _ in stub.Invoke(request, timeout=10):
@@ -375,7 +376,7 @@ async def test_an_event_over_the_message_limit_ends_the_turn_with_an_error_event
 
 
 async def test_a_request_that_does_not_decode_is_invalid_argument(analyst_writer: AgentServer) -> None:
-    async with grpc.aio.insecure_channel(analyst_writer.address) as channel:
+    async with open_channel(analyst_writer.address, ChannelSettings()) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as not_protobuf:
             async for _ in channel.unary_stream("/meshscope.v1.AgentService/Invoke")(b"\xff\xff\xff\xff"):
                 pass

@@ -13,6 +13,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from meshscope.channels import ChannelSettings, open_channel
 from meshscope.discovery.config import ConsulSettings
 from meshscope.discovery.model import Instance
 from meshscope.discovery.watcher import ConsulWatcher, StaticWatcher
@@ -208,7 +209,7 @@ async def test_unknown_target_and_missing_replicas(start_server: StartServer, st
         await collect(client, "x" * 100_000, "x")
     assert huge.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert huge.value.details() == "target: must be at most 256 characters, got 100000"
-    async with grpc.aio.insecure_channel(client.target) as channel:
+    async with open_channel(client.target, ChannelSettings()) as channel:
         stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
         request = orchestrator_pb2.RunRequest(
             target="analyst", input=common_pb2.Message(parts=[common_pb2.Part(text="x")])
@@ -460,7 +461,7 @@ async def test_orchestrator_shutdown_refuses_new_runs_and_drains_open_ones(start
 
         run = asyncio.create_task(consume())
         await asyncio.wait_for(streaming.wait(), 10)
-        async with grpc.aio.insecure_channel(orchestrator.address) as channel:
+        async with open_channel(orchestrator.address, ChannelSettings()) as channel:
             watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
             assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
             stopping = asyncio.create_task(orchestrator.stop())

@@ -18,6 +18,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2
 
+from meshscope.channels import ChannelSettings, open_channel
 from meshscope.discovery.config import ConsulSettings, DiscoverySettings
 from meshscope.discovery.model import Instance, replica_id_for
 from meshscope.discovery.watcher import ConsulWatcher, StaticWatcher
@@ -288,7 +289,7 @@ async def test_a_run_timeout_that_is_not_a_valid_duration_is_refused(
 ) -> None:
     request = orchestrator_pb2.RunRequest(target="echo", input=user_message("hi"))
     request.timeout.seconds, request.timeout.nanos = seconds, nanos
-    async with grpc.aio.insecure_channel(orchestrator.address) as channel:
+    async with open_channel(orchestrator.address, ChannelSettings()) as channel:
         call = orchestrator_pb2_grpc.OrchestratorStub(channel).Run(request, timeout=10)
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             async for _ in call:

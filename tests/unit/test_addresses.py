@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from meshscope.discovery.addresses import bare_host, host_port
+from meshscope.addresses import bare_host, host_port
 from meshscope.discovery.config import ConsulSettings
 from meshscope.discovery.consul_client import connect
 

@@ -14,6 +14,9 @@ Real servers, not mocks: the suite of meshscope itself uses these, and so can yo
   the host's model keys, meshscope settings or Consul address.
 - `free_port`, `free_ports` (`meshscope.testing.ports`): loopback ports nothing listens on.
 - `health_status` (`meshscope.testing.health`): one gRPC health check, never raising, to poll.
+- `TestCA` (`meshscope.testing.certs`): a throw-away CA issuing server and client certificates
+  as PEM files, and the MESHSCOPE_TLS_* variables that use them (needs `cryptography`, the
+  `dev` extra; loaded only when a `TestCA` is made).
 
 Both dev servers start with `start()` (blocking until they answer) or `with` / `async with`,
 stop with `stop()` (keeping their folder, so `start()` again is a restart) or `close()`, and
@@ -22,6 +25,7 @@ library and grpcio: no AgentScope, Redis or Consul client.
 """
 
 from meshscope.testing._process import DevServer, DevServerError
+from meshscope.testing.certs import KeyPair, TestCA
 from meshscope.testing.consul import ConsulDevAgent
 from meshscope.testing.env import child_env
 from meshscope.testing.eventually import eventually, wait_for, wait_until
@@ -35,7 +39,9 @@ __all__ = [
     "DevServer",
     "DevServerError",
     "FaultProxy",
+    "KeyPair",
     "RedisDevServer",
+    "TestCA",
     "child_env",
     "eventually",
     "free_port",

@@ -1,15 +1,16 @@
-"""Host and port as gRPC and sockets want them, shared by the agent and orchestrator servers.
+"""Host and port as gRPC and sockets want them, for every server and client of the mesh.
 
 gRPC targets and bind addresses need IPv6 literals in brackets (`[::1]:50051`)
 while sockets want them bare, so a host is kept bare and bracketed only when
-formatted; a user may give it either way.
+formatted; a user may give it either way. Stdlib only.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 
-import grpc
+__all__ = ["bare_host", "bracketed", "ensure_bindable", "host_port", "is_loopback"]
 
 
 def bare_host(host: str) -> str:
@@ -28,18 +29,25 @@ def host_port(host: str, port: int) -> str:
     return f"{bracketed(host)}:{port}"
 
 
-def bind_insecure(server: grpc.aio.Server, host: str, port: int) -> int:
-    """Bind `server` to host:port (0: any free port); the port bound, or one-line OSError."""
-    ensure_bindable(host, port)
+def is_loopback(host: str) -> bool:
+    """Whether `host` only reaches this machine: `localhost`, 127.0.0.0/8 or ::1.
+
+    A wildcard (`0.0.0.0`, `::`) or any other name is not: it may be reached from elsewhere.
+    """
+    bare = bare_host(host)
+    if bare == "localhost":
+        return True
     try:
-        bound: int = server.add_insecure_port(host_port(host, port))
-    except RuntimeError as exc:  # how grpc reports a failed bind
-        raise OSError(f"cannot bind {host_port(host, port)} (in use or not local)") from exc
-    return bound
+        return ipaddress.ip_address(bare).is_loopback
+    except ValueError:
+        return False
 
 
 def ensure_bindable(host: str, port: int) -> None:
-    """Fail with one line before gRPC core would log its own multi-line bind error."""
+    """Fail with one line before gRPC core would log its own multi-line bind error.
+
+    Raises OSError ``cannot bind host:port (<reason>)``; port 0 (any free port) is not probed.
+    """
     if port == 0:
         return
     bare = bare_host(host)
