@@ -9,6 +9,8 @@ agents, MESHSCOPE_ORCHESTRATOR_HOST/PORT for the orchestrator); everything else 
   MESHSCOPE_SHUTDOWN_GRACE_S          how long in-flight calls may finish on SIGTERM   10
   MESHSCOPE_GRPC_MAX_PENDING_REQUESTS new calls gRPC holds before the application takes them;
                                       past it gRPC cancels them at random, all at 3x   10000
+  MESHSCOPE_GRPC_MAX_PENDING_S        how long a new call may wait for the application before
+                                      gRPC cancels it (1-86400 s)                      300
   MESHSCOPE_GRPC_MAX_MESSAGE_BYTES, MESHSCOPE_GRPC_KEEPALIVE_TIME_S, _KEEPALIVE_TIMEOUT_S,
   MESHSCOPE_GRPC_MIN_PING_INTERVAL_S  as for channels (`meshscope.channels`)
   MESHSCOPE_TLS_*, MESHSCOPE_MESH_TOKEN  transport security (`meshscope.security`)
@@ -45,6 +47,7 @@ class ServeSettings(ChannelSettings):
     shutdown_pause_s: float = 1.0
     shutdown_grace_s: float = 10.0
     max_pending_requests: int = 10_000
+    max_pending_s: float = 300.0
 
     @classmethod
     def read_serving(
@@ -62,6 +65,9 @@ class ServeSettings(ChannelSettings):
             "max_pending_requests": config.count(
                 "MESHSCOPE_GRPC_MAX_PENDING_REQUESTS", d.max_pending_requests, maximum=MAX_PENDING_REQUESTS
             ),
+            "max_pending_s": config.seconds(
+                "MESHSCOPE_GRPC_MAX_PENDING_S", d.max_pending_s, minimum=1, maximum=86_400
+            ),
         }
 
     def server_options(self) -> list[tuple[str, Any]]:
@@ -71,10 +77,15 @@ class ServeSettings(ChannelSettings):
         ("pending requests"): past `grpc.server.max_pending_requests` (1000 by default) it
         cancels new ones at random, more the fuller it is, and every one at the hard limit
         (3x). The caller sees CANCELLED with nothing streamed, as if it had cancelled itself;
-        a burst of 1,500 streams opened at once crosses 1000 on two cores.
+        a burst of 1,500 streams opened at once crosses 1000 on two cores. A pending call is
+        also cancelled the same way once it has waited `grpc.server_max_unrequested_time_in_server`
+        (30 s by default): on a saturated machine a burst's last calls wait that long while
+        their deadlines still allow it (15 of 1,500 were cut so at a load average of 9), so the
+        wait is raised to `max_pending_s` and the callers' deadlines decide.
         """
         return [
             *self.channel_options(),
             ("grpc.server.max_pending_requests", self.max_pending_requests),
             ("grpc.server.max_pending_requests_hard_limit", 3 * self.max_pending_requests),
+            ("grpc.server_max_unrequested_time_in_server", max(1, round(self.max_pending_s))),
         ]

@@ -328,17 +328,24 @@ def test_the_new_knobs_are_read_and_bounded() -> None:
             "MESHSCOPE_PANIC_GRACE_S": "2.5",
             "MESHSCOPE_MAX_PENDING_STREAMS": "64",
             "MESHSCOPE_GRPC_MAX_PENDING_REQUESTS": "5000",
+            "MESHSCOPE_GRPC_MAX_PENDING_S": "120",
         }
     )
     assert (settings.panic_grace_s, settings.max_pending_streams) == (2.5, 64)
     options = dict(settings.server_options())
     assert options["grpc.server.max_pending_requests"] == 5000
     assert options["grpc.server.max_pending_requests_hard_limit"] == 15000
+    assert options["grpc.server_max_unrequested_time_in_server"] == 120  # gRPC's own default: 30 s
+    assert (
+        dict(OrchestratorSettings.from_env({}).server_options())["grpc.server_max_unrequested_time_in_server"]
+        == 300
+    )
     assert "grpc.server.max_pending_requests" not in dict(settings.channel_options())
     for name, value in (
         ("MESHSCOPE_PANIC_GRACE_S", "-1"),
         ("MESHSCOPE_MAX_PENDING_STREAMS", "0"),
         ("MESHSCOPE_GRPC_MAX_PENDING_REQUESTS", "2000000000"),
+        ("MESHSCOPE_GRPC_MAX_PENDING_S", "0"),
     ):
         with pytest.raises(OrchestratorConfigError) as bad:
             OrchestratorSettings.from_env({name: value})
