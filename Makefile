@@ -88,7 +88,7 @@ test: $(STAMP) $(CONSUL) $(REDIS)
 	$(PY) -m pytest tests
 
 demo: $(STAMP)
-	$(PY) -m meshscope_cli.demo
+	$(PY) -m meshscope.cli.demo
 
 bench: $(STAMP) $(CONSUL) $(REDIS)
 	$(PY) bench/agent_path.py

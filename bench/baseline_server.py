@@ -8,7 +8,7 @@ no validation, no AgentScope objects, no state. Run in its own process:
 
     python bench/agent_path.py --serve-baseline
 
-prints `meshscope: serving baseline on HOST:PORT` (the ready line `meshscope_cli.launch` waits for) and s
+prints `meshscope: serving baseline on HOST:PORT` (the ready line `meshscope.cli.launch` waits for) and s
 erves until SIGTERM.
 """
 
@@ -24,8 +24,8 @@ from itertools import count
 import grpc
 
 from bench.workload import ECHO_AGENT, echo_chunks
+from meshscope.services.runtime.config import ServerSettings
 from meshscope.v1 import agent_pb2, agent_pb2_grpc, common_pb2
-from services.runtime.config import ServerSettings
 
 READY_PREFIX = "meshscope: serving baseline on"
 

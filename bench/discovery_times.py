@@ -25,9 +25,9 @@ import subprocess
 
 from bench.load import positive_int
 from bench.processes import REPO, child_env
+from meshscope.cli.launch import ServiceProcess, launch, meshscope_command
 from meshscope.testing import ConsulDevAgent, wait_until
 from meshscope.testing.consul import consul_binary
-from meshscope_cli.launch import ServiceProcess, launch, meshscope_command
 
 until = functools.partial(wait_until, timeout=30.0)
 """Poll until a condition holds (at most 30 s); the seconds it took."""

@@ -12,13 +12,13 @@ import statistics
 import time
 
 from bench.workload import invoke_request
-from services.catalog import load_definition
-from services.runtime.hosted import HostedAgent
-from services.runtime.messages import message_to_msg
-from services.runtime.models.factory import parse_model_spec
-from services.runtime.servicer import ANONYMOUS_USER
-from services.runtime.state import InMemorySessionStore
-from services.runtime.turn import Turn, TurnRunner
+from meshscope.services.catalog import load_definition
+from meshscope.services.runtime.hosted import HostedAgent
+from meshscope.services.runtime.messages import message_to_msg
+from meshscope.services.runtime.models.factory import parse_model_spec
+from meshscope.services.runtime.servicer import ANONYMOUS_USER
+from meshscope.services.runtime.state import InMemorySessionStore
+from meshscope.services.runtime.turn import Turn, TurnRunner
 
 
 class InProcessAgent:

@@ -94,9 +94,9 @@ from bench.load import (
 )
 from bench.processes import REPO, ServerProcess, child_env, start_agent_server, start_server
 from bench.workload import CHUNKS
+from meshscope.cli.launch import launch, meshscope_command
 from meshscope.v1 import agent_pb2, agent_pb2_grpc, orchestrator_pb2, orchestrator_pb2_grpc
 from meshscope.wire import user_message
-from meshscope_cli.launch import launch, meshscope_command
 
 ROUNDS = 3
 WARMUP_TURNS = 30

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from meshscope.cli.launch import ServiceProcess, launch, meshscope_command
 from meshscope.testing import child_env as testing_child_env
-from meshscope_cli.launch import ServiceProcess, launch, meshscope_command
 
 REPO = Path(__file__).resolve().parent.parent
 CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")

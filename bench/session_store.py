@@ -28,14 +28,14 @@ from typing import Any
 from redis.asyncio.connection import Connection
 
 from bench.load import positive_int
+from meshscope.services.catalog import load_definition
+from meshscope.services.runtime.hosted import HostedAgent
+from meshscope.services.runtime.messages import message_to_msg
+from meshscope.services.runtime.redis_store import RedisSessionStore, StoreSettings
+from meshscope.services.runtime.state import InMemorySessionStore, SessionStore
+from meshscope.services.runtime.turn import Turn, TurnRunner
 from meshscope.testing import RedisDevServer
 from meshscope.v1 import common_pb2
-from services.catalog import load_definition
-from services.runtime.hosted import HostedAgent
-from services.runtime.messages import message_to_msg
-from services.runtime.redis_store import RedisSessionStore, StoreSettings
-from services.runtime.state import InMemorySessionStore, SessionStore
-from services.runtime.turn import Turn, TurnRunner
 
 
 class CountingConnection(Connection):

@@ -6,6 +6,6 @@ and static (fixed endpoints from configuration, for tests and DNS-based
 platforms).
 """
 
-from discovery.model import AGENT_TAG, PROTOCOL_VERSION, Instance, Registration
+from meshscope.discovery.model import AGENT_TAG, PROTOCOL_VERSION, Instance, Registration
 
 __all__ = ["AGENT_TAG", "PROTOCOL_VERSION", "Instance", "Registration"]

@@ -34,8 +34,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from discovery.addresses import host_port
 from meshscope.config import MAX_SECONDS, Config, ConfigError, parse_host_port
+from meshscope.discovery.addresses import host_port
 
 __all__ = [
     "DEFAULT_CONSUL_PORT",

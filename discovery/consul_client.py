@@ -9,8 +9,8 @@ import aiohttp
 import consul
 import consul.aio
 
-from discovery.addresses import bracketed
-from discovery.config import ConsulSettings
+from meshscope.discovery.addresses import bracketed
+from meshscope.discovery.config import ConsulSettings
 
 UNREACHABLE = (aiohttp.ClientError, OSError, TimeoutError, consul.Timeout)
 """Errors that mean Consul could not be reached (as opposed to refusing a request)."""

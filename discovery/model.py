@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from discovery.addresses import host_port
+from meshscope.discovery.addresses import host_port
 
 AGENT_TAG = "meshscope-agent"
 """The Consul tag that marks a service as a meshscope agent."""

@@ -15,10 +15,10 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
-from discovery.backoff import Backoff, Outage
-from discovery.consul_client import UNREACHABLE, describe_error
-from discovery.model import Registration
-from discovery.registry import RegistrationDenied, Registry
+from meshscope.discovery.backoff import Backoff, Outage
+from meshscope.discovery.consul_client import UNREACHABLE, describe_error
+from meshscope.discovery.model import Registration
+from meshscope.discovery.registry import RegistrationDenied, Registry
 
 log = logging.getLogger("meshscope.discovery")
 

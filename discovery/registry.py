@@ -6,9 +6,9 @@ from typing import Any, Protocol
 
 import consul
 
-from discovery.config import ConsulSettings
-from discovery.consul_client import connect, duration
-from discovery.model import AGENT_TAG, Registration
+from meshscope.discovery.config import ConsulSettings
+from meshscope.discovery.consul_client import connect, duration
+from meshscope.discovery.model import AGENT_TAG, Registration
 
 META_VALUE_LIMIT = 512
 """Consul rejects meta values longer than this."""

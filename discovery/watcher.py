@@ -21,10 +21,10 @@ from typing import Any, Protocol
 
 import consul
 
-from discovery.backoff import Backoff, Outage
-from discovery.config import ConsulSettings
-from discovery.consul_client import connect, describe_error, duration
-from discovery.model import AGENT_TAG, Instance, replica_id_for
+from meshscope.discovery.backoff import Backoff, Outage
+from meshscope.discovery.config import ConsulSettings
+from meshscope.discovery.consul_client import connect, describe_error, duration
+from meshscope.discovery.model import AGENT_TAG, Instance, replica_id_for
 
 log = logging.getLogger("meshscope.discovery")
 

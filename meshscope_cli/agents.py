@@ -11,8 +11,8 @@ import json
 import sys
 from collections.abc import Mapping
 
-from discovery.config import DiscoverySettings
-from discovery.model import Instance, replica_id_for
+from meshscope.discovery.config import DiscoverySettings
+from meshscope.discovery.model import Instance, replica_id_for
 
 COLUMNS = ("AGENT", "REPLICA", "ADDRESS", "HEALTH", "SKILLS", "DESCRIPTION")
 
@@ -67,8 +67,8 @@ def run(as_json: bool) -> int:
     if settings.backend == "static":
         agents = _static(settings)
     else:
-        from discovery.consul_client import UNREACHABLE, describe_error
-        from discovery.watcher import ReadDenied, list_replicas
+        from meshscope.discovery.consul_client import UNREACHABLE, describe_error
+        from meshscope.discovery.watcher import ReadDenied, list_replicas
 
         try:
             agents = asyncio.run(list_replicas(settings.consul))

@@ -12,8 +12,8 @@ import asyncio
 import os
 import sys
 
-from meshscope_cli.launch import LaunchError, launch, meshscope_command
-from services.runtime.client import AgentClient
+from meshscope.cli.launch import LaunchError, launch, meshscope_command
+from meshscope.services.runtime.client import AgentClient
 
 
 async def _stream(client: AgentClient, agent: str, text: str, session: str) -> None:

@@ -60,7 +60,7 @@ class ServiceProcess:
 
 def meshscope_command(*args: str) -> list[str]:
     """The `meshscope` CLI, run by this interpreter (works without the console script on PATH)."""
-    return [sys.executable, "-m", "meshscope_cli.main", *args]
+    return [sys.executable, "-m", "meshscope.cli.main", *args]
 
 
 def launch(

@@ -25,7 +25,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from services.runtime.flags import add_serve_flags
+from meshscope.services.runtime.flags import add_serve_flags
 
 DISTRIBUTION = "meshscope"
 
@@ -122,8 +122,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return 2
     # Each branch imports its command's modules itself: see the module docstring.
     if args.command == "agents":
+        from meshscope.cli import agents as agents_command
         from meshscope.config import ConfigError
-        from meshscope_cli import agents as agents_command
 
         try:
             return agents_command.run(args.json)
@@ -131,7 +131,7 @@ def _main(argv: Sequence[str] | None) -> int:
             print(f"meshscope: {exc}", file=sys.stderr)
             return 2
     if args.command in ("run", "pipelines", "sessions"):
-        from meshscope_cli import runs as run_commands
+        from meshscope.cli import runs as run_commands
 
         if args.command == "run":
             return run_commands.run(args.target, args.text, args.session, args.user, args.timeout)
@@ -139,13 +139,13 @@ def _main(argv: Sequence[str] | None) -> int:
             return run_commands.pipelines()
         return run_commands.sessions(args.action, args.user if args.action == "list" else args.session)
     if args.command == "serve" and args.what == "orchestrator":
-        from orchestrator import entry as orchestrator_entry
+        from meshscope.orchestrator import entry as orchestrator_entry
 
         return orchestrator_entry.run(orchestrator_entry.ServeArgs(args.mesh_file, args.port, args.host))
     if args.command == "serve" and args.what == "agents":
         from meshscope.config import ConfigError
-        from services.catalog import parse_agent_list
-        from services.runtime import entry
+        from meshscope.services.catalog import parse_agent_list
+        from meshscope.services.runtime import entry
 
         try:
             names = parse_agent_list(args.agents)

@@ -9,8 +9,8 @@ from typing import TextIO
 
 import grpc
 
+from meshscope.orchestrator.client import OrchestratorClient
 from meshscope.wire import MAX_RUN_TIMEOUT_S
-from orchestrator.client import OrchestratorClient
 
 
 class StepPrinter:

@@ -26,11 +26,11 @@ from dataclasses import dataclass
 
 import grpc
 
-from discovery.backoff import Backoff
+from meshscope.discovery.backoff import Backoff
+from meshscope.orchestrator.failures import Failed, Reason
+from meshscope.orchestrator.pool import Endpoint, EndpointPool, NoReplica
 from meshscope.v1 import agent_pb2, common_pb2
 from meshscope.wire import declared_reason
-from orchestrator.failures import Failed, Reason
-from orchestrator.pool import Endpoint, EndpointPool, NoReplica
 
 REFUSED_PAUSE_S, REFUSED_PAUSE_CAP_S = 0.05, 1.0
 """Pause before retrying a call the transport cancelled: jittered, doubling, in seconds."""

@@ -8,12 +8,12 @@ import signal
 import sys
 from dataclasses import dataclass
 
-from discovery.config import DiscoverySettings
-from discovery.watcher import ConsulWatcher, StaticWatcher, Watcher
 from meshscope.config import Config, ConfigError
-from orchestrator.config import OrchestratorSettings
-from orchestrator.pipelines import PipelineError, load_mesh
-from orchestrator.service import OrchestratorServer
+from meshscope.discovery.config import DiscoverySettings
+from meshscope.discovery.watcher import ConsulWatcher, StaticWatcher, Watcher
+from meshscope.orchestrator.config import OrchestratorSettings
+from meshscope.orchestrator.pipelines import PipelineError, load_mesh
+from meshscope.orchestrator.service import OrchestratorServer
 
 
 @dataclass

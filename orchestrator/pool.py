@@ -31,7 +31,7 @@ from typing import Any
 
 import grpc
 
-from discovery.model import Instance
+from meshscope.discovery.model import Instance
 from meshscope.v1 import agent_pb2_grpc
 
 log = logging.getLogger("meshscope.pool")

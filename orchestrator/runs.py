@@ -25,14 +25,14 @@ from dataclasses import dataclass, field
 import grpc
 
 from meshscope.codec import add_usage, as_input
+from meshscope.orchestrator.calls import StepEvent, StepFailed, stream_step
+from meshscope.orchestrator.failures import Failed, Reason
+from meshscope.orchestrator.merge import merged
+from meshscope.orchestrator.pipelines import MeshFile, Pipeline
+from meshscope.orchestrator.pool import EndpointPool
+from meshscope.orchestrator.stops import RunStop, cut_off
 from meshscope.v1 import agent_pb2, common_pb2, orchestrator_pb2
 from meshscope.wire import DEFAULT_MAX_MESSAGE_BYTES, text_of, user_message
-from orchestrator.calls import StepEvent, StepFailed, stream_step
-from orchestrator.failures import Failed, Reason
-from orchestrator.merge import merged
-from orchestrator.pipelines import MeshFile, Pipeline
-from orchestrator.pool import EndpointPool
-from orchestrator.stops import RunStop, cut_off
 
 log = logging.getLogger("meshscope.orchestrator")
 _WORD = re.compile(r"[A-Za-z](?:[A-Za-z0-9_.\-]*[A-Za-z0-9])?")

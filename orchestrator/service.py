@@ -15,18 +15,18 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from discovery.addresses import bind_insecure, host_port
-from discovery.watcher import Watcher
 from meshscope import paging
+from meshscope.discovery.addresses import bind_insecure, host_port
+from meshscope.discovery.watcher import Watcher
+from meshscope.orchestrator import sessions
+from meshscope.orchestrator.config import OrchestratorSettings
+from meshscope.orchestrator.failures import Reason
+from meshscope.orchestrator.pipelines import MeshFile
+from meshscope.orchestrator.pool import EndpointPool
+from meshscope.orchestrator.runs import Run, RunFailed, Runner
 from meshscope.servicers import add_servicer
 from meshscope.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from meshscope.wire import MAX_KEY_LENGTH, MAX_RUN_TIMEOUT_S, key_problem, reason_metadata
-from orchestrator import sessions
-from orchestrator.config import OrchestratorSettings
-from orchestrator.failures import Reason
-from orchestrator.pipelines import MeshFile
-from orchestrator.pool import EndpointPool
-from orchestrator.runs import Run, RunFailed, Runner
 
 log = logging.getLogger("meshscope.orchestrator")
 

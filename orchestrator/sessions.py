@@ -31,10 +31,10 @@ from typing import Any, TypeVar
 import grpc
 
 from meshscope import paging
+from meshscope.orchestrator.calls import reason_of, relayed_reason, replica_fault
+from meshscope.orchestrator.failures import Failed
+from meshscope.orchestrator.pool import Endpoint, EndpointPool
 from meshscope.v1 import common_pb2
-from orchestrator.calls import reason_of, relayed_reason, replica_fault
-from orchestrator.failures import Failed
-from orchestrator.pool import Endpoint, EndpointPool
 
 T = TypeVar("T")
 CALL_TIMEOUT_S = 5.0

@@ -19,8 +19,8 @@ from typing import Any
 
 import grpc
 
+from meshscope.orchestrator.failures import Failed
 from meshscope.v1 import common_pb2
-from orchestrator.failures import Failed
 
 
 def expired() -> Failed:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import importlib
 
-from services.runtime.definition import AgentDefinition
-from services.runtime.errors import ConfigError
+from meshscope.services.runtime.definition import AgentDefinition
+from meshscope.services.runtime.errors import ConfigError
 
 SEED_AGENTS = ("analyst", "writer", "researcher", "coder", "manager", "reporter")
 """The example agents of AgentScope Runtime's multi-agent guide."""
@@ -24,7 +24,7 @@ def load_definition(name: str) -> AgentDefinition:
     """The definition of a shipped agent; ConfigError lists the known ones."""
     if name not in KNOWN_AGENTS:
         raise ConfigError(f"unknown agent {name!r}: known agents are {', '.join(KNOWN_AGENTS)}")
-    module = importlib.import_module(f"services.{name}")
+    module = importlib.import_module(f"meshscope.services.{name}")
     definition: AgentDefinition = module.AGENT
     return definition
 

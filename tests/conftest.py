@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from meshscope.services.catalog import load_definition
+from meshscope.services.runtime.client import AgentClient
+from meshscope.services.runtime.config import ServerSettings
+from meshscope.services.runtime.definition import AgentDefinition
+from meshscope.services.runtime.hosted import HostedAgent
+from meshscope.services.runtime.models import parse_model_spec
+from meshscope.services.runtime.server import AgentServer
+from meshscope.services.runtime.state import SessionStore
 from meshscope.testing import ConsulDevAgent, RedisDevServer
-from services.catalog import load_definition
-from services.runtime.client import AgentClient
-from services.runtime.config import ServerSettings
-from services.runtime.definition import AgentDefinition
-from services.runtime.hosted import HostedAgent
-from services.runtime.models import parse_model_spec
-from services.runtime.server import AgentServer
-from services.runtime.state import SessionStore
 
 StartServer = Callable[..., Awaitable[AgentServer]]
 

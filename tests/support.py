@@ -12,8 +12,8 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from meshscope.cli.launch import ServiceProcess, launch, meshscope_command
 from meshscope.testing import child_env
-from meshscope_cli.launch import ServiceProcess, launch, meshscope_command
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,7 +1,7 @@
-"""Run the analyst agent alone: `python -m services.analyst [--port P] [--host H] [--model SPEC]`."""
+"""Run the analyst agent alone: `python -m meshscope.services.analyst [--port P] [--host H] [--model SPEC]`."""
 
 import sys
 
-from services.runtime.entry import main
+from meshscope.services.runtime.entry import main
 
-sys.exit(main(["analyst"], sys.argv[1:], prog="python -m services.analyst"))
+sys.exit(main(["analyst"], sys.argv[1:], prog="python -m meshscope.services.analyst"))

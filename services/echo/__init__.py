@@ -22,7 +22,7 @@ from agentscope.event import (
 from agentscope.message import AssistantMsg, Msg, TextBlock
 from agentscope.state import AgentState
 
-from services.runtime.definition import AgentDefinition, BuildContext, SkillInfo, StreamingAgent
+from meshscope.services.runtime.definition import AgentDefinition, BuildContext, SkillInfo, StreamingAgent
 
 CHUNKS = 20
 WORDS_PER_CHUNK = 4

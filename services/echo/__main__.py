@@ -1,7 +1,7 @@
-"""Run the echo agent alone: `python -m services.echo [--port P] [--host H] [--model SPEC]`."""
+"""Run the echo agent alone: `python -m meshscope.services.echo [--port P] [--host H] [--model SPEC]`."""
 
 import sys
 
-from services.runtime.entry import main
+from meshscope.services.runtime.entry import main
 
-sys.exit(main(["echo"], sys.argv[1:], prog="python -m services.echo"))
+sys.exit(main(["echo"], sys.argv[1:], prog="python -m meshscope.services.echo"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.runtime.definition import AgentDefinition, SkillInfo
+from meshscope.services.runtime.definition import AgentDefinition, SkillInfo
 
 AGENT = AgentDefinition(
     name="manager",

@@ -1,7 +1,7 @@
-"""Run the manager agent alone: `python -m services.manager [--port P] [--host H] [--model SPEC]`."""
+"""Run the manager agent alone: `python -m meshscope.services.manager [--port P] [--host H] [--model SPEC]`."""
 
 import sys
 
-from services.runtime.entry import main
+from meshscope.services.runtime.entry import main
 
-sys.exit(main(["manager"], sys.argv[1:], prog="python -m services.manager"))
+sys.exit(main(["manager"], sys.argv[1:], prog="python -m meshscope.services.manager"))

@@ -1,4 +1,4 @@
-"""Process entry point for agent services (`meshscope serve agents`, `python -m services.<name>`)."""
+"""Process entry point for agent services (`meshscope serve agents`, `python -m meshscope.services.<name>`)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
-from discovery.config import DiscoverySettings
 from meshscope.config import Config, ConfigError
-from services.catalog import load_definition, parse_agent_list
-from services.runtime.config import ServerSettings
-from services.runtime.flags import add_serve_flags
-from services.runtime.hosted import HostedAgent
-from services.runtime.models.factory import effective_spec
-from services.runtime.redis_store import StoreSettings
-from services.runtime.registration import register_server
-from services.runtime.server import AgentServer, serve_until_signal
+from meshscope.discovery.config import DiscoverySettings
+from meshscope.services.catalog import load_definition, parse_agent_list
+from meshscope.services.runtime.config import ServerSettings
+from meshscope.services.runtime.flags import add_serve_flags
+from meshscope.services.runtime.hosted import HostedAgent
+from meshscope.services.runtime.models.factory import effective_spec
+from meshscope.services.runtime.redis_store import StoreSettings
+from meshscope.services.runtime.registration import register_server
+from meshscope.services.runtime.server import AgentServer, serve_until_signal
 
 
 def configure_logging() -> None:

@@ -19,9 +19,9 @@ from agentscope.event import EventType
 from agentscope.message import AssistantMsg, HintBlock, Msg, TextBlock
 
 from meshscope.codec import TOOL_RESULT_STATES, from_struct, to_struct, usage_fields, usage_of
+from meshscope.services.runtime.errors import EventTooLarge, MeshError
+from meshscope.services.runtime.messages import block_from_part, block_to_part, msg_to_message
 from meshscope.v1 import agent_pb2, common_pb2
-from services.runtime.errors import EventTooLarge, MeshError
-from services.runtime.messages import block_from_part, block_to_part, msg_to_message
 
 _TEXT_BLOCK_DELTA = EventType.TEXT_BLOCK_DELTA
 

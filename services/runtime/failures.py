@@ -15,9 +15,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import grpc
 
-from discovery.addresses import bracketed
-from services.runtime.errors import MeshError, ModelFailure
-from services.runtime.models.scripted import ScriptedModelError
+from meshscope.discovery.addresses import bracketed
+from meshscope.services.runtime.errors import MeshError, ModelFailure
+from meshscope.services.runtime.models.scripted import ScriptedModelError
 
 
 @dataclass(frozen=True, slots=True)

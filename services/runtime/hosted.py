@@ -16,9 +16,9 @@ from agentscope.agent import Agent, InjectionConfig, ReActConfig
 from agentscope.state import AgentState
 from agentscope.tool import Toolkit
 
+from meshscope.services.runtime.definition import AgentDefinition, BuildContext, StreamingAgent
+from meshscope.services.runtime.models import ModelSpec, create_model
 from meshscope.v1 import common_pb2
-from services.runtime.definition import AgentDefinition, BuildContext, StreamingAgent
-from services.runtime.models import ModelSpec, create_model
 
 PROTOCOL_VERSION = "1"
 

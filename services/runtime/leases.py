@@ -17,7 +17,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from services.runtime.state import SessionStore, StateKey
+from meshscope.services.runtime.state import SessionStore, StateKey
 
 log = logging.getLogger("meshscope.leases")
 

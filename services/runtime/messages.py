@@ -40,8 +40,8 @@ from meshscope.codec import (
     usage_fields,
     usage_of,
 )
+from meshscope.services.runtime.errors import InvalidInput
 from meshscope.v1 import common_pb2
-from services.runtime.errors import InvalidInput
 
 MAX_ID_LENGTH = 256
 

@@ -52,8 +52,8 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from meshscope.config import Config, ConfigError
-from services.runtime.errors import CorruptState, StoreBusy, StoreUnavailable
-from services.runtime.state import (
+from meshscope.services.runtime.errors import CorruptState, StoreBusy, StoreUnavailable
+from meshscope.services.runtime.state import (
     HistoryEntry,
     HistoryPage,
     InMemorySessionStore,

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import socket
 
-from discovery.config import DiscoverySettings
-from discovery.model import PROTOCOL_VERSION, Registration, replica_id_for
-from discovery.registrar import Registrar
-from discovery.registry import ConsulRegistry
-from services.runtime.server import AgentServer
+from meshscope.discovery.config import DiscoverySettings
+from meshscope.discovery.model import PROTOCOL_VERSION, Registration, replica_id_for
+from meshscope.discovery.registrar import Registrar
+from meshscope.discovery.registry import ConsulRegistry
+from meshscope.services.runtime.server import AgentServer
 
 _WILDCARDS = ("", "0.0.0.0", "::", "[::]")
 

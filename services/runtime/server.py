@@ -20,15 +20,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from discovery.addresses import bind_insecure, host_port
+from meshscope.discovery.addresses import bind_insecure, host_port
 from meshscope.servicers import add_servicer
+from meshscope.services.runtime.config import ServerSettings
+from meshscope.services.runtime.errors import CutOff
+from meshscope.services.runtime.hosted import HostedAgent
+from meshscope.services.runtime.servicer import AgentServicer
+from meshscope.services.runtime.state import InMemorySessionStore, SessionStore
+from meshscope.services.runtime.turn import TurnRunner, TurnStats
 from meshscope.v1 import agent_pb2, agent_pb2_grpc
-from services.runtime.config import ServerSettings
-from services.runtime.errors import CutOff
-from services.runtime.hosted import HostedAgent
-from services.runtime.servicer import AgentServicer
-from services.runtime.state import InMemorySessionStore, SessionStore
-from services.runtime.turn import TurnRunner, TurnStats
 
 log = logging.getLogger("meshscope.server")
 

@@ -9,13 +9,19 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 import grpc
 
 from meshscope import paging
+from meshscope.services.runtime.errors import (
+    AgentNotFound,
+    InvalidInput,
+    MeshError,
+    SessionNotFound,
+    ShuttingDown,
+)
+from meshscope.services.runtime.hosted import HostedAgent
+from meshscope.services.runtime.messages import message_to_msg
+from meshscope.services.runtime.state import SessionInfo
+from meshscope.services.runtime.turn import Turn, TurnFailed, TurnRunner
 from meshscope.v1 import agent_pb2, agent_pb2_grpc, common_pb2
 from meshscope.wire import DEFAULT_MAX_MESSAGE_BYTES, MAX_KEY_LENGTH, key_problem, reason_metadata
-from services.runtime.errors import AgentNotFound, InvalidInput, MeshError, SessionNotFound, ShuttingDown
-from services.runtime.hosted import HostedAgent
-from services.runtime.messages import message_to_msg
-from services.runtime.state import SessionInfo
-from services.runtime.turn import Turn, TurnFailed, TurnRunner
 
 ANONYMOUS_USER = "anonymous"
 

@@ -21,14 +21,13 @@ from agentscope.message import Msg
 from agentscope.state import AgentState
 from pydantic import ValidationError
 
-from meshscope.v1 import agent_pb2
-from services.runtime.definition import StreamingAgent
-from services.runtime.errors import CorruptState, MeshError, SessionBusy, with_message
-from services.runtime.events import EventEncoder
-from services.runtime.failures import classify
-from services.runtime.hosted import HostedAgent
-from services.runtime.leases import LeaseKeeper
-from services.runtime.state import (
+from meshscope.services.runtime.definition import StreamingAgent
+from meshscope.services.runtime.errors import CorruptState, MeshError, SessionBusy, with_message
+from meshscope.services.runtime.events import EventEncoder
+from meshscope.services.runtime.failures import classify
+from meshscope.services.runtime.hosted import HostedAgent
+from meshscope.services.runtime.leases import LeaseKeeper
+from meshscope.services.runtime.state import (
     HistoryEntry,
     SessionStore,
     StateConflict,
@@ -36,6 +35,7 @@ from services.runtime.state import (
     StoredState,
     TurnWrite,
 )
+from meshscope.v1 import agent_pb2
 
 log = logging.getLogger("meshscope.turn")
 T = TypeVar("T")

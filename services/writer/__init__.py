@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from agentscope.tool import ToolBase
 
-from services.runtime.definition import AgentDefinition, SkillInfo
-from services.runtime.tools import allowed_tool
+from meshscope.services.runtime.definition import AgentDefinition, SkillInfo
+from meshscope.services.runtime.tools import allowed_tool
 
 
 def word_count(text: str) -> str:

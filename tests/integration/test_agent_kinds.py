@@ -7,10 +7,10 @@ from agentscope.agent import Agent, InjectionConfig, ReActConfig
 from agentscope.pipeline import TeamMember, TeamPipeline
 from agentscope.state import AgentState
 
-from services.echo import CHUNKS, WORDS_PER_CHUNK
-from services.runtime.client import AgentClient
-from services.runtime.definition import AgentDefinition, BuildContext, StreamingAgent
-from services.runtime.models import ScriptedChatModel
+from meshscope.services.echo import CHUNKS, WORDS_PER_CHUNK
+from meshscope.services.runtime.client import AgentClient
+from meshscope.services.runtime.definition import AgentDefinition, BuildContext, StreamingAgent
+from meshscope.services.runtime.models import ScriptedChatModel
 from tests.conftest import StartServer, hosted
 
 pytestmark = pytest.mark.integration

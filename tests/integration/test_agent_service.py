@@ -10,13 +10,13 @@ import grpc
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from meshscope.services.runtime.client import AgentClient
+from meshscope.services.runtime.models import ScriptedChatModel
+from meshscope.services.runtime.server import AgentServer
+from meshscope.services.runtime.turn import TurnStats
 from meshscope.testing import free_port, wait_for
 from meshscope.v1 import agent_pb2, agent_pb2_grpc, common_pb2
 from meshscope.wire import declared_reason
-from services.runtime.client import AgentClient
-from services.runtime.models import ScriptedChatModel
-from services.runtime.server import AgentServer
-from services.runtime.turn import TurnStats
 from tests.conftest import StartServer, hosted
 
 pytestmark = pytest.mark.integration

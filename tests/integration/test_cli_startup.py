@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from meshscope.cli.launch import ServiceProcess
 from meshscope.testing import ConsulDevAgent
-from meshscope_cli.launch import ServiceProcess
 from tests.support import run_cli, start_agents, start_orchestrator
 
 pytestmark = pytest.mark.integration

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from discovery.config import ConsulSettings, DiscoverySettings, parse_static_endpoints
-from discovery.consul_client import connect as consul_connect
-from discovery.errors import DiscoveryConfigError
-from discovery.model import AGENT_TAG, Instance
-from discovery.registrar import Registrar
-from discovery.registry import ConsulRegistry
-from discovery.watcher import ConsulWatcher, StaticWatcher
+from meshscope.discovery.config import ConsulSettings, DiscoverySettings, parse_static_endpoints
+from meshscope.discovery.consul_client import connect as consul_connect
+from meshscope.discovery.errors import DiscoveryConfigError
+from meshscope.discovery.model import AGENT_TAG, Instance
+from meshscope.discovery.registrar import Registrar
+from meshscope.discovery.registry import ConsulRegistry
+from meshscope.discovery.watcher import ConsulWatcher, StaticWatcher
+from meshscope.services.runtime.client import AgentClient
 from meshscope.testing import ConsulDevAgent, wait_for
-from services.runtime.client import AgentClient
 from tests.support import run_cli, start_agents
 
 pytestmark = pytest.mark.integration
@@ -243,8 +243,8 @@ async def test_acl_default_deny_accepts_a_proper_token_and_refuses_without(tmp_p
             accepted.stop()
         # Directly: a registration without a token is refused with the permission named.
         registry = ConsulRegistry(consul_settings(consul))
-        from discovery.model import Registration
-        from discovery.registry import RegistrationDenied
+        from meshscope.discovery.model import Registration
+        from meshscope.discovery.registry import RegistrationDenied
 
         with pytest.raises(RegistrationDenied, match="service:write on 'poet'"):
             await registry.register(Registration("poet", "poet@127.0.0.1:1", "127.0.0.1", 1))
@@ -254,7 +254,7 @@ async def test_acl_default_deny_accepts_a_proper_token_and_refuses_without(tmp_p
 
 
 async def test_registrar_deregisters_on_stop(consul: ConsulDevAgent) -> None:
-    from discovery.model import Registration
+    from meshscope.discovery.model import Registration
 
     registry = ConsulRegistry(consul_settings(consul))
     registrar = Registrar(

@@ -10,11 +10,11 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from discovery.config import ConsulSettings
-from discovery.model import Registration
-from discovery.registrar import Registrar
-from discovery.registry import ConsulRegistry
-from discovery.watcher import ConsulWatcher
+from meshscope.discovery.config import ConsulSettings
+from meshscope.discovery.model import Registration
+from meshscope.discovery.registrar import Registrar
+from meshscope.discovery.registry import ConsulRegistry
+from meshscope.discovery.watcher import ConsulWatcher
 from meshscope.testing import ConsulDevAgent, wait_for
 from tests.integration.test_discovery import register_once
 

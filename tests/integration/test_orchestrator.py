@@ -13,19 +13,19 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from discovery.config import ConsulSettings
-from discovery.model import Instance
-from discovery.watcher import ConsulWatcher, StaticWatcher
+from meshscope.discovery.config import ConsulSettings
+from meshscope.discovery.model import Instance
+from meshscope.discovery.watcher import ConsulWatcher, StaticWatcher
+from meshscope.orchestrator.calls import stream_step
+from meshscope.orchestrator.client import OrchestratorClient
+from meshscope.orchestrator.config import OrchestratorSettings
+from meshscope.orchestrator.pipelines import PipelineError, parse_mesh
+from meshscope.orchestrator.pool import EndpointPool
+from meshscope.orchestrator.service import OrchestratorServer
+from meshscope.services.runtime.server import AgentServer
 from meshscope.testing import ConsulDevAgent, free_port, health_status, wait_for
 from meshscope.v1 import agent_pb2, common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from meshscope.wire import declared_reason, user_message
-from orchestrator.calls import stream_step
-from orchestrator.client import OrchestratorClient
-from orchestrator.config import OrchestratorSettings
-from orchestrator.pipelines import PipelineError, parse_mesh
-from orchestrator.pool import EndpointPool
-from orchestrator.service import OrchestratorServer
-from services.runtime.server import AgentServer
 from tests.conftest import StartServer, hosted
 from tests.support import run_cli, start_agents, start_orchestrator
 
@@ -550,7 +550,7 @@ def test_more_mesh_file_errors(text: str, message: str) -> None:
 async def test_an_agents_own_unavailable_is_not_blamed_on_the_replica(
     start_server: StartServer, start_mesh: StartMesh
 ) -> None:
-    from services.runtime.redis_store import RedisSessionStore, StoreSettings
+    from meshscope.services.runtime.redis_store import RedisSessionStore, StoreSettings
 
     dead_url = f"redis://127.0.0.1:{free_port()}/0"
     replicas = [

@@ -14,13 +14,13 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from discovery.watcher import StaticWatcher
+from meshscope.discovery.watcher import StaticWatcher
+from meshscope.orchestrator.client import OrchestratorClient
+from meshscope.orchestrator.config import OrchestratorSettings
+from meshscope.orchestrator.pipelines import parse_mesh
+from meshscope.orchestrator.service import OrchestratorServer
 from meshscope.v1 import common_pb2, orchestrator_pb2
 from meshscope.wire import declared_reason
-from orchestrator.client import OrchestratorClient
-from orchestrator.config import OrchestratorSettings
-from orchestrator.pipelines import parse_mesh
-from orchestrator.service import OrchestratorServer
 from tests.conftest import StartServer
 
 pytestmark = pytest.mark.integration

@@ -18,21 +18,21 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2
 
-from discovery.config import ConsulSettings, DiscoverySettings
-from discovery.model import Instance, replica_id_for
-from discovery.watcher import ConsulWatcher, StaticWatcher
+from meshscope.discovery.config import ConsulSettings, DiscoverySettings
+from meshscope.discovery.model import Instance, replica_id_for
+from meshscope.discovery.watcher import ConsulWatcher, StaticWatcher
+from meshscope.orchestrator.calls import StepFailed, stream_step
+from meshscope.orchestrator.client import OrchestratorClient
+from meshscope.orchestrator.config import OrchestratorConfigError, OrchestratorSettings
+from meshscope.orchestrator.pipelines import parse_mesh
+from meshscope.orchestrator.pool import EndpointPool
+from meshscope.orchestrator.service import OrchestratorServer
+from meshscope.services.runtime.client import AgentClient
+from meshscope.services.runtime.registration import register_server
+from meshscope.services.runtime.server import AgentServer
 from meshscope.testing import ConsulDevAgent, wait_for
 from meshscope.v1 import agent_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from meshscope.wire import user_message
-from orchestrator.calls import StepFailed, stream_step
-from orchestrator.client import OrchestratorClient
-from orchestrator.config import OrchestratorConfigError, OrchestratorSettings
-from orchestrator.pipelines import parse_mesh
-from orchestrator.pool import EndpointPool
-from orchestrator.service import OrchestratorServer
-from services.runtime.client import AgentClient
-from services.runtime.registration import register_server
-from services.runtime.server import AgentServer
 from tests.conftest import StartServer
 
 pytestmark = pytest.mark.integration

@@ -13,18 +13,18 @@ from pathlib import Path
 import grpc
 import pytest
 
-from discovery.model import Instance, replica_id_for
-from discovery.watcher import StaticWatcher
+from meshscope.discovery.model import Instance, replica_id_for
+from meshscope.discovery.watcher import StaticWatcher
+from meshscope.orchestrator.client import OrchestratorClient
+from meshscope.orchestrator.config import OrchestratorSettings
+from meshscope.orchestrator.pipelines import parse_mesh
+from meshscope.orchestrator.pool import EndpointPool
+from meshscope.orchestrator.runs import Run, RunFailed, Runner
+from meshscope.orchestrator.service import OrchestratorServer
+from meshscope.services.runtime.server import AgentServer
 from meshscope.testing import free_port, wait_for
 from meshscope.v1 import common_pb2, orchestrator_pb2
 from meshscope.wire import user_message
-from orchestrator.client import OrchestratorClient
-from orchestrator.config import OrchestratorSettings
-from orchestrator.pipelines import parse_mesh
-from orchestrator.pool import EndpointPool
-from orchestrator.runs import Run, RunFailed, Runner
-from orchestrator.service import OrchestratorServer
-from services.runtime.server import AgentServer
 from tests.conftest import StartServer
 
 pytestmark = pytest.mark.integration

@@ -12,21 +12,21 @@ import grpc
 import pytest
 import redis.asyncio as redis
 
-from discovery.model import Instance, replica_id_for
-from discovery.watcher import StaticWatcher
+from meshscope.cli.launch import meshscope_command
 from meshscope.clients import SessionClient
 from meshscope.codec import Reply
+from meshscope.discovery.model import Instance, replica_id_for
+from meshscope.discovery.watcher import StaticWatcher
+from meshscope.orchestrator.client import OrchestratorClient
+from meshscope.orchestrator.config import OrchestratorSettings
+from meshscope.orchestrator.pipelines import parse_mesh
+from meshscope.orchestrator.service import OrchestratorServer
+from meshscope.services.runtime.client import AgentClient
+from meshscope.services.runtime.redis_store import RedisSessionStore, StoreSettings
+from meshscope.services.runtime.state import HistoryEntry
 from meshscope.testing import RedisDevServer, child_env, free_port, wait_for
 from meshscope.v1 import common_pb2
 from meshscope.wire import declared_reason
-from meshscope_cli.launch import meshscope_command
-from orchestrator.client import OrchestratorClient
-from orchestrator.config import OrchestratorSettings
-from orchestrator.pipelines import parse_mesh
-from orchestrator.service import OrchestratorServer
-from services.runtime.client import AgentClient
-from services.runtime.redis_store import RedisSessionStore, StoreSettings
-from services.runtime.state import HistoryEntry
 from tests.conftest import StartServer
 from tests.support import REPO, run_cli, start_agents, start_orchestrator
 

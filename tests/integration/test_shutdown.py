@@ -8,12 +8,12 @@ import sys
 import grpc
 import pytest
 
+from meshscope.cli.launch import launch
+from meshscope.services.runtime.client import AgentClient
+from meshscope.services.runtime.state import InMemorySessionStore, StateKey, TurnWrite, TurnWritten
 from meshscope.testing import child_env, health_status, wait_for
 from meshscope.v1 import common_pb2
 from meshscope.wire import declared_reason
-from meshscope_cli.launch import launch
-from services.runtime.client import AgentClient
-from services.runtime.state import InMemorySessionStore, StateKey, TurnWrite, TurnWritten
 from tests.conftest import StartServer
 from tests.support import REPO, run_cli, start_agents
 
@@ -119,7 +119,7 @@ def test_sigterm_drains_then_exits_cleanly() -> None:
 
 
 def test_python_dash_m_runs_a_single_agent() -> None:
-    coder = launch([sys.executable, "-m", "services.coder", "--port", "0"], child_env(), cwd=REPO)
+    coder = launch([sys.executable, "-m", "meshscope.services.coder", "--port", "0"], child_env(), cwd=REPO)
     try:
 
         async def ask() -> str:

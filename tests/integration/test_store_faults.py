@@ -15,17 +15,17 @@ from typing import Any, TypeVar
 import grpc
 import pytest
 
-from discovery.model import Instance, replica_id_for
+from meshscope.discovery.model import Instance, replica_id_for
+from meshscope.orchestrator.calls import stream_step
+from meshscope.orchestrator.pool import EndpointPool
+from meshscope.services.runtime.client import AgentClient
+from meshscope.services.runtime.errors import StoreBusy
+from meshscope.services.runtime.redis_store import RedisSessionStore, StoreSettings
+from meshscope.services.runtime.server import AgentServer
+from meshscope.services.runtime.state import StateKey
 from meshscope.testing import FaultProxy, RedisDevServer, wait_for
 from meshscope.v1 import agent_pb2, common_pb2
 from meshscope.wire import declared_reason, user_message
-from orchestrator.calls import stream_step
-from orchestrator.pool import EndpointPool
-from services.runtime.client import AgentClient
-from services.runtime.errors import StoreBusy
-from services.runtime.redis_store import RedisSessionStore, StoreSettings
-from services.runtime.server import AgentServer
-from services.runtime.state import StateKey
 from tests.conftest import StartServer
 
 pytestmark = pytest.mark.integration

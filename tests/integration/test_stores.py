@@ -8,10 +8,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from meshscope.testing import RedisDevServer, wait_for
-from services.runtime.errors import StoreUnavailable
-from services.runtime.redis_store import RedisSessionStore, StoreSettings
-from services.runtime.state import (
+from meshscope.services.runtime.errors import StoreUnavailable
+from meshscope.services.runtime.redis_store import RedisSessionStore, StoreSettings
+from meshscope.services.runtime.state import (
     HistoryEntry,
     HistoryPage,
     InMemorySessionStore,
@@ -24,6 +23,7 @@ from services.runtime.state import (
     TurnWritten,
     entry_size,
 )
+from meshscope.testing import RedisDevServer, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -326,7 +326,7 @@ async def _load_when_back(store: RedisSessionStore, key: StateKey) -> StoredStat
     ],
 )
 def test_bad_store_settings(env: dict[str, str], message: str) -> None:
-    from services.runtime.errors import ConfigError
+    from meshscope.services.runtime.errors import ConfigError
 
     with pytest.raises(ConfigError) as error:
         StoreSettings.from_env(env)

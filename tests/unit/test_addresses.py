@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from discovery.addresses import bare_host, host_port
-from discovery.config import ConsulSettings
-from discovery.consul_client import connect
+from meshscope.discovery.addresses import bare_host, host_port
+from meshscope.discovery.config import ConsulSettings
+from meshscope.discovery.consul_client import connect
 
 
 def test_host_port_brackets_only_ipv6_literals() -> None:

@@ -246,7 +246,7 @@ def test_importing_the_codec_loads_neither_agentscope_nor_either_side_of_the_wir
 
 def test_the_agent_client_reads_replies_without_agentscope() -> None:
     """`AgentClient` collects a reply with the codec, so a client process never loads AgentScope."""
-    assert loaded_after_import("services.runtime.client", ("agentscope",)) == []
+    assert loaded_after_import("meshscope.services.runtime.client", ("agentscope",)) == []
 
 
 def test_a_name_table_reads_both_ways_and_refuses_a_value_twice() -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from discovery.config import ConsulSettings, DiscoverySettings
-from discovery.errors import DiscoveryConfigError
 from meshscope.config import MAX_SECONDS, Config, ConfigError
-from orchestrator.config import OrchestratorConfigError, OrchestratorSettings
-from services.runtime.config import ServerSettings
-from services.runtime.errors import ConfigError as RuntimeConfigError
+from meshscope.discovery.config import ConsulSettings, DiscoverySettings
+from meshscope.discovery.errors import DiscoveryConfigError
+from meshscope.orchestrator.config import OrchestratorConfigError, OrchestratorSettings
+from meshscope.services.runtime.config import ServerSettings
+from meshscope.services.runtime.errors import ConfigError as RuntimeConfigError
 
 
 def _error(config: Config, read: str, *args: object, **kwargs: object) -> str:

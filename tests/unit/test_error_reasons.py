@@ -7,11 +7,11 @@ from typing import cast
 import grpc
 import pytest
 
+from meshscope.orchestrator.calls import DECISIONS, Decision, decide, relayed_reason
+from meshscope.services.runtime import errors
+from meshscope.services.runtime.errors import MeshError
 from meshscope.v1 import common_pb2
 from meshscope.wire import ERROR_REASON_METADATA, declared_reason, reason_metadata
-from orchestrator.calls import DECISIONS, Decision, decide, relayed_reason
-from services.runtime import errors
-from services.runtime.errors import MeshError
 
 ALL_REASONS = [cast(common_pb2.ErrorReason, value) for value in common_pb2.ErrorReason.values()]
 

@@ -12,12 +12,12 @@ from agentscope.tool import Toolkit
 
 from meshscope import codec
 from meshscope.codec import from_struct
+from meshscope.services.analyst import summarize_numbers
+from meshscope.services.runtime.events import EventEncoder, decode_event, rebuild_reply
+from meshscope.services.runtime.messages import msg_to_message
+from meshscope.services.runtime.models import ScriptedChatModel
+from meshscope.services.runtime.tools import allowed_tool
 from meshscope.v1 import agent_pb2, common_pb2
-from services.analyst import summarize_numbers
-from services.runtime.events import EventEncoder, decode_event, rebuild_reply
-from services.runtime.messages import msg_to_message
-from services.runtime.models import ScriptedChatModel
-from services.runtime.tools import allowed_tool
 
 
 def same_reply(received: common_pb2.Message, sent: common_pb2.Message) -> bool:

@@ -10,11 +10,11 @@ import openai
 import pytest
 from agentscope.event import TextBlockDeltaEvent
 
-from discovery.consul_client import duration
-from meshscope_cli.runs import run
-from services.runtime.errors import EventTooLarge
-from services.runtime.events import EventEncoder
-from services.runtime.failures import classify
+from meshscope.cli.runs import run
+from meshscope.discovery.consul_client import duration
+from meshscope.services.runtime.errors import EventTooLarge
+from meshscope.services.runtime.events import EventEncoder
+from meshscope.services.runtime.failures import classify
 
 
 def test_a_provider_url_reaches_the_caller_without_credentials() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from agentscope.message import UserMsg
 from agentscope.state import AgentState
 
-from services.catalog import load_definition
-from services.runtime.hosted import HostedAgent
-from services.runtime.models import parse_model_spec
+from meshscope.services.catalog import load_definition
+from meshscope.services.runtime.hosted import HostedAgent
+from meshscope.services.runtime.models import parse_model_spec
 
 
 async def _text(hosted: HostedAgent, state: AgentState, text: str) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
+from meshscope.services.runtime.leases import LeaseKeeper
+from meshscope.services.runtime.state import InMemorySessionStore, StateKey
 from meshscope.testing import wait_for
-from services.runtime.leases import LeaseKeeper
-from services.runtime.state import InMemorySessionStore, StateKey
 
 
 class OneSlowRenewal(InMemorySessionStore):

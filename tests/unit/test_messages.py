@@ -19,9 +19,9 @@ from agentscope.message import (
     Usage,
 )
 
+from meshscope.services.runtime.errors import InvalidInput
+from meshscope.services.runtime.messages import message_to_msg, msg_to_message, wire_to_msg
 from meshscope.v1 import common_pb2
-from services.runtime.errors import InvalidInput
-from services.runtime.messages import message_to_msg, msg_to_message, wire_to_msg
 
 
 def strip_times(value: object) -> object:

@@ -6,11 +6,11 @@ import pytest
 from agentscope.message import SystemMsg, TextBlock, UserMsg
 from agentscope.model import OpenAIChatModel
 
-from services.runtime.config import ServerSettings
-from services.runtime.errors import ConfigError
-from services.runtime.models import ScriptedChatModel, create_model, parse_model_spec
-from services.runtime.models.factory import effective_spec
-from services.runtime.models.scripted import ScriptedModelError
+from meshscope.services.runtime.config import ServerSettings
+from meshscope.services.runtime.errors import ConfigError
+from meshscope.services.runtime.models import ScriptedChatModel, create_model, parse_model_spec
+from meshscope.services.runtime.models.factory import effective_spec
+from meshscope.services.runtime.models.scripted import ScriptedModelError
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.config import OrchestratorConfigError, OrchestratorSettings
+from meshscope.orchestrator.config import OrchestratorConfigError, OrchestratorSettings
 
 
 def test_keepalive_knobs_reach_the_channel_options() -> None:

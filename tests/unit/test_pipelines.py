@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.pipelines import Pipeline, PipelineError, build_mesh, load_mesh
-from orchestrator.pool import EndpointPool
-from orchestrator.runs import Runner
+from meshscope.orchestrator.pipelines import Pipeline, PipelineError, build_mesh, load_mesh
+from meshscope.orchestrator.pool import EndpointPool
+from meshscope.orchestrator.runs import Runner
 from tests.support import REPO
 
 

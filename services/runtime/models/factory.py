@@ -27,7 +27,7 @@ from agentscope.model import ChatModelBase
 from pydantic import SecretStr
 
 from meshscope.config import Config, ConfigError
-from services.runtime.models.scripted import ScriptedChatModel
+from meshscope.services.runtime.models.scripted import ScriptedChatModel
 
 MODEL_OVERRIDE_ENV = "MESHSCOPE_MODEL"
 KNOWN_KINDS = ("scripted", "openai", "dashscope")
