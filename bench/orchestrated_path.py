@@ -4,6 +4,7 @@ Run it by hand from the repository root (it is never part of the tests):
 
     .venv/bin/python bench/orchestrated_path.py            # full run
     .venv/bin/python bench/orchestrated_path.py --quick    # smoke run, figures meaningless
+    .venv/bin/python bench/orchestrated_path.py --baseline-tree ../other-checkout   # A/B two code trees
 
 Method. Every server runs in its own process; this process is the client
 (grpc.aio, generated `Orchestrator` stub, one channel per server):
@@ -29,7 +30,16 @@ orchestrator, relay, ... and each round measures, per server:
   text_delta event and to the last event of the stream;
 - 64 clients: 64 coroutines sharing the one channel, TURNS_PER_CLIENT turns
   each; turns/s;
+- the server's CPU (utime+stime of its process) per turn over the 64-client
+  phase (clock ticks of 10 ms, over hundreds of turns);
 - the server's RSS (VmRSS) after the load.
+
+A/B of two code trees (`--baseline-tree DIR`): a second orchestrator is started
+from DIR (another checkout with its own `make setup`: its `.venv` interpreter,
+its code on PYTHONPATH) in front of the same agent processes, and every round
+measures relay, baseline orchestrator and this tree's orchestrator in turn, so
+both trees' figures come from the same rounds on the same machine; the
+new/baseline ratios of throughput, added latency and CPU per turn are printed.
 
 Quoted figures are medians across rounds and ratios orchestrator/relay of
 those medians. "Added per hop" is orchestrator minus relay (p50, p99) for
@@ -201,6 +211,8 @@ class RoundResult:
     latency: LatencySummary
     turns_per_s: float
     rss_mib: float
+    cpu_ms_per_turn: float
+    """The server process's CPU (user + system) per turn over the concurrent phase."""
 
 
 @dataclass(frozen=True)
@@ -224,8 +236,10 @@ class OpenRunsResult:
 async def measure_round(target: Target, round_no: int, plan: Plan) -> RoundResult:
     prefix = f"bench-orch-r{round_no}-{target.label}"
     timings = await target.client.sequential(plan.sequential_turns, f"{prefix}-seq")
+    cpu_before = target.server.cpu_seconds()
     tps = await target.client.concurrent(plan.clients, plan.turns_per_client, f"{prefix}-conc")
-    return RoundResult(target.label, summarize(timings), tps, target.server.rss_mib())
+    cpu_ms = (target.server.cpu_seconds() - cpu_before) * 1000 / (plan.clients * plan.turns_per_client)
+    return RoundResult(target.label, summarize(timings), tps, target.server.rss_mib(), cpu_ms)
 
 
 def median_result(label: str, results: Sequence[RoundResult]) -> RoundResult:
@@ -237,10 +251,11 @@ def median_result(label: str, results: Sequence[RoundResult]) -> RoundResult:
         median_latency([r.latency for r in results]),
         med(lambda r: r.turns_per_s),
         med(lambda r: r.rss_mib),
+        med(lambda r: r.cpu_ms_per_turn),
     )
 
 
-ROW = "{:<5} {:<12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}"
+ROW = "{:<5} {:<12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9}"
 
 
 def print_row(round_label: str, r: RoundResult) -> None:
@@ -255,6 +270,7 @@ def print_row(round_label: str, r: RoundResult) -> None:
             f"{lat.last_p99_ms:.2f}",
             f"{r.turns_per_s:.0f}",
             f"{r.rss_mib:.1f}",
+            f"{r.cpu_ms_per_turn:.2f}",
         ),
         flush=True,
     )
@@ -330,18 +346,27 @@ class Servers:
     analyst: ServerProcess
     orchestrator: ServerProcess
     relay: ServerProcess
+    baseline: ServerProcess | None = None
+    """The orchestrator of `--baseline-tree`, if one was given."""
 
 
-def start_orchestrator(stack: ExitStack, echo: str, analyst: str) -> ServerProcess:
+def start_orchestrator(
+    stack: ExitStack, echo: str, analyst: str, tree: Path = REPO, label: str = "orchestrator"
+) -> ServerProcess:
+    """`meshscope serve orchestrator` from the code tree `tree` (its own `.venv`, its code first on
+    PYTHONPATH) with static discovery of the two agents."""
     mesh_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="meshscope-bench-"))
     mesh = Path(mesh_dir) / "mesh.yaml"
     mesh.write_text(f"agents: [{ECHO}, {ANALYST}]\n")
     env = child_env() | {"MESHSCOPE_STATIC_ENDPOINTS": f"{ECHO}={echo};{ANALYST}={analyst}"}
     command = meshscope_command("serve", "orchestrator", "-f", str(mesh), "--port", "0")
-    return ServerProcess("orchestrator", launch(command, env, cwd=REPO))
+    if tree != REPO:
+        env["PYTHONPATH"] = str(tree)
+        command[0] = str(tree / ".venv" / "bin" / "python")
+    return ServerProcess(label, launch(command, env, cwd=tree))
 
 
-def start_servers(stack: ExitStack) -> Servers:
+def start_servers(stack: ExitStack, baseline_tree: Path | None = None) -> Servers:
     def started(server: ServerProcess) -> ServerProcess:
         stack.callback(server.stop)
         return server
@@ -350,16 +375,25 @@ def start_servers(stack: ExitStack) -> Servers:
     analyst = started(start_agent_server("analyst agent", ANALYST, "--model", "scripted:delay_ms=1500"))
     orchestrator = started(start_orchestrator(stack, echo.address, analyst.address))
     relay = started(start_server("relay", [str(Path(__file__).resolve()), "--serve-relay", echo.address]))
-    for s in (echo, analyst, orchestrator, relay):
-        print(f"  {s.label:<14} pid {s.pid:<7} {s.address}")
-    return Servers(echo, analyst, orchestrator, relay)
+    baseline = None
+    if baseline_tree is not None:
+        baseline = started(
+            start_orchestrator(stack, echo.address, analyst.address, baseline_tree, "orch-base")
+        )
+    for s in (echo, analyst, orchestrator, relay, baseline):
+        if s is not None:
+            print(f"  {s.label:<14} pid {s.pid:<7} {s.address}")
+    return Servers(echo, analyst, orchestrator, relay, baseline)
 
 
 async def bench(plan: Plan, servers: Servers) -> None:
     relay = Target("relay", servers.relay, RunClient(servers.relay.address))
     orch = Target("orchestrator", servers.orchestrator, RunClient(servers.orchestrator.address))
+    targets = [relay, orch]
+    if servers.baseline is not None:
+        targets.insert(1, Target("orch-base", servers.baseline, RunClient(servers.baseline.address)))
     try:
-        for target in (relay, orch):
+        for target in targets:
             await target.client.sequential(WARMUP_TURNS, f"bench-warm-{target.label}")
             await target.client.concurrent(plan.clients, 2, f"bench-warm-{target.label}-c")
         print(
@@ -368,23 +402,33 @@ async def bench(plan: Plan, servers: Servers) -> None:
         )
         print(
             ROW.format(
-                "round", "server", "first p50", "first p99", "last p50", "last p99", "turns/s", "RSS MiB"
+                "round",
+                "server",
+                "first p50",
+                "first p99",
+                "last p50",
+                "last p99",
+                "turns/s",
+                "RSS MiB",
+                "CPU/turn",
             )
         )
-        print(ROW.format("", "", "ms", "ms", "ms", "ms", f"{plan.clients} cl.", "after"))
-        results: dict[str, list[RoundResult]] = {relay.label: [], orch.label: []}
+        print(ROW.format("", "", "ms", "ms", "ms", "ms", f"{plan.clients} cl.", "after", "ms"))
+        results: dict[str, list[RoundResult]] = {target.label: [] for target in targets}
         for round_no in range(1, plan.rounds + 1):
-            for target in (relay, orch):
+            for target in targets:
                 result = await measure_round(target, round_no, plan)
                 results[target.label].append(result)
                 print_row(str(round_no), result)
     finally:
-        await relay.client.close()
-        await orch.client.close()
+        for target in targets:
+            await target.client.close()
     base = median_result(relay.label, results[relay.label])
     med = median_result(orch.label, results[orch.label])
-    print(ROW.format(*["-----"] * 8))
+    print(ROW.format(*["-----"] * 9))
     print_row("med", base)
+    if servers.baseline is not None:
+        print_row("med", median_result("orch-base", results["orch-base"]))
     print_row("med", med)
 
     def x(a: float, b: float) -> str:
@@ -396,6 +440,7 @@ async def bench(plan: Plan, servers: Servers) -> None:
             "ratio", "orch/relay", x(o.first_p50_ms, b.first_p50_ms), x(o.first_p99_ms, b.first_p99_ms),
             x(o.last_p50_ms, b.last_p50_ms), x(o.last_p99_ms, b.last_p99_ms),
             x(med.turns_per_s, base.turns_per_s), x(med.rss_mib, base.rss_mib),
+            x(med.cpu_ms_per_turn, base.cpu_ms_per_turn),
         )
     )  # fmt: skip
     paired = [
@@ -411,6 +456,8 @@ async def bench(plan: Plan, servers: Servers) -> None:
         f"added per hop (orchestrator - relay): last event p50 {added_p50:+.2f} ms, p99 {added_p99:+.2f} ms; "
         f"first text_delta p50 {added_first_p50:+.2f} ms, p99 {added_first_p99:+.2f} ms"
     )
+    if servers.baseline is not None:
+        print_a_b(results, relay.label, "orch-base", orch.label)
 
     print(
         f"\nOpen runs: {plan.open_runs} concurrent Run calls (target {ANALYST!r}, {HOLD_TEXT!r}, "
@@ -455,6 +502,32 @@ async def bench(plan: Plan, servers: Servers) -> None:
         print(f"  (note: {plan.open_runs} open runs, not {OPEN_RUNS}: a --quick or --open-runs run)")
 
 
+def print_a_b(results: dict[str, list[RoundResult]], relay: str, before: str, after: str) -> None:
+    """This tree's orchestrator against the baseline tree's, from the same rounds."""
+
+    def added(label: str, r: int) -> float:
+        return results[label][r].latency.last_p50_ms - results[relay][r].latency.last_p50_ms
+
+    rounds = range(len(results[relay]))
+    print(f"\nA/B, per round ({before} -> {after}; same rounds, same agent processes):")
+    for r in rounds:
+        b, a = results[before][r], results[after][r]
+        print(
+            f"  round {r + 1}: turns/s {b.turns_per_s:.0f} -> {a.turns_per_s:.0f} "
+            f"({a.turns_per_s / b.turns_per_s:.2f}x); added p50 {added(before, r):+.2f} -> "
+            f"{added(after, r):+.2f} ms; CPU/turn {b.cpu_ms_per_turn:.2f} -> {a.cpu_ms_per_turn:.2f} ms"
+        )
+    ratio = statistics.median(results[after][r].turns_per_s / results[before][r].turns_per_s for r in rounds)
+    added_before = statistics.median(added(before, r) for r in rounds)
+    added_after = statistics.median(added(after, r) for r in rounds)
+    cpu_before = statistics.median(x.cpu_ms_per_turn for x in results[before])
+    cpu_after = statistics.median(x.cpu_ms_per_turn for x in results[after])
+    print(
+        f"  median: throughput {ratio:.2f}x; added p50 {added_before:+.2f} -> {added_after:+.2f} ms; "
+        f"CPU/turn {cpu_before:.2f} -> {cpu_after:.2f} ms"
+    )
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Benchmark the orchestrated path against a raw 2-hop relay.")
     parser.add_argument("--serve-relay", metavar="AGENT_ADDRESS", help="internal: run the raw relay server")
@@ -463,6 +536,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--open-runs", type=positive_int, help=f"concurrent open runs (default {OPEN_RUNS})")
     parser.add_argument("--quick", action="store_true", help="a short smoke run (figures not meaningful)")
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        metavar="DIR",
+        help="another checkout (with its own `make setup`) whose orchestrator is measured in the same rounds",
+    )
     return parser.parse_args(argv)
 
 
@@ -483,7 +562,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
     with ExitStack() as stack:
-        asyncio.run(bench(plan, start_servers(stack)))
+        asyncio.run(bench(plan, start_servers(stack, args.baseline_tree and args.baseline_tree.resolve())))
     print(f"\n(finished in {time.monotonic() - started:.0f} s; servers stopped)")
     return 0
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 
 import grpc
@@ -147,7 +147,7 @@ async def stream_step(
     *,
     deadline: float,
     attempts: int,
-) -> AsyncIterator[StepEvent]:
+) -> AsyncGenerator[StepEvent, None]:
     """Stream one agent turn from the best replica (see the module docstring).
 
     `deadline` is a time.monotonic() value; `attempts` bounds the replicas tried,

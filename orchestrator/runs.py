@@ -1,31 +1,36 @@
 """Running a target (an agent or a pipeline) and streaming every step's events.
 
-Steps push their events into one queue as they happen, so the streams of
-parallel workers interleave on the way to the caller, each labelled with
-its step, agent and replica. Each agent keeps its own state within the run's
-session (agents key state by user, session and agent), so a conversation
-with a pipeline continues per agent, and the session's history is one
+A run's steps execute in its caller's task, as a chain of async generators: a single
+agent's or a sequence's events go straight from the agent's stream to the caller, each
+labelled with its step, agent and replica, with no task or queue between them. Only
+parallel steps (a fan-out's agents, a team's workers) run in tasks of their own, merged
+through one bounded queue (`orchestrator.merge`). The run's deadline and the shutdown's
+cut-off stop the chain from outside (`orchestrator.stops`). Each agent keeps its own
+state within the run's session (agents key state by user, session and agent), so a
+conversation with a pipeline continues per agent, and the session's history is one
 cross-agent transcript.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Iterator, Sequence
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field
 
 import grpc
 
 from meshscope.codec import add_usage, as_input
-from meshscope.orchestrator.calls import StepFailed, stream_step
+from meshscope.orchestrator.calls import StepEvent, StepFailed, stream_step
 from meshscope.orchestrator.failures import Failed, Reason
+from meshscope.orchestrator.merge import merged
 from meshscope.orchestrator.pipelines import MeshFile, Pipeline
 from meshscope.orchestrator.pool import EndpointPool
+from meshscope.orchestrator.stops import RunStop, cut_off
 from meshscope.v1 import agent_pb2, common_pb2, orchestrator_pb2
 from meshscope.wire import DEFAULT_MAX_MESSAGE_BYTES, text_of, user_message
 
@@ -35,8 +40,10 @@ _WORD = re.compile(r"[A-Za-z](?:[A-Za-z0-9_.\-]*[A-Za-z0-9])?")
 NUMBERING_BYTES = 64
 """Upper bound of what `Runner.stream` adds to every event: its sequence (a varint) and run id (32 hex)."""
 QUEUE_DEPTH = 256
-"""Events a run buffers for a slow caller before its steps wait (backpressure)."""
-CUT_OFF = common_pb2.ERROR_REASON_CUT_OFF
+"""Events parallel steps buffer for a slow caller before they wait (backpressure)."""
+
+Events = AsyncGenerator[orchestrator_pb2.RunEvent, None]
+"""A step's or a pipeline's events, relayed as they happen."""
 
 
 class RunFailed(Failed):
@@ -52,12 +59,31 @@ class Run:
     deadline: float
     """time.monotonic() by which the whole run must end."""
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    queue: asyncio.Queue[orchestrator_pb2.RunEvent | None] = field(
-        default_factory=lambda: asyncio.Queue(maxsize=QUEUE_DEPTH)
-    )
     steps: int = 0
     replicas: list[str] = field(default_factory=list)
     usage: common_pb2.Usage = field(default_factory=common_pb2.Usage)
+    sequence: int = 0
+    """The sequence number of the last event sent to the caller."""
+
+    def numbered(self, event: orchestrator_pb2.RunEvent) -> orchestrator_pb2.RunEvent:
+        """`event` with the run's id and its sequence number (1, 2, ... in the order sent)."""
+        self.sequence += 1
+        event.sequence = self.sequence
+        event.run_id = self.run_id
+        return event
+
+
+@dataclass(slots=True)
+class Outcome:
+    """Where a step or a pipeline leaves its final message once its events are relayed
+    (an async generator returns nothing)."""
+
+    message: common_pb2.Message | None = None
+
+    def final(self) -> common_pb2.Message:
+        """The final message (a step that ends without one fails instead, so it is always there)."""
+        assert self.message is not None, "a step ended without a final message"
+        return self.message
 
 
 class Runner:
@@ -80,8 +106,8 @@ class Runner:
         RESOURCE_EXHAUSTED saying which, rather than a bare transport status."""
         # The mesh never changes after start: resolve each pipeline's agents once, not per run.
         self._pipeline_agents = {name: self._resolve(name) for name in mesh.pipelines}
-        self._producers: set[asyncio.Task[None]] = set()
-        self._started: set[asyncio.Task[None]] = set()
+        self._stops: set[RunStop] = set()
+        """The stops of the runs whose steps are executing (what `interrupt` cuts off)."""
         self._interrupted: str | None = None
         """Why runs are being cut off (set by `interrupt`)."""
         self._open = 0
@@ -89,12 +115,17 @@ class Runner:
         """Set while no run is open."""
         self.idle.set()
 
-    def _track(self, delta: int) -> None:
-        self._open += delta
-        if self._open:
-            self.idle.clear()
-        else:
-            self.idle.set()
+    @contextmanager
+    def _opened(self) -> Iterator[None]:
+        """Count a run as open while it streams, for the shutdown's decision to cut runs off."""
+        self._open += 1
+        self.idle.clear()
+        try:
+            yield
+        finally:
+            self._open -= 1
+            if not self._open:
+                self.idle.set()
 
     def interrupt(self, message: str) -> int:
         """Fail every run still executing with UNAVAILABLE `message` (CUT_OFF); how many there were.
@@ -102,15 +133,12 @@ class Runner:
         For the end of a shutdown's grace period: gRPC would cancel the calls and
         their callers would see the stream stop with no reason given. Each run's
         steps are cancelled, and its stream ends with an error event and the status.
+        A run whose steps have not started yet fails as they start.
         """
         self._interrupted = message
-        for producer in self._producers:
-            # Only once started: a task cancelled before its first step never runs its
-            # `finally`, and its run would wait for the end of its queue forever. One not
-            # started yet sees `_interrupted` as it starts.
-            if producer in self._started:
-                producer.cancel()
-        return len(self._producers)
+        for stop in self._stops:
+            stop.stop(cut_off(message))
+        return len(self._stops)
 
     def kind_of(self, target: str) -> str:
         pipeline = self.mesh.pipelines.get(target)
@@ -126,119 +154,155 @@ class Runner:
             found.update(dict.fromkeys(self._resolve(name) if name in self.mesh.pipelines else (name,)))
         return tuple(found)
 
-    async def _step(self, run: Run, step: str, agent: str, message: common_pb2.Message) -> common_pb2.Message:
-        session = run.request.session_id
-        request = agent_pb2.InvokeRequest(
-            agent=agent,
-            input=message,
-            # The agent keys state by (user, session, agent): each agent keeps its own
-            # conversation in the session, and the session's transcript is shared.
-            session_id=session,
-            user_id=run.request.user_id,
+    # ------------------------------------------------------------ one run, start to end
+
+    async def stream(self, run: Run) -> AsyncGenerator[orchestrator_pb2.RunEvent, None]:
+        """Run start, every step's events as they happen, run end; `RunFailed` on failure
+        (after the `error` event saying why)."""
+        with self._opened():
+            started = time.monotonic()
+            yield run.numbered(self._start_event(run))
+            outcome = Outcome()
+            try:
+                async with aclosing(self._steps(run, outcome)) as events:
+                    async for event in events:
+                        yield run.numbered(event)
+                end = self._end_event(run, outcome.final(), started)
+            except Exception as exc:
+                failure = self._failure(run, exc)
+                yield run.numbered(_error_event(failure))
+                raise failure from exc
+            yield run.numbered(end)
+
+    def _start_event(self, run: Run) -> orchestrator_pb2.RunEvent:
+        request = run.request
+        start = orchestrator_pb2.RunStart(
+            target=request.target, kind=self.kind_of(request.target), session_id=request.session_id
         )
-        if run.request.HasField("metadata"):
-            request.metadata.CopyFrom(run.request.metadata)
-        # Inputs grow with user data (a previous step's reply, a team's joined results).
-        size = request.ByteSize()
-        if size > self.max_message_bytes:
-            raise StepFailed(
+        return orchestrator_pb2.RunEvent(run_start=start)
+
+    async def _steps(self, run: Run, outcome: Outcome) -> Events:
+        """The target's events, straight from the agents' streams, until the run stops (its
+        deadline, or `interrupt`): then it fails with the stop's failure."""
+        stop = RunStop(run.deadline)
+        self._stops.add(stop)
+        if self._interrupted is not None:  # opened just as the shutdown cut runs off
+            stop.stop(cut_off(self._interrupted))
+        steps = self.execute(run, run.request.target, run.request.input, outcome)
+        stop.watch(steps)
+        try:
+            while stop.failure is None:  # a stop while the caller held the last event: no next step
+                try:
+                    event = await anext(steps)
+                except StopAsyncIteration:
+                    return
+                except asyncio.CancelledError:
+                    if not stop.taken_back():
+                        raise  # the caller left
+                    break
+                yield event
+            assert stop.failure is not None
+            raise stop.failure
+        finally:
+            self._stops.discard(stop)
+            stop.close()
+            await steps.aclose()  # cancels the agent calls of steps that did not end
+
+    def _end_event(self, run: Run, output: common_pb2.Message, started: float) -> orchestrator_pb2.RunEvent:
+        end = orchestrator_pb2.RunEvent(
+            run_end=orchestrator_pb2.RunEnd(
+                steps=run.steps,
+                replicas=run.replicas,
+                usage=run.usage,
+                duration_ms=(time.monotonic() - started) * 1000,
+                output=output,
+            )
+        )
+        if end.ByteSize() + NUMBERING_BYTES > self.max_message_bytes:
+            # A fan-out's joined replies, or a last reply near the limit.
+            raise Failed(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"step {step!r}: the input for agent {agent!r} is {size} bytes, over the "
-                f"{self.max_message_bytes}-byte message limit",
+                f"the run finished, but its output ({output.ByteSize()} bytes) does not fit its "
+                f"run_end event within the {self.max_message_bytes}-byte message limit",
                 common_pb2.ERROR_REASON_TOO_LARGE,
             )
-        run.steps += 1
-        root: str | None = None
-        final: common_pb2.Message | None = None
-        async for item in stream_step(self.pool, request, deadline=run.deadline, attempts=self.attempts):
-            event = item.event
-            if root is None and event.HasField("reply_start"):
-                root = event.reply_id
-                if item.endpoint.replica_id not in run.replicas:
-                    run.replicas.append(item.endpoint.replica_id)
-            if event.HasField("reply_end") and event.reply_id == root:
-                final = event.reply_end.message
-                add_usage(run.usage, final.usage)
-            relayed = orchestrator_pb2.RunEvent(
-                step=step, agent=event.agent or agent, replica=item.endpoint.replica_id, agent_event=event
-            )
-            # The agent keeps each event within its own limit; the envelope added here may push
-            # one past ours (~0.15 us a check).
-            if relayed.ByteSize() + NUMBERING_BYTES > self.max_message_bytes:
-                raise StepFailed(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    f"step {step!r}: agent {agent!r} sent an event of {event.ByteSize()} bytes, too large "
-                    f"to relay within the {self.max_message_bytes}-byte message limit",
-                    common_pb2.ERROR_REASON_TOO_LARGE,
-                )
-            await run.queue.put(relayed)
-        if final is None:
-            raise StepFailed(
-                grpc.StatusCode.INTERNAL,
-                f"agent {agent!r} ended without a reply",
-                common_pb2.ERROR_REASON_INTERNAL,
-            )
-        return final
+        return end
 
-    async def _parallel(
-        self, run: Run, calls: Sequence[tuple[str, str, common_pb2.Message]]
-    ) -> list[common_pb2.Message]:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(self._step(run, step, agent, msg)) for step, agent, msg in calls]
-        return [task.result() for task in tasks]
+    def _failure(self, run: Run, exc: Exception) -> RunFailed:
+        """The run's failure for `exc`, logged when it is worth a line (INTERNAL)."""
+        code, message, reason = _status_of(exc)
+        if code == grpc.StatusCode.INTERNAL:
+            if isinstance(exc, Failed):  # an agent's own INTERNAL (a model failure): its story, in one line
+                log.warning("run %s of %r failed: %s", run.run_id, run.request.target, message)
+            else:  # not a step's failure: a bug of ours
+                log.error("run %s of %r failed unexpectedly", run.run_id, run.request.target, exc_info=exc)
+        return RunFailed(code, message, reason)
 
-    async def execute(
-        self, run: Run, target: str, message: common_pb2.Message, prefix: str = ""
-    ) -> common_pb2.Message:
-        """Run a target on a message; returns the final message."""
+    # ------------------------------------------------------------ targets and pipelines
+
+    def execute(
+        self, run: Run, target: str, message: common_pb2.Message, into: Outcome, prefix: str = ""
+    ) -> Events:
+        """The events of a target run on `message`; its final message lands in `into`."""
         pipeline = self.mesh.pipelines.get(target)
         if pipeline is None:
-            return await self._step(run, f"{prefix}{target}", target, message)
+            return self._step(run, f"{prefix}{target}", target, message, into)
         if pipeline.kind == "sequential":
-            return await self._sequential(run, pipeline, message, prefix)
+            return self._sequential(run, pipeline, message, prefix, into)
         if pipeline.kind == "team":
-            return await self._team(run, pipeline, message, prefix)
+            return self._team(run, pipeline, message, prefix, into)
         if pipeline.kind == "fanout":
-            return await self._fanout(run, pipeline, message, prefix)
-        return await self._route(run, pipeline, message, prefix)
+            return self._fanout(run, pipeline, message, prefix, into)
+        return self._route(run, pipeline, message, prefix, into)
 
     async def _sequential(
-        self, run: Run, p: Pipeline, message: common_pb2.Message, prefix: str
-    ) -> common_pb2.Message:
+        self, run: Run, p: Pipeline, message: common_pb2.Message, prefix: str, into: Outcome
+    ) -> Events:
         current = message
         for index, step in enumerate(p.steps):
             nested = f"{prefix}{step}/" if step in self.mesh.pipelines else prefix
-            reply = await self.execute(run, step, current, nested)
-            current = reply if index == len(p.steps) - 1 else as_input(reply)
-        return current
+            reply = Outcome()
+            async with aclosing(self.execute(run, step, current, reply, nested)) as events:
+                async for event in events:
+                    yield event
+            current = reply.final() if index == len(p.steps) - 1 else as_input(reply.final())
+        into.message = current
 
     async def _team(
-        self, run: Run, p: Pipeline, message: common_pb2.Message, prefix: str
-    ) -> common_pb2.Message:
-        request_text = text_of(message)
-        plan = await self._step(run, f"{prefix}plan", p.manager, message)
-        brief = f"Task from {p.manager}: {text_of(plan)}\n\nOriginal request: {request_text}"
-        results = await self._parallel(
-            run, [(f"{prefix}worker:{w}", w, user_message(brief, p.manager)) for w in p.workers]
-        )
-        report = "\n\n".join(f"[{w}] {text_of(r)}" for w, r in zip(p.workers, results, strict=True))
-        return await self._step(
-            run, f"{prefix}synthesis", p.manager, user_message(f"Results from the team:\n\n{report}", "team")
-        )
+        self, run: Run, p: Pipeline, message: common_pb2.Message, prefix: str, into: Outcome
+    ) -> Events:
+        plan = Outcome()
+        async with aclosing(self._step(run, f"{prefix}plan", p.manager, message, plan)) as events:
+            async for event in events:
+                yield event
+        brief = f"Task from {p.manager}: {text_of(plan.final())}\n\nOriginal request: {text_of(message)}"
+        calls = [(f"{prefix}worker:{w}", w, user_message(brief, p.manager)) for w in p.workers]
+        results = [Outcome() for _ in calls]
+        async with aclosing(self._parallel(run, calls, results)) as events:
+            async for event in events:
+                yield event
+        report = "\n\n".join(f"[{w}] {text_of(r.final())}" for w, r in zip(p.workers, results, strict=True))
+        synthesis = user_message(f"Results from the team:\n\n{report}", "team")
+        async with aclosing(self._step(run, f"{prefix}synthesis", p.manager, synthesis, into)) as events:
+            async for event in events:
+                yield event
 
     async def _fanout(
-        self, run: Run, p: Pipeline, message: common_pb2.Message, prefix: str
-    ) -> common_pb2.Message:
-        results = await self._parallel(run, [(f"{prefix}{a}", a, message) for a in p.agents])
-        combined = "\n\n".join(f"[{a}] {text_of(r)}" for a, r in zip(p.agents, results, strict=True))
+        self, run: Run, p: Pipeline, message: common_pb2.Message, prefix: str, into: Outcome
+    ) -> Events:
+        results = [Outcome() for _ in p.agents]
+        calls = [(f"{prefix}{a}", a, message) for a in p.agents]
+        async with aclosing(self._parallel(run, calls, results)) as events:
+            async for event in events:
+                yield event
+        combined = "\n\n".join(f"[{a}] {text_of(r.final())}" for a, r in zip(p.agents, results, strict=True))
         if p.aggregator:
-            return await self._step(
-                run,
-                f"{prefix}aggregate",
-                p.aggregator,
-                user_message(f"Summarise these answers:\n\n{combined}", p.name),
-            )
-        return common_pb2.Message(
+            summary = user_message(f"Summarise these answers:\n\n{combined}", p.name)
+            async with aclosing(self._step(run, f"{prefix}aggregate", p.aggregator, summary, into)) as events:
+                async for event in events:
+                    yield event
+            return
+        into.message = common_pb2.Message(
             id=uuid.uuid4().hex,
             role=common_pb2.ROLE_ASSISTANT,
             name=p.name,
@@ -246,10 +310,20 @@ class Runner:
         )
 
     async def _route(
-        self, run: Run, p: Pipeline, message: common_pb2.Message, prefix: str
-    ) -> common_pb2.Message:
-        decision = await self._step(run, f"{prefix}route", p.router, message)
-        choice = self.choice_in(text_of(decision), p)
+        self, run: Run, p: Pipeline, message: common_pb2.Message, prefix: str, into: Outcome
+    ) -> Events:
+        decision = Outcome()
+        async with aclosing(self._step(run, f"{prefix}route", p.router, message, decision)) as events:
+            async for event in events:
+                yield event
+        choice = self._checked_choice(text_of(decision.final()), p)
+        async with aclosing(self._step(run, f"{prefix}{choice}", choice, message, into)) as events:
+            async for event in events:
+                yield event
+
+    def _checked_choice(self, text: str, p: Pipeline) -> str:
+        """The allowed agent the router's reply names; `StepFailed` (ROUTING_FAILED) otherwise."""
+        choice = self.choice_in(text, p)
         allowed = ", ".join(p.choices)
         if choice is None:
             raise StepFailed(
@@ -263,7 +337,7 @@ class Runner:
                 f"router {p.router!r} chose {choice!r}, which is not among the allowed agents: {allowed}",
                 common_pb2.ERROR_REASON_ROUTING_FAILED,
             )
-        return await self._step(run, f"{prefix}{choice}", choice, message)
+        return choice
 
     def choice_in(self, text: str, p: Pipeline) -> str | None:
         """The agent the router's reply names: a declared choice when it names one,
@@ -277,128 +351,108 @@ class Runner:
         others = {name.lower(): name for name in {*self.mesh.agents, *self.pool.agents()} - {p.router}}
         return next((others[w] for w in words if w in others), None)
 
-    async def stream(self, run: Run) -> AsyncGenerator[orchestrator_pb2.RunEvent, None]:
-        """Run start, every step's events as they happen, run end; `RunFailed` on failure."""
-        self._track(+1)  # open runs, for the shutdown's decision to cut runs off
-        try:
-            request = run.request
-            started = time.monotonic()
-            sequence = 0
+    def _parallel(
+        self, run: Run, calls: Sequence[tuple[str, str, common_pb2.Message]], into: Sequence[Outcome]
+    ) -> Events:
+        """The steps `calls` (step, agent, input) at once, their events interleaved as they come;
+        each one's final message lands in its `into`. The first step to fail cancels the others."""
+        steps = [
+            self._step(run, step, agent, msg, out)
+            for (step, agent, msg), out in zip(calls, into, strict=True)
+        ]
+        return merged(steps, QUEUE_DEPTH)
 
-            def numbered(event: orchestrator_pb2.RunEvent) -> orchestrator_pb2.RunEvent:
-                nonlocal sequence
-                sequence += 1
-                event.sequence = sequence
-                event.run_id = run.run_id
-                return event
+    # ------------------------------------------------------------ one agent step
 
-            yield numbered(
-                orchestrator_pb2.RunEvent(
-                    run_start=orchestrator_pb2.RunStart(
-                        target=request.target,
-                        kind=self.kind_of(request.target),
-                        session_id=request.session_id,
-                    )
-                )
+    async def _step(
+        self, run: Run, step: str, agent: str, message: common_pb2.Message, into: Outcome
+    ) -> Events:
+        """One agent's turn on `message`, its events relayed as they come; its reply lands in `into`."""
+        request = self._invoke_request(run, step, agent, message)
+        run.steps += 1
+        root: str | None = None
+        # aclosing: a step closed at a `yield` (its caller left) ends its agent call now.
+        async with aclosing(
+            stream_step(self.pool, request, deadline=run.deadline, attempts=self.attempts)
+        ) as items:
+            async for item in items:
+                event = item.event
+                kind = event.WhichOneof("kind")
+                if kind == "reply_start" and root is None:
+                    root = event.reply_id
+                    if item.endpoint.replica_id not in run.replicas:
+                        run.replicas.append(item.endpoint.replica_id)
+                elif kind == "reply_end" and event.reply_id == root:
+                    into.message = event.reply_end.message
+                    add_usage(run.usage, into.message.usage)
+                yield self._relayed(step, agent, item)
+        if into.message is None:
+            raise StepFailed(
+                grpc.StatusCode.INTERNAL,
+                f"agent {agent!r} ended without a reply",
+                common_pb2.ERROR_REASON_INTERNAL,
             )
-            outcome: dict[str, common_pb2.Message] = {}
 
-            async def produce() -> None:
-                me = asyncio.current_task()
-                try:
-                    if me is not None:
-                        self._started.add(me)
-                    if self._interrupted is not None:  # opened just as the shutdown cut runs off
-                        raise StepFailed(grpc.StatusCode.UNAVAILABLE, self._interrupted, CUT_OFF)
-                    timeout = max(0.0, run.deadline - time.monotonic())
-                    async with asyncio.timeout(timeout):
-                        outcome["output"] = await self.execute(run, request.target, request.input)
-                except asyncio.CancelledError:
-                    if self._interrupted is None:
-                        raise
-                    # Reported on the stream like any failed step.
-                    raise StepFailed(grpc.StatusCode.UNAVAILABLE, self._interrupted, CUT_OFF) from None
-                finally:
-                    if me is not None:
-                        self._started.discard(me)
-                    await run.queue.put(None)
-
-            producer = asyncio.create_task(produce())
-            self._producers.add(producer)
-            producer.add_done_callback(self._producers.discard)
-            try:
-                while (event := await run.queue.get()) is not None:
-                    yield numbered(event)
-                await producer
-                end = orchestrator_pb2.RunEvent(
-                    run_end=orchestrator_pb2.RunEnd(
-                        steps=run.steps,
-                        replicas=run.replicas,
-                        usage=run.usage,
-                        duration_ms=(time.monotonic() - started) * 1000,
-                        output=outcome["output"],
-                    )
-                )
-                if end.ByteSize() + NUMBERING_BYTES > self.max_message_bytes:
-                    # A fan-out's joined replies, or a last reply near the limit.
-                    raise Failed(
-                        grpc.StatusCode.RESOURCE_EXHAUSTED,
-                        f"the run finished, but its output ({outcome['output'].ByteSize()} bytes) does not "
-                        f"fit its run_end event within the {self.max_message_bytes}-byte message limit",
-                        common_pb2.ERROR_REASON_TOO_LARGE,
-                    )
-            except Exception as exc:
-                code, message, reason = _status_of(exc)
-                if code == grpc.StatusCode.INTERNAL:
-                    if _first_failure(exc) is None:  # not a step's failure: a bug of ours
-                        log.exception("run %s of %r failed unexpectedly", run.run_id, request.target)
-                    else:  # an agent's own INTERNAL (a model failure): its story, in one line
-                        log.warning("run %s of %r failed: %s", run.run_id, request.target, message)
-                yield numbered(
-                    orchestrator_pb2.RunEvent(
-                        error=agent_pb2.ErrorEvent(
-                            code=code.name,
-                            message=message,
-                            retryable=code == grpc.StatusCode.UNAVAILABLE,
-                            reason=reason,
-                        )
-                    )
-                )
-                raise RunFailed(code, message, reason) from exc
-            finally:
-                if not producer.done():
-                    producer.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await producer
-            yield numbered(end)
-        finally:
-            self._track(-1)
-
-
-def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str, Reason]:
-    """The status and reason a failed run ends with (never a traceback)."""
-    failure = _first_failure(exc)
-    if failure is not None:
-        return failure.code, failure.message, failure.reason
-    if isinstance(exc, TimeoutError):
-        return (
-            grpc.StatusCode.DEADLINE_EXCEEDED,
-            "the run's deadline passed",
-            common_pb2.ERROR_REASON_DEADLINE,
+    def _invoke_request(
+        self, run: Run, step: str, agent: str, message: common_pb2.Message
+    ) -> agent_pb2.InvokeRequest:
+        """The agent call of a step, checked against the message limit (`StepFailed` TOO_LARGE)."""
+        request = agent_pb2.InvokeRequest(
+            agent=agent,
+            input=message,
+            # The agent keys state by (user, session, agent): each agent keeps its own
+            # conversation in the session, and the session's transcript is shared.
+            session_id=run.request.session_id,
+            user_id=run.request.user_id,
         )
+        if run.request.HasField("metadata"):
+            request.metadata.CopyFrom(run.request.metadata)
+        # Inputs grow with user data (a previous step's reply, a team's joined results).
+        size = request.ByteSize()
+        if size > self.max_message_bytes:
+            raise StepFailed(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"step {step!r}: the input for agent {agent!r} is {size} bytes, over the "
+                f"{self.max_message_bytes}-byte message limit",
+                common_pb2.ERROR_REASON_TOO_LARGE,
+            )
+        return request
+
+    def _relayed(self, step: str, agent: str, item: StepEvent) -> orchestrator_pb2.RunEvent:
+        """An agent's event in the run's envelope, checked against the message limit."""
+        event = item.event
+        relayed = orchestrator_pb2.RunEvent(
+            step=step, agent=event.agent or agent, replica=item.endpoint.replica_id, agent_event=event
+        )
+        # The agent keeps each event within its own limit; the envelope added here may push
+        # one past ours (~0.15 us a check).
+        if relayed.ByteSize() + NUMBERING_BYTES > self.max_message_bytes:
+            raise StepFailed(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"step {step!r}: agent {agent!r} sent an event of {event.ByteSize()} bytes, too large "
+                f"to relay within the {self.max_message_bytes}-byte message limit",
+                common_pb2.ERROR_REASON_TOO_LARGE,
+            )
+        return relayed
+
+
+def _error_event(failure: Failed) -> orchestrator_pb2.RunEvent:
+    """The `error` event a failed run ends its stream with (the status then says the same)."""
+    error = agent_pb2.ErrorEvent(
+        code=failure.code.name,
+        message=failure.message,
+        retryable=failure.code == grpc.StatusCode.UNAVAILABLE,
+        reason=failure.reason,
+    )
+    return orchestrator_pb2.RunEvent(error=error)
+
+
+def _status_of(exc: Exception) -> tuple[grpc.StatusCode, str, Reason]:
+    """The status and reason a failed run ends with (never a traceback)."""
+    if isinstance(exc, Failed):
+        return exc.code, exc.message, exc.reason
     return (
         grpc.StatusCode.INTERNAL,
         f"run failed: {type(exc).__name__}: {exc}",
         common_pb2.ERROR_REASON_INTERNAL,
     )
-
-
-def _first_failure(exc: BaseException) -> Failed | None:
-    if isinstance(exc, Failed):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            found = _first_failure(inner)
-            if found is not None:
-                return found
-    return None

@@ -10,8 +10,9 @@ client use one decoder without importing the agent side (or AgentScope, ~2 s to 
   equal to the one its `reply_end` carries: text and thinking per block, data, tool calls (start,
   input deltas, end -> one `ToolCall` part with its whole input), tool results, hints, usage.
   For a receiver that shows a reply while it streams, or one whose stream broke before the end.
-- `as_input` turns a reply into the next step's input; `to_struct`/`from_struct` and the role
-  and state tables convert what both directions of the agent side's `messages.py` share.
+- `as_input` turns a reply into the next step's input; `to_struct`/`from_struct`, the usage
+  fields and the role and state tables (`Names`: one table, read both ways) convert what both
+  directions of the agent side's `messages.py` and `events.py` share.
 
 Imports protobuf and the generated stubs only; `tests/unit/test_codec.py` checks that importing
 this module loads no AgentScope.
@@ -20,39 +21,81 @@ this module loads no AgentScope.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf import json_format, struct_pb2
 
 from meshscope.v1 import agent_pb2, common_pb2
 from meshscope.wire import text_of
 
-ROLES: Mapping[str, common_pb2.Role] = {
-    "user": common_pb2.ROLE_USER,
-    "assistant": common_pb2.ROLE_ASSISTANT,
-    "system": common_pb2.ROLE_SYSTEM,
-}
-"""AgentScope's role names (A2A's "user"/"agent" map onto the first two) as wire roles."""
+V = TypeVar("V")
 
-TOOL_CALL_STATES: Mapping[str, common_pb2.ToolCallState] = {
-    "pending": common_pb2.TOOL_CALL_STATE_PENDING,
-    "asking": common_pb2.TOOL_CALL_STATE_ASKING,
-    "allowed": common_pb2.TOOL_CALL_STATE_ALLOWED,
-    "submitted": common_pb2.TOOL_CALL_STATE_SUBMITTED,
-    "finished": common_pb2.TOOL_CALL_STATE_FINISHED,
-}
-"""AgentScope's tool-call state names as wire states."""
 
-TOOL_RESULT_STATES: Mapping[str, common_pb2.ToolResultState] = {
-    "running": common_pb2.TOOL_RESULT_STATE_RUNNING,
-    "success": common_pb2.TOOL_RESULT_STATE_SUCCESS,
-    "error": common_pb2.TOOL_RESULT_STATE_ERROR,
-    "interrupted": common_pb2.TOOL_RESULT_STATE_INTERRUPTED,
-    "denied": common_pb2.TOOL_RESULT_STATE_DENIED,
-}
-"""AgentScope's tool-result state names as wire states."""
+class Names(Mapping[str, V]):
+    """A table between AgentScope's names and wire enum values, read both ways.
+
+    As a mapping it goes name -> wire value (`TOOL_RESULT_STATES["success"]`, `.get(name,
+    default)`); `name_of(value, default)` goes back. One table serves both directions, so
+    the two cannot drift apart; every value appears once (ValueError otherwise).
+    """
+
+    __slots__ = ("_names", "_values")
+
+    def __init__(self, values: Mapping[str, V]) -> None:
+        self._values = dict(values)
+        self._names = {value: name for name, value in self._values.items()}
+        if len(self._names) != len(self._values):
+            raise ValueError("a wire value appears twice: the table could not be read back")
+
+    def __getitem__(self, name: str) -> V:
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def name_of(self, value: V, default: str) -> str:
+        """The AgentScope name of a wire `value`; `default` for one the table lacks (UNSPECIFIED)."""
+        return self._names.get(value, default)
+
+
+ROLES: Names[common_pb2.Role] = Names(
+    {
+        "user": common_pb2.ROLE_USER,
+        "assistant": common_pb2.ROLE_ASSISTANT,
+        "system": common_pb2.ROLE_SYSTEM,
+    }
+)
+"""AgentScope's role names (A2A's "user"/"agent" map onto the first two) as wire roles, and back."""
+
+TOOL_CALL_STATES: Names[common_pb2.ToolCallState] = Names(
+    {
+        "pending": common_pb2.TOOL_CALL_STATE_PENDING,
+        "asking": common_pb2.TOOL_CALL_STATE_ASKING,
+        "allowed": common_pb2.TOOL_CALL_STATE_ALLOWED,
+        "submitted": common_pb2.TOOL_CALL_STATE_SUBMITTED,
+        "finished": common_pb2.TOOL_CALL_STATE_FINISHED,
+    }
+)
+"""AgentScope's tool-call state names as wire states, and back."""
+
+TOOL_RESULT_STATES: Names[common_pb2.ToolResultState] = Names(
+    {
+        "running": common_pb2.TOOL_RESULT_STATE_RUNNING,
+        "success": common_pb2.TOOL_RESULT_STATE_SUCCESS,
+        "error": common_pb2.TOOL_RESULT_STATE_ERROR,
+        "interrupted": common_pb2.TOOL_RESULT_STATE_INTERRUPTED,
+        "denied": common_pb2.TOOL_RESULT_STATE_DENIED,
+    }
+)
+"""AgentScope's tool-result state names as wire states, and back."""
+
+USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_input_tokens", "cache_creation_input_tokens")
+"""The token counts of a wire `Usage`, named as AgentScope names them (its `Usage`, `ModelCallEndEvent`)."""
 
 
 def to_struct(value: Mapping[str, Any] | None) -> struct_pb2.Struct | None:
@@ -75,6 +118,16 @@ def add_usage(total: common_pb2.Usage, usage: common_pb2.Usage) -> None:
     total.output_tokens += usage.output_tokens
     total.cache_input_tokens += usage.cache_input_tokens
     total.cache_creation_input_tokens += usage.cache_creation_input_tokens
+
+
+def usage_of(source: Any) -> common_pb2.Usage:
+    """A wire `Usage` from anything with AgentScope's token-count attributes (`USAGE_FIELDS`)."""
+    return common_pb2.Usage(**{name: getattr(source, name) for name in USAGE_FIELDS})
+
+
+def usage_fields(usage: common_pb2.Usage) -> dict[str, int]:
+    """A wire `Usage` as AgentScope's token-count fields (`USAGE_FIELDS`), to build its objects from."""
+    return {name: getattr(usage, name) for name in USAGE_FIELDS}
 
 
 def as_input(message: common_pb2.Message) -> common_pb2.Message:

@@ -10,27 +10,20 @@ last model call's blocks; the rebuilt message rides on `reply_end`.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from agentscope import event as ev
 from agentscope.event import EventType
 from agentscope.message import AssistantMsg, HintBlock, Msg, TextBlock
 
-from meshscope.codec import TOOL_RESULT_STATES, from_struct, to_struct
+from meshscope.codec import TOOL_RESULT_STATES, from_struct, to_struct, usage_fields, usage_of
 from meshscope.services.runtime.errors import EventTooLarge, MeshError
 from meshscope.services.runtime.messages import block_from_part, block_to_part, msg_to_message
 from meshscope.v1 import agent_pb2, common_pb2
 
 _TEXT_BLOCK_DELTA = EventType.TEXT_BLOCK_DELTA
-
-_BLOCK_KINDS = {
-    EventType.TEXT_BLOCK_START: agent_pb2.BLOCK_KIND_TEXT,
-    EventType.TEXT_BLOCK_END: agent_pb2.BLOCK_KIND_TEXT,
-    EventType.THINKING_BLOCK_START: agent_pb2.BLOCK_KIND_THINKING,
-    EventType.THINKING_BLOCK_END: agent_pb2.BLOCK_KIND_THINKING,
-    EventType.DATA_BLOCK_START: agent_pb2.BLOCK_KIND_DATA,
-    EventType.DATA_BLOCK_END: agent_pb2.BLOCK_KIND_DATA,
-}
 
 
 class ReplyAssembler:
@@ -181,115 +174,217 @@ def _custom(out: agent_pb2.AgentEvent, event: Any) -> None:
         out.custom.value.CopyFrom(struct)
 
 
+# ---------------------------------------------------------------- one table, both directions
+#
+# Each row pairs one AgentScope event class with the wire kind that carries it: the fields
+# copied as they are, and for what they do not cover, the two halves of a conversion side by
+# side (`to_wire` fills the wire message from the event, `from_wire` gives the event's fields
+# back). `_fill` reads the rows by event type, `_decode` by wire kind, so a field added to
+# one direction is in view of the other.
+
+Wire = Any
+"""The wire message of one kind (`AgentEvent.reply_start`, `.block_end`...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """One AgentScope event class and its wire form."""
+
+    cls: type[Any]
+    """The AgentScope event class (its `type` field's default names the `EventType`)."""
+    kind: str
+    """The `AgentEvent` oneof field that carries it."""
+    fields: tuple[tuple[str, str], ...] = ()
+    """(AgentScope field, wire field) pairs copied as they are."""
+    block: agent_pb2.BlockKind | None = None
+    """For block_start/block_end: the block kind, which tells the block event classes apart."""
+    to_wire: Callable[[Any, Wire, ReplyAssembler], None] | None = None
+    from_wire: Callable[[Wire], dict[str, Any]] | None = None
+    matches: Callable[[Wire], bool] | None = None
+    """For a wire kind several classes share: whether this row reads that wire message
+    (rows are tried in order; None matches any)."""
+
+    @property
+    def type(self) -> EventType:
+        default = self.cls.model_fields["type"].default
+        assert isinstance(default, EventType)
+        return default
+
+
+def _reply_start_to_wire(event: Any, wire: Wire, assembler: ReplyAssembler) -> None:
+    wire.role = common_pb2.ROLE_ASSISTANT
+
+
+def _reply_end_to_wire(event: Any, wire: Wire, assembler: ReplyAssembler) -> None:
+    wire.finished_reason = str(event.finished_reason)
+    reply = assembler.reply(event.reply_id)
+    if reply is not None:
+        wire.message.CopyFrom(msg_to_message(reply))
+
+
+def _reply_end_from_wire(wire: Wire) -> dict[str, Any]:
+    return {"session_id": "", "finished_reason": wire.finished_reason or "completed"}
+
+
+def _model_call_end_to_wire(event: Any, wire: Wire, assembler: ReplyAssembler) -> None:
+    wire.usage.CopyFrom(usage_of(event))
+    wire.finished_reason = str(event.finished_reason)
+
+
+def _model_call_end_from_wire(wire: Wire) -> dict[str, Any]:
+    return usage_fields(wire.usage) | {"finished_reason": wire.finished_reason or "completed"}
+
+
+def _name_to_wire(event: Any, wire: Wire, assembler: ReplyAssembler) -> None:
+    wire.name = event.name or ""
+
+
+def _name_from_wire(wire: Wire) -> dict[str, Any]:
+    return {"name": wire.name or None}
+
+
+def _source_to_wire(event: Any, wire: Wire, assembler: ReplyAssembler) -> None:
+    """A data delta's content: a URL, or base64 (AgentScope) as bytes (wire)."""
+    if event.url is not None:
+        wire.url = str(event.url)
+    else:
+        wire.data = base64.b64decode(event.data or "")
+
+
+def _source_from_wire(wire: Wire) -> dict[str, Any]:
+    if wire.WhichOneof("source") == "url":
+        return {"url": wire.url}
+    return {"data": base64.b64encode(wire.data).decode("ascii")}
+
+
+def _text_to_wire(event: Any, wire: Wire, assembler: ReplyAssembler) -> None:
+    """A text block's end may restate its text; unset when it does not."""
+    if event.text is not None:
+        wire.text = event.text
+
+
+def _text_from_wire(wire: Wire) -> dict[str, Any]:
+    return {"text": wire.text if wire.HasField("text") else None}
+
+
+def _result_text_to_wire(event: Any, wire: Wire, assembler: ReplyAssembler) -> None:
+    wire.part.text = event.delta
+
+
+def _result_text_from_wire(wire: Wire) -> dict[str, Any]:
+    return {"delta": wire.part.text}
+
+
+def _result_data_to_wire(event: Any, wire: Wire, assembler: ReplyAssembler) -> None:
+    part = wire.part
+    part.id = event.block_id
+    if event.url is not None:
+        part.url.CopyFrom(common_pb2.UrlPart(url=str(event.url), media_type=event.media_type))
+    else:
+        data = base64.b64decode(event.data or "")
+        part.data.CopyFrom(common_pb2.DataPart(data=data, media_type=event.media_type))
+
+
+def _result_data_from_wire(wire: Wire) -> dict[str, Any]:
+    part = wire.part
+    if part.WhichOneof("kind") == "url":
+        return {"block_id": part.id, "media_type": part.url.media_type, "url": part.url.url}
+    data = base64.b64encode(part.data.data).decode("ascii")
+    return {"block_id": part.id, "media_type": part.data.media_type, "data": data}
+
+
+def _result_end_to_wire(event: Any, wire: Wire, assembler: ReplyAssembler) -> None:
+    wire.state = TOOL_RESULT_STATES.get(str(event.state), common_pb2.TOOL_RESULT_STATE_UNSPECIFIED)
+    metadata = to_struct(event.metadata)
+    if metadata is not None:
+        wire.metadata.CopyFrom(metadata)
+
+
+def _result_end_from_wire(wire: Wire) -> dict[str, Any]:
+    return {
+        "state": TOOL_RESULT_STATES.name_of(wire.state, "success"),
+        "metadata": from_struct(wire.metadata),
+    }
+
+
+def _hint_to_wire(event: Any, wire: Wire, assembler: ReplyAssembler) -> None:
+    block = HintBlock(id=event.block_id, hint=event.hint, source=event.source)
+    wire.hint.CopyFrom(block_to_part(block).hint)
+
+
+def _hint_from_wire(wire: Wire) -> dict[str, Any]:
+    block = block_from_part(common_pb2.Part(id=wire.block_id, hint=wire.hint))
+    return {"source": wire.hint.source or None, "hint": block.hint}
+
+
+def _block_is(kind: agent_pb2.BlockKind) -> Callable[[Wire], bool]:
+    return lambda wire: bool(wire.kind == kind)
+
+
+def _part_is_text(wire: Wire) -> bool:
+    return bool(wire.part.WhichOneof("kind") == "text")
+
+
+_BLOCK_ID = (("block_id", "block_id"),)
+_DELTA = (("block_id", "block_id"), ("delta", "delta"))
+_MEDIA = (("block_id", "block_id"), ("media_type", "media_type"))
+_CALL_ID = (("tool_call_id", "tool_call_id"),)
+_CALL_NAME = (("tool_call_id", "tool_call_id"), ("tool_call_name", "name"))
+_TEXT, _THINKING, _DATA = agent_pb2.BLOCK_KIND_TEXT, agent_pb2.BLOCK_KIND_THINKING, agent_pb2.BLOCK_KIND_DATA
+
+_ROWS = (
+    _Row(ev.ReplyStartEvent, "reply_start", (("session_id", "session_id"), ("name", "name")),
+         to_wire=_reply_start_to_wire),
+    _Row(ev.ReplyEndEvent, "reply_end", to_wire=_reply_end_to_wire, from_wire=_reply_end_from_wire),
+    _Row(ev.ModelCallStartEvent, "model_call_start", (("model_name", "model_name"),)),
+    _Row(ev.ModelCallEndEvent, "model_call_end", to_wire=_model_call_end_to_wire,
+         from_wire=_model_call_end_from_wire),
+    _Row(ev.TextBlockStartEvent, "block_start", _BLOCK_ID, _TEXT, matches=_block_is(_TEXT)),
+    _Row(ev.ThinkingBlockStartEvent, "block_start", _BLOCK_ID, _THINKING, matches=_block_is(_THINKING)),
+    _Row(ev.DataBlockStartEvent, "block_start", _MEDIA, _DATA, _name_to_wire, _name_from_wire),
+    # Inlined on the hot path by `EventEncoder.encode` (the same two fields).
+    _Row(ev.TextBlockDeltaEvent, "text_delta", _DELTA),
+    _Row(ev.ThinkingBlockDeltaEvent, "thinking_delta", _DELTA),
+    _Row(ev.DataBlockDeltaEvent, "data_delta", _MEDIA, to_wire=_source_to_wire, from_wire=_source_from_wire),
+    _Row(ev.TextBlockEndEvent, "block_end", _BLOCK_ID, _TEXT, _text_to_wire, _text_from_wire,
+         matches=_block_is(_TEXT)),
+    _Row(ev.ThinkingBlockEndEvent, "block_end", _BLOCK_ID, _THINKING, matches=_block_is(_THINKING)),
+    _Row(ev.DataBlockEndEvent, "block_end", _BLOCK_ID, _DATA),
+    _Row(ev.ToolCallStartEvent, "tool_call_start", _CALL_NAME),
+    _Row(ev.ToolCallDeltaEvent, "tool_call_delta", (*_CALL_ID, ("delta", "delta"))),
+    _Row(ev.ToolCallEndEvent, "tool_call_end", _CALL_ID),
+    _Row(ev.ToolResultStartEvent, "tool_result_start", _CALL_NAME),
+    _Row(ev.ToolResultTextDeltaEvent, "tool_result_delta", _CALL_ID, to_wire=_result_text_to_wire,
+         from_wire=_result_text_from_wire, matches=_part_is_text),
+    _Row(ev.ToolResultDataDeltaEvent, "tool_result_delta", _CALL_ID, to_wire=_result_data_to_wire,
+         from_wire=_result_data_from_wire),
+    _Row(ev.ToolResultEndEvent, "tool_result_end", _CALL_ID, to_wire=_result_end_to_wire,
+         from_wire=_result_end_from_wire),
+    _Row(ev.HintBlockEvent, "hint", _BLOCK_ID, to_wire=_hint_to_wire, from_wire=_hint_from_wire),
+)  # fmt: skip
+"""Every AgentScope event with a wire form of its own; any other travels as `custom` (its JSON).
+A block of unknown kind reads as a data block, as does a tool result's non-text part."""
+
+_BY_TYPE = {row.type: row for row in _ROWS}
+_BY_KIND: dict[str, list[_Row]] = {}
+for _row in _ROWS:
+    _BY_KIND.setdefault(_row.kind, []).append(_row)
+
+
 def _fill(out: agent_pb2.AgentEvent, event: Any, assembler: ReplyAssembler) -> None:
-    """Set the `kind` of `out` from an AgentScope event."""
-    match event.type:
-        case EventType.REPLY_START:
-            out.reply_start.CopyFrom(
-                agent_pb2.ReplyStart(
-                    session_id=event.session_id, name=event.name, role=common_pb2.ROLE_ASSISTANT
-                )
-            )
-        case EventType.REPLY_END:
-            end = agent_pb2.ReplyEnd(finished_reason=str(event.finished_reason))
-            reply = assembler.reply(event.reply_id)
-            if reply is not None:
-                end.message.CopyFrom(msg_to_message(reply))
-            out.reply_end.CopyFrom(end)
-        case EventType.MODEL_CALL_START:
-            out.model_call_start.model_name = event.model_name
-        case EventType.MODEL_CALL_END:
-            out.model_call_end.CopyFrom(
-                agent_pb2.ModelCallEnd(
-                    usage=common_pb2.Usage(
-                        input_tokens=event.input_tokens,
-                        output_tokens=event.output_tokens,
-                        cache_input_tokens=event.cache_input_tokens,
-                        cache_creation_input_tokens=event.cache_creation_input_tokens,
-                    ),
-                    finished_reason=str(event.finished_reason),
-                )
-            )
-        case EventType.TEXT_BLOCK_START | EventType.THINKING_BLOCK_START:
-            out.block_start.CopyFrom(
-                agent_pb2.BlockStart(block_id=event.block_id, kind=_BLOCK_KINDS[event.type])
-            )
-        case EventType.DATA_BLOCK_START:
-            out.block_start.CopyFrom(
-                agent_pb2.BlockStart(
-                    block_id=event.block_id,
-                    kind=agent_pb2.BLOCK_KIND_DATA,
-                    media_type=event.media_type,
-                    name=event.name or "",
-                )
-            )
-        case EventType.THINKING_BLOCK_DELTA:
-            out.thinking_delta.block_id = event.block_id
-            out.thinking_delta.delta = event.delta
-        case EventType.DATA_BLOCK_DELTA:
-            delta = agent_pb2.DataDelta(block_id=event.block_id, media_type=event.media_type)
-            if event.url is not None:
-                delta.url = str(event.url)
-            else:
-                delta.data = base64.b64decode(event.data or "")
-            out.data_delta.CopyFrom(delta)
-        case EventType.TEXT_BLOCK_END | EventType.THINKING_BLOCK_END | EventType.DATA_BLOCK_END:
-            block_end = agent_pb2.BlockEnd(block_id=event.block_id, kind=_BLOCK_KINDS[event.type])
-            text = getattr(event, "text", None)
-            if text is not None:
-                block_end.text = text
-            out.block_end.CopyFrom(block_end)
-        case EventType.TOOL_CALL_START:
-            out.tool_call_start.CopyFrom(
-                agent_pb2.ToolCallStart(tool_call_id=event.tool_call_id, name=event.tool_call_name)
-            )
-        case EventType.TOOL_CALL_DELTA:
-            out.tool_call_delta.tool_call_id = event.tool_call_id
-            out.tool_call_delta.delta = event.delta
-        case EventType.TOOL_CALL_END:
-            out.tool_call_end.tool_call_id = event.tool_call_id
-        case EventType.TOOL_RESULT_START:
-            out.tool_result_start.CopyFrom(
-                agent_pb2.ToolResultStart(tool_call_id=event.tool_call_id, name=event.tool_call_name)
-            )
-        case EventType.TOOL_RESULT_TEXT_DELTA:
-            out.tool_result_delta.CopyFrom(
-                agent_pb2.ToolResultDelta(
-                    tool_call_id=event.tool_call_id, part=common_pb2.Part(text=event.delta)
-                )
-            )
-        case EventType.TOOL_RESULT_DATA_DELTA:
-            part = common_pb2.Part(id=event.block_id)
-            if event.url is not None:
-                part.url.CopyFrom(common_pb2.UrlPart(url=str(event.url), media_type=event.media_type))
-            else:
-                part.data.CopyFrom(
-                    common_pb2.DataPart(data=base64.b64decode(event.data or ""), media_type=event.media_type)
-                )
-            out.tool_result_delta.CopyFrom(
-                agent_pb2.ToolResultDelta(tool_call_id=event.tool_call_id, part=part)
-            )
-        case EventType.TOOL_RESULT_END:
-            result_end = agent_pb2.ToolResultEnd(
-                tool_call_id=event.tool_call_id,
-                state=TOOL_RESULT_STATES.get(str(event.state), common_pb2.TOOL_RESULT_STATE_UNSPECIFIED),
-            )
-            metadata = to_struct(event.metadata)
-            if metadata is not None:
-                result_end.metadata.CopyFrom(metadata)
-            out.tool_result_end.CopyFrom(result_end)
-        case EventType.HINT_BLOCK:
-            hint_part = block_to_part(_hint_block(event))
-            out.hint.CopyFrom(agent_pb2.HintEvent(block_id=event.block_id, hint=hint_part.hint))
-        case _:
-            _custom(out, event)
-
-
-def _hint_block(event: Any) -> HintBlock:
-    return HintBlock(id=event.block_id, hint=event.hint, source=event.source)
-
-
-_REVERSE_STATES = {v: k for k, v in TOOL_RESULT_STATES.items()}
+    """Set the `kind` of `out` from an AgentScope event (its row in `_ROWS`, else `custom`)."""
+    row = _BY_TYPE.get(event.type)
+    if row is None:
+        _custom(out, event)
+        return
+    wire = getattr(out, row.kind)
+    wire.SetInParent()  # a kind with no field set (or only defaults) is still that kind
+    for name, wire_name in row.fields:
+        setattr(wire, wire_name, getattr(event, name))
+    if row.block is not None:
+        wire.kind = row.block
+    if row.to_wire is not None:
+        row.to_wire(event, wire, assembler)
 
 
 def decode_event(wire: agent_pb2.AgentEvent) -> Any | None:
@@ -307,119 +402,21 @@ def decode_event(wire: agent_pb2.AgentEvent) -> Any | None:
     return decoded
 
 
-def _decode(wire: agent_pb2.AgentEvent) -> Any | None:
-    # Payloads go through `model_validate` so pydantic coerces strings to
-    # AgentScope's enums exactly as it does for events it parses itself.
-    from agentscope import event as ev
-
-    kind = wire.WhichOneof("kind")
-    cls: Any = None
-    fields: dict[str, Any] = {"reply_id": wire.reply_id}
-    if kind == "reply_start":
-        cls = ev.ReplyStartEvent
-        fields |= {"session_id": wire.reply_start.session_id, "name": wire.reply_start.name}
-    elif kind == "reply_end":
-        cls = ev.ReplyEndEvent
-        fields |= {"session_id": "", "finished_reason": wire.reply_end.finished_reason or "completed"}
-    elif kind == "model_call_start":
-        cls = ev.ModelCallStartEvent
-        fields["model_name"] = wire.model_call_start.model_name
-    elif kind == "model_call_end":
-        cls = ev.ModelCallEndEvent
-        u = wire.model_call_end.usage
-        fields |= {
-            "input_tokens": u.input_tokens,
-            "output_tokens": u.output_tokens,
-            "cache_input_tokens": u.cache_input_tokens,
-            "cache_creation_input_tokens": u.cache_creation_input_tokens,
-            "finished_reason": wire.model_call_end.finished_reason or "completed",
-        }
-    elif kind == "block_start":
-        start = wire.block_start
-        fields["block_id"] = start.block_id
-        if start.kind == agent_pb2.BLOCK_KIND_TEXT:
-            cls = ev.TextBlockStartEvent
-        elif start.kind == agent_pb2.BLOCK_KIND_THINKING:
-            cls = ev.ThinkingBlockStartEvent
-        else:
-            cls = ev.DataBlockStartEvent
-            fields |= {"media_type": start.media_type, "name": start.name or None}
-    elif kind == "text_delta":
-        cls = ev.TextBlockDeltaEvent
-        fields |= {"block_id": wire.text_delta.block_id, "delta": wire.text_delta.delta}
-    elif kind == "thinking_delta":
-        cls = ev.ThinkingBlockDeltaEvent
-        fields |= {"block_id": wire.thinking_delta.block_id, "delta": wire.thinking_delta.delta}
-    elif kind == "data_delta":
-        cls = ev.DataBlockDeltaEvent
-        data = wire.data_delta
-        fields |= {"block_id": data.block_id, "media_type": data.media_type}
-        if data.WhichOneof("source") == "url":
-            fields["url"] = data.url
-        else:
-            fields["data"] = base64.b64encode(data.data).decode("ascii")
-    elif kind == "block_end":
-        end = wire.block_end
-        fields["block_id"] = end.block_id
-        if end.kind == agent_pb2.BLOCK_KIND_TEXT:
-            cls = ev.TextBlockEndEvent
-            fields["text"] = end.text if end.HasField("text") else None
-        elif end.kind == agent_pb2.BLOCK_KIND_THINKING:
-            cls = ev.ThinkingBlockEndEvent
-        else:
-            cls = ev.DataBlockEndEvent
-    elif kind == "tool_call_start":
-        cls = ev.ToolCallStartEvent
-        fields |= {
-            "tool_call_id": wire.tool_call_start.tool_call_id,
-            "tool_call_name": wire.tool_call_start.name,
-        }
-    elif kind == "tool_call_delta":
-        cls = ev.ToolCallDeltaEvent
-        fields |= {"tool_call_id": wire.tool_call_delta.tool_call_id, "delta": wire.tool_call_delta.delta}
-    elif kind == "tool_call_end":
-        cls = ev.ToolCallEndEvent
-        fields["tool_call_id"] = wire.tool_call_end.tool_call_id
-    elif kind == "tool_result_start":
-        cls = ev.ToolResultStartEvent
-        fields |= {
-            "tool_call_id": wire.tool_result_start.tool_call_id,
-            "tool_call_name": wire.tool_result_start.name,
-        }
-    elif kind == "tool_result_delta":
-        delta = wire.tool_result_delta
-        part = delta.part
-        fields["tool_call_id"] = delta.tool_call_id
-        part_kind = part.WhichOneof("kind")
-        if part_kind == "text":
-            cls = ev.ToolResultTextDeltaEvent
-            fields["delta"] = part.text
-        elif part_kind == "url":
-            cls = ev.ToolResultDataDeltaEvent
-            fields |= {"block_id": part.id, "media_type": part.url.media_type, "url": part.url.url}
-        else:
-            cls = ev.ToolResultDataDeltaEvent
-            fields |= {
-                "block_id": part.id,
-                "media_type": part.data.media_type,
-                "data": base64.b64encode(part.data.data).decode("ascii"),
-            }
-    elif kind == "tool_result_end":
-        cls = ev.ToolResultEndEvent
-        end_result = wire.tool_result_end
-        fields |= {
-            "tool_call_id": end_result.tool_call_id,
-            "state": _REVERSE_STATES.get(end_result.state, "success"),
-            "metadata": from_struct(end_result.metadata),
-        }
-    elif kind == "hint":
-        cls = ev.HintBlockEvent
-        hint = wire.hint
-        block = block_from_part(common_pb2.Part(id=hint.block_id, hint=hint.hint))
-        fields |= {"block_id": hint.block_id, "source": hint.hint.source or None, "hint": block.hint}
-    if cls is None:
+def _decode(event: agent_pb2.AgentEvent) -> Any | None:
+    kind = event.WhichOneof("kind")
+    rows = _BY_KIND.get(kind) if kind is not None else None
+    if rows is None:
         return None
-    return cls.model_validate(fields)
+    wire = getattr(event, kind)
+    row = next(r for r in rows if r.matches is None or r.matches(wire))
+    fields: dict[str, Any] = {"reply_id": event.reply_id}
+    for name, wire_name in row.fields:
+        fields[name] = getattr(wire, wire_name)
+    if row.from_wire is not None:
+        fields |= row.from_wire(wire)
+    # `model_validate`: pydantic coerces strings to AgentScope's enums exactly as it does
+    # for events it parses itself.
+    return row.cls.model_validate(fields)
 
 
 def rebuild_reply(events: list[agent_pb2.AgentEvent]) -> Msg | None:

@@ -31,13 +31,17 @@ from agentscope.message import (
 )
 from pydantic import ValidationError
 
-from meshscope.codec import ROLES, TOOL_CALL_STATES, TOOL_RESULT_STATES, from_struct, to_struct
+from meshscope.codec import (
+    ROLES,
+    TOOL_CALL_STATES,
+    TOOL_RESULT_STATES,
+    from_struct,
+    to_struct,
+    usage_fields,
+    usage_of,
+)
 from meshscope.services.runtime.errors import InvalidInput
 from meshscope.v1 import common_pb2
-
-_ROLE_FROM_WIRE = {v: k for k, v in ROLES.items()}
-_TOOL_CALL_STATES_FROM_WIRE = {v: ToolCallState(k) for k, v in TOOL_CALL_STATES.items()}
-_TOOL_RESULT_STATES_FROM_WIRE = {v: ToolResultState(k) for k, v in TOOL_RESULT_STATES.items()}
 
 MAX_ID_LENGTH = 256
 
@@ -49,14 +53,7 @@ def _id_of(part: common_pb2.Part) -> str:
 
 def usage_to_wire(usage: Usage | None) -> common_pb2.Usage | None:
     """AgentScope usage as the wire `Usage` (None when absent)."""
-    if usage is None:
-        return None
-    return common_pb2.Usage(
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        cache_input_tokens=usage.cache_input_tokens,
-        cache_creation_input_tokens=usage.cache_creation_input_tokens,
-    )
+    return None if usage is None else usage_of(usage)
 
 
 def _media_part(block: DataBlock) -> common_pb2.Part:
@@ -200,7 +197,7 @@ def part_to_block(part: common_pb2.Part, field: str, *, user: bool) -> Any:
             id=call.id or part.id,
             name=call.name,
             input=call.input,
-            state=_TOOL_CALL_STATES_FROM_WIRE.get(call.state, ToolCallState.PENDING),
+            state=ToolCallState(TOOL_CALL_STATES.name_of(call.state, "pending")),
         )
     if kind == "tool_result":
         result = part.tool_result
@@ -208,7 +205,7 @@ def part_to_block(part: common_pb2.Part, field: str, *, user: bool) -> Any:
             id=result.id or part.id,
             name=result.name,
             output=_content_from_parts(result.output, f"{field}.tool_result.output"),
-            state=_TOOL_RESULT_STATES_FROM_WIRE.get(result.state, ToolResultState.RUNNING),
+            state=ToolResultState(TOOL_RESULT_STATES.name_of(result.state, "running")),
             metadata=from_struct(result.metadata),
         )
     hint = part.hint
@@ -253,7 +250,7 @@ def message_to_msg(message: common_pb2.Message, field: str = "input") -> Msg:
 
 def wire_to_msg(message: common_pb2.Message) -> Msg:
     """Any wire `Message` (e.g. a previous step's reply) as an AgentScope `Msg`."""
-    role = _ROLE_FROM_WIRE.get(message.role, "user")
+    role = ROLES.name_of(message.role, "user")
     msg = Msg.model_validate(
         {
             "name": message.name or role,
@@ -264,10 +261,5 @@ def wire_to_msg(message: common_pb2.Message) -> Msg:
         }
     )
     if message.HasField("usage"):
-        msg.usage = Usage(
-            input_tokens=message.usage.input_tokens,
-            output_tokens=message.usage.output_tokens,
-            cache_input_tokens=message.usage.cache_input_tokens,
-            cache_creation_input_tokens=message.usage.cache_creation_input_tokens,
-        )
+        msg.usage = Usage(**usage_fields(message.usage))
     return msg

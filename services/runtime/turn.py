@@ -21,6 +21,7 @@ from agentscope.message import Msg
 from agentscope.state import AgentState
 from pydantic import ValidationError
 
+from meshscope.services.runtime.definition import StreamingAgent
 from meshscope.services.runtime.errors import CorruptState, MeshError, SessionBusy, with_message
 from meshscope.services.runtime.events import EventEncoder
 from meshscope.services.runtime.failures import classify
@@ -71,6 +72,17 @@ class TurnFailed(Exception):
         super().__init__(error.message)
         self.error = error
         self.error_event_sent = error_event_sent
+
+
+def _error_of(exc: Exception, agent: str) -> MeshError:
+    """What the caller is told about a turn that raised `exc`: a `MeshError` as it is, anything
+    else classified (a provider outage in one logged line; only an unexpected exception earns
+    its traceback in the log)."""
+    failure = classify(exc, agent)
+    if not isinstance(exc, MeshError):
+        traceback = None if failure.expected else exc
+        log.warning("turn of %r failed: %s", agent, failure.error.message, exc_info=traceback)
+    return failure.error
 
 
 @contextlib.asynccontextmanager
@@ -220,28 +232,20 @@ class TurnRunner:
             self.idle.set()
 
     async def run(self, turn: Turn) -> AsyncGenerator[agent_pb2.AgentEvent, None]:
-        """Stream the turn's wire events; raises `TurnFailed` on failure."""
-        name = turn.agent.name
-        key = StateKey(turn.user_id, turn.session_id, name) if turn.session_id else None
-        encoder = EventEncoder(name, self.max_event_bytes)
-        self.stats.started += 1
-        self._track(+1)
-        owner: str | None = None
-        task = asyncio.current_task()
-        if task is not None:
-            self._running[task] = None
+        """Stream the turn's wire events; raises `TurnFailed` on failure.
+
+        The steps: `_session` binds the agent to its session (lock, load) and, on the way out
+        whatever happened, saves and unlocks; the agent's events are encoded as they come, the
+        turn stopping at its next event once `interrupt` cut it off; a failure becomes the
+        error the caller is told (`_error_of`), sent as the stream's last event when the
+        stream had begun (`_failed`).
+        """
+        encoder = EventEncoder(turn.agent.name, self.max_event_bytes)
+        task = self._begin()
         try:
-            if key is not None:
-                owner = await self._lock(key)
-                self._leases.hold(key, owner)
-            state, loaded = await self._load(key)
-            agent = turn.agent.acquire(state)
-            finished = False
-            persist_error: MeshError | None = None
-            try:
+            async with self._session(turn, encoder) as agent:
                 async with _closing(agent.reply_stream(turn.input)) as stream:
-                    if task is not None:
-                        self._running[task] = stream
+                    self._running[task] = stream
                     async for item in stream:
                         if isinstance(item, Msg):
                             continue
@@ -252,60 +256,95 @@ class TurnRunner:
                 # interrupted): a cut-off turn still fails as cut off, not as completed.
                 if task in self._cut_off:
                     raise self._cut_off_error(task)
-                finished = True
-            finally:
-                if key is not None and owner is not None:
-                    # One shielded step saves and unlocks, so a cancelled call
-                    # still leaves its state written and its session free.
-                    finishing = self._finish(turn, key, owner, HostedAgent.state_of(agent), loaded, encoder)
-                    owner = None  # released by `finishing`, even if this call is cancelled meanwhile
-                    persist_error = await asyncio.shield(self._owned(finishing))
-                    if persist_error is not None and not finished:
-                        log.error("session %r not saved: %s", key.session_id, persist_error.message)
-                turn.agent.release(agent, reusable=finished and persist_error is None)
-            if persist_error is not None:
-                # The reply reached the caller whole: say so, and that the turn's write is what failed.
-                raise with_message(
-                    persist_error,
-                    f"session {turn.session_id!r}: the reply was complete, but the session store did not "
-                    f"confirm the turn was saved (state, transcript): {persist_error.message}",
-                )
         except asyncio.CancelledError:
-            if task is None or task not in self._cut_off:
+            if task not in self._cut_off:
                 self.stats.cancelled += 1
-                log.info("turn of %r in session %r cancelled by the caller", name, turn.session_id)
+                log.info("turn of %r in session %r cancelled by the caller", turn.agent.name, turn.session_id)
                 raise
             # Cut off by `interrupt` (the server is stopping), not by the caller: the
             # call is still open, so it gets an error event and a status saying why.
-            error = self._cut_off_error(task)
-            self.stats.failed += 1
-            sent = encoder.sent > 0
-            if sent:
-                yield encoder.error(error)
-            raise TurnFailed(error, error_event_sent=sent) from None
+            failed = self._failed(self._cut_off_error(task), encoder)
+            if failed.error_event_sent:
+                yield encoder.error(failed.error)
+            raise failed from None
         except GeneratorExit:
             self.stats.cancelled += 1
             raise
         except Exception as exc:
-            self.stats.failed += 1
-            failure = classify(exc, name)
-            error = failure.error
-            if not isinstance(exc, MeshError):
-                # A provider outage is one line; only an unexpected exception earns its traceback.
-                traceback = None if failure.expected else exc
-                log.warning("turn of %r failed: %s", name, error.message, exc_info=traceback)
-            sent = encoder.sent > 0
-            if sent:
-                yield encoder.error(error)
-            raise TurnFailed(error, error_event_sent=sent) from exc
+            failed = self._failed(_error_of(exc, turn.agent.name), encoder)
+            if failed.error_event_sent:
+                yield encoder.error(failed.error)
+            raise failed from exc
         else:
             self.stats.completed += 1
         finally:
-            if task is not None:
-                self._running.pop(task, None)
-            self._track(-1)
-            if key is not None and owner is not None:  # failed before the turn ran (e.g. corrupt state)
+            self._end(task)
+
+    def _begin(self) -> asyncio.Task[Any]:
+        """Count a turn as started and in flight, in the current task (which `interrupt` may cancel)."""
+        task = asyncio.current_task()
+        assert task is not None, "a turn runs in a task"
+        self.stats.started += 1
+        self._track(+1)
+        self._running[task] = None
+        return task
+
+    def _end(self, task: asyncio.Task[Any]) -> None:
+        self._running.pop(task, None)
+        self._track(-1)
+
+    def _failed(self, error: MeshError, encoder: EventEncoder) -> TurnFailed:
+        """The turn failed with `error`: counted, and whether its stream carries the error event
+        (only a stream that has begun does: one that never began ends with the status alone)."""
+        self.stats.failed += 1
+        return TurnFailed(error, error_event_sent=encoder.sent > 0)
+
+    @contextlib.asynccontextmanager
+    async def _session(self, turn: Turn, encoder: EventEncoder) -> AsyncIterator[StreamingAgent]:
+        """The turn's agent, bound to its session's state.
+
+        With a session: the (session, agent) lock is taken and the state loaded first; on the way
+        out, whatever happened, one shielded store call saves the state, appends the transcript
+        and releases the lock (so a cancelled call still leaves its state written and its session
+        free). Without one, the agent starts from a fresh state and nothing is kept. The agent goes
+        back to its pool either way, reusable only after a complete, saved turn. Raises the store's
+        error (`with_message`) when a complete reply's turn was not saved.
+        """
+        key = StateKey(turn.user_id, turn.session_id, turn.agent.name) if turn.session_id else None
+        owner = None if key is None else await self._locked(key)
+        try:
+            state, loaded = await self._load(key)
+            agent = turn.agent.acquire(state)
+        except BaseException:
+            if key is not None and owner is not None:  # the turn never ran (e.g. corrupt state)
                 await asyncio.shield(self._owned(self._unlock(key, owner)))
+            raise
+        finished = False
+        persist_error: MeshError | None = None
+        try:
+            yield agent
+            finished = True
+        finally:
+            if key is not None and owner is not None:
+                # Released by `finishing`, even if this call is cancelled meanwhile.
+                finishing = self._finish(turn, key, owner, HostedAgent.state_of(agent), loaded, encoder)
+                persist_error = await asyncio.shield(self._owned(finishing))
+                if persist_error is not None and not finished:
+                    log.error("session %r not saved: %s", key.session_id, persist_error.message)
+            turn.agent.release(agent, reusable=finished and persist_error is None)
+        if persist_error is not None:
+            # The reply reached the caller whole: say so, and that the turn's write is what failed.
+            raise with_message(
+                persist_error,
+                f"session {turn.session_id!r}: the reply was complete, but the session store did not "
+                f"confirm the turn was saved (state, transcript): {persist_error.message}",
+            )
+
+    async def _locked(self, key: StateKey) -> str:
+        """Take the session's lock and keep it renewed; the owner token."""
+        owner = await self._lock(key)
+        self._leases.hold(key, owner)
+        return owner
 
     def interrupt(self, error: MeshError) -> int:
         """End every running turn with `error` (an error event, then its status); how many there were.

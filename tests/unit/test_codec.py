@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import Any
 
+import pytest
 from google.protobuf import struct_pb2
 
 from meshscope import codec
@@ -250,3 +252,13 @@ def test_importing_the_codec_loads_neither_agentscope_nor_either_side_of_the_wir
 def test_the_agent_client_reads_replies_without_agentscope() -> None:
     """`AgentClient` collects a reply with the codec, so a client process never loads AgentScope."""
     assert loaded_after_import("meshscope.services.runtime.client", ("agentscope",)) == []
+
+
+def test_a_name_table_reads_both_ways_and_refuses_a_value_twice() -> None:
+    tables: tuple[codec.Names[Any], ...] = (codec.ROLES, codec.TOOL_CALL_STATES, codec.TOOL_RESULT_STATES)
+    for table in tables:
+        assert {table.name_of(value, "?") for value in table.values()} == set(table)
+    assert codec.TOOL_RESULT_STATES["denied"] == common_pb2.TOOL_RESULT_STATE_DENIED
+    assert codec.TOOL_RESULT_STATES.name_of(common_pb2.TOOL_RESULT_STATE_UNSPECIFIED, "success") == "success"
+    with pytest.raises(ValueError, match="appears twice"):
+        codec.Names({"user": common_pb2.ROLE_USER, "human": common_pb2.ROLE_USER})
