@@ -7,7 +7,7 @@
 | agentscope-rt  | AgentScope Runtime `AgentApp` (its own venv)           | `AgentAppClient`|
 | a2a-sdk        | bare a2a-sdk 1.3.0 JSON-RPC server                     | `A2aClient`     |
 | direct         | `meshscope serve agents --agents echo`, session/turn   | `AgentClient`   |
-| direct-ns      | the same agent process, turns without a session        | `AgentClient`   |
+| direct-ns      | another such process, turns without a session          | `AgentClient`   |
 | orchestrated   | `meshscope serve orchestrator` -> its own echo agent   | `RunClient`     |
 
 A system's CPU and RSS are those of all its processes (the 2-hop relay's include the echo
@@ -159,12 +159,13 @@ def start_systems(
     if "a2a-sdk" in wanted:
         a2a = started(start_server("a2a-sdk", ["-m", "bench.peers.a2a_echo"]))
         systems.append(System(SPECS["a2a-sdk"], [a2a], A2aClient("a2a-sdk", a2a.address, connections)))
-    if wanted & {"direct", "direct-ns"}:
-        agent = started(start_agent_server("meshscope agent", "echo"))
-        for key, sessions in (("direct", True), ("direct-ns", False)):
-            if key in wanted:
-                direct = AgentClient(key, agent.address, sessions=sessions)
-                systems.append(System(SPECS[key], [agent], direct))
+    for key, sessions in (("direct", True), ("direct-ns", False)):
+        if key in wanted:
+            # One agent process each: the sessions `direct` keeps in memory (and the garbage
+            # collector's work over them) must not weigh on `direct-ns`.
+            agent = started(start_agent_server(f"meshscope agent ({key})", "echo"))
+            direct = AgentClient(key, agent.address, sessions=sessions)
+            systems.append(System(SPECS[key], [agent], direct))
     if "orchestrated" in wanted:
         behind = started(start_agent_server("agent behind orchestrator", "echo"))
         orchestrator = started(_orchestrator(stack, behind.address))
