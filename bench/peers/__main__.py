@@ -18,7 +18,7 @@ alternate the systems (the order rotating each round); each round measures 1-cli
 event, nothing after it, the terminal event's copy of the text — and a wrong one stops the
 run with exit status 1. Figures are medians across rounds; ratios and issue 11's targets come
 from the medians. Output: the rows as they come, the summary, and peers.json, peers.md and
-peers.png in --out (default .build/bench).
+peers.png in --out (default .build/bench); `--render PEERS_JSON` writes them again from a saved run.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from bench.echo_text import FAULTS
 from bench.load import positive_int
 from bench.peers.checks import BadResponse
 from bench.peers.measure import QUICK, Figures, Plan, median_of, run_rounds
-from bench.peers.report import print_header, print_row, print_summary, write_outputs
+from bench.peers.report import load, print_header, print_row, print_summary, write_outputs
 from bench.peers.systems import SPECS, System, start_systems
 from bench.processes import REPO
 from meshscope.cli.launch import LaunchError
@@ -68,6 +68,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--rounds", type=positive_int, help="alternating rounds (default 3; --quick: 1)")
     parser.add_argument("--systems", type=system_keys, default=list(SPECS), help="comma-separated keys")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where peers.json/.md/.png go")
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="PEERS_JSON",
+        help="no run: print and write a saved run's results again",
+    )
     parser.add_argument(
         "--raw-fault",
         choices=sorted(FAULTS),
@@ -123,8 +129,19 @@ def _stack_lines(system: System) -> list[str]:
     return [line for p in system.processes for line in p.service.log if " runs on " in line]
 
 
+def render(saved: Path, out: Path) -> int:
+    """Print the summary of a saved `peers.json` and write its three files into `out` again."""
+    meta, rounds, medians = load(saved)
+    print_summary(medians, rounds)
+    paths = write_outputs(out, meta, rounds, medians)
+    print("\nwrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.render:
+        return render(args.render, args.out)
     plan = QUICK if args.quick else Plan()
     if args.rounds:
         plan = replace(plan, rounds=args.rounds)

@@ -34,8 +34,8 @@ from a2a.server.tasks import InMemoryTaskStore, TaskUpdater
 from a2a.types import AgentCapabilities, AgentCard, AgentInterface, AgentSkill
 from starlette.applications import Starlette
 
-from bench.peers.asgi import serve_asgi
 from bench.echo_text import FAULTS, faulty_chunks
+from bench.peers.asgi import serve_asgi
 
 WHAT = "a2a-sdk"
 RPC_PATH = "/"
