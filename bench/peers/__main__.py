@@ -117,7 +117,8 @@ async def bench(args: argparse.Namespace, plan: Plan, stack: ExitStack) -> int:
         "grpcio": grpc.__version__,
         "plan": asdict(plan),
         "processes": {s.key: [p.label for p in s.processes] for s in systems},
-        "server_logs": {s.key: _stack_lines(s) for s in systems},
+        "load_avg_at_start": args.load_avg,
+        "http_stacks": {s.key: _stack_lines(s) for s in systems if _stack_lines(s)},
     }
     paths = write_outputs(args.out, meta, rounds, medians)
     print("\nwrote " + ", ".join(str(p.relative_to(REPO) if p.is_relative_to(REPO) else p) for p in paths))
@@ -142,13 +143,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.render:
         return render(args.render, args.out)
+    args.load_avg = round(os.getloadavg()[0], 2)
     plan = QUICK if args.quick else Plan()
     if args.rounds:
         plan = replace(plan, rounds=args.rounds)
     started = time.monotonic()
     print(
         f"meshscope bench: the peers side by side | {os.cpu_count()} CPUs, load avg "
-        f"{os.getloadavg()[0]:.2f} at start, Python {platform.python_version()}, grpcio {grpc.__version__}"
+        f"{args.load_avg:.2f} at start, Python {platform.python_version()}, grpcio {grpc.__version__}"
         + (" | QUICK: figures meaningless" if args.quick else ""),
         flush=True,
     )

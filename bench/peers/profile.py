@@ -22,12 +22,17 @@ per process:
 Each share is also given in ms per turn: the share times the process's CPU per turn, read
 from /proc over the same window (py-spy's sampling stops the process briefly: that CPU is
 in it too).
+
+Then, where `strace` is installed, each phase again without py-spy: `strace -f -c` counts the
+socket and wake-up system calls of every process over SYSCALL_TURNS turns, per turn.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -43,6 +48,8 @@ from bench.peers.systems import System, start_systems
 from bench.processes import REPO, ServerProcess
 
 PY_SPY = Path(sys.executable).parent / "py-spy"
+SYSCALLS = ("sendmsg", "write", "recvmsg", "read", "epoll_wait")
+SYSCALL_TURNS = 640
 RATE = 100
 CLIENTS = 64
 PHASES = ("raw-1hop", "direct-ns", "raw-2hop", "orchestrated")
@@ -166,6 +173,34 @@ async def load_while(system: System, samplers: Sequence[subprocess.Popen[bytes]]
     return turns
 
 
+def trace(process: ServerProcess) -> subprocess.Popen[str]:
+    """`strace -f -c` counting SYSCALLS on `process` (and its threads) until SIGINT."""
+    command = ["strace", "-f", "-c", "-e", f"trace={','.join(SYSCALLS)}", "-p", str(process.pid)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+async def count_syscalls(system: System) -> str:
+    """SYSCALLS per turn of each of `system`'s processes over SYSCALL_TURNS turns, as text."""
+    tracers = [trace(p) for p in system.processes]
+    for tracer in tracers:  # strace says "Process N attached" once it counts; turns before would be lost
+        assert tracer.stderr is not None
+        first = await asyncio.to_thread(tracer.stderr.readline)
+        if "attached" not in first:
+            raise RuntimeError(f"strace did not attach: {first.strip()}")
+    await concurrent(system, CLIENTS, SYSCALL_TURNS // CLIENTS, f"strace-{system.key}")
+    lines = []
+    for tracer, process in zip(tracers, system.processes, strict=True):
+        tracer.send_signal(signal.SIGINT)
+        counts = {}
+        for row in tracer.communicate(timeout=30)[1].splitlines():
+            cells = row.split()
+            if len(cells) >= 5 and cells[-1] in SYSCALLS and cells[3].isdigit():
+                counts[cells[-1]] = int(cells[3]) / SYSCALL_TURNS
+        shown = ", ".join(f"{name} {counts.get(name, 0):.1f}" for name in SYSCALLS)
+        lines.append(f"  {system.key}: {process.label}: {shown}")
+    return "\n".join(lines)
+
+
 async def profile(seconds: int, out: Path, stack: ExitStack) -> str:
     """Every phase in turn; the summaries as one text."""
     systems = {s.key: s for s in start_systems(stack, PHASES, CLIENTS)}
@@ -190,6 +225,9 @@ async def profile(seconds: int, out: Path, stack: ExitStack) -> str:
             )
             for label, path in files.items():
                 report.append(summarize(f"{key}: {label}", read_stacks(path), cpu[label]))
+        if shutil.which("strace"):
+            report.append(f"# system calls per turn ({SYSCALL_TURNS} turns, {CLIENTS} clients, strace -c)\n")
+            report.extend([await count_syscalls(systems[key]) for key in PHASES])
     finally:
         for system in systems.values():
             await system.client.close()
