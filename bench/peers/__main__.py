@@ -83,7 +83,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def bench(args: argparse.Namespace, plan: Plan, stack: ExitStack) -> int:
+async def bench(args: argparse.Namespace, plan: Plan, stack: ExitStack, load_avg: float) -> int:
     """Start the systems, run the rounds, print and write the results; the exit status."""
     systems: list[System] = []
     try:
@@ -117,7 +117,7 @@ async def bench(args: argparse.Namespace, plan: Plan, stack: ExitStack) -> int:
         "grpcio": grpc.__version__,
         "plan": asdict(plan),
         "processes": {s.key: [p.label for p in s.processes] for s in systems},
-        "load_avg_at_start": args.load_avg,
+        "load_avg_at_start": load_avg,
         "http_stacks": {s.key: _stack_lines(s) for s in systems if _stack_lines(s)},
     }
     paths = write_outputs(args.out, meta, rounds, medians)
@@ -132,7 +132,11 @@ def _stack_lines(system: System) -> list[str]:
 
 def render(saved: Path, out: Path) -> int:
     """Print the summary of a saved `peers.json` and write its three files into `out` again."""
-    meta, rounds, medians = load(saved)
+    try:
+        meta, rounds, medians = load(saved)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"bench: cannot render {saved}: {type(exc).__name__}: {exc}")
+        return 2
     print_summary(medians, rounds)
     paths = write_outputs(out, meta, rounds, medians)
     print("\nwrote " + ", ".join(str(p) for p in paths))
@@ -143,19 +147,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.render:
         return render(args.render, args.out)
-    args.load_avg = round(os.getloadavg()[0], 2)
+    load_avg = round(os.getloadavg()[0], 2)
     plan = QUICK if args.quick else Plan()
     if args.rounds:
         plan = replace(plan, rounds=args.rounds)
     started = time.monotonic()
     print(
         f"meshscope bench: the peers side by side | {os.cpu_count()} CPUs, load avg "
-        f"{args.load_avg:.2f} at start, Python {platform.python_version()}, grpcio {grpc.__version__}"
+        f"{load_avg:.2f} at start, Python {platform.python_version()}, grpcio {grpc.__version__}"
         + (" | QUICK: figures meaningless" if args.quick else ""),
         flush=True,
     )
     with ExitStack() as stack:
-        status = asyncio.run(bench(args, plan, stack))
+        status = asyncio.run(bench(args, plan, stack, load_avg))
     print(f"(finished in {time.monotonic() - started:.0f} s; servers stopped)")
     return status
 

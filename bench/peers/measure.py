@@ -11,7 +11,8 @@ always first after another's load):
   and the load generator's own CPU per turn (`time.process_time`);
 - the RSS of each of the system's processes after the load.
 
-Every turn is checked (`bench.peers.checks`); a wrong one raises and stops the run.
+Every turn is checked (`bench.peers.checks`); a wrong one, or a call that fails, raises
+`BadResponse` and stops the run.
 The figures quoted are each figure's median across rounds (`median_of`).
 """
 
@@ -23,7 +24,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import aiohttp
+import grpc
+
 from bench.load import percentile
+from bench.peers.checks import BadResponse
 from bench.peers.clients import Timing
 from bench.peers.systems import System
 
@@ -64,9 +69,19 @@ class Figures:
         return sum(self.rss_mib.values())
 
 
+async def turn(system: System, session_id: str) -> Timing:
+    """One checked turn; a failed call (a gRPC status, an HTTP error, a timeout) is a `BadResponse` too."""
+    try:
+        return await system.client.turn(session_id)
+    except grpc.aio.AioRpcError as exc:
+        raise BadResponse(f"{system.key}: the call failed: {exc.code().name}: {exc.details()}") from None
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise BadResponse(f"{system.key}: the call failed: {type(exc).__name__}: {exc}") from None
+
+
 async def sequential(system: System, turns: int, prefix: str) -> list[Timing]:
     """`turns` checked turns one after another, each in a fresh session `prefix-<i>`."""
-    return [await system.client.turn(f"{prefix}-{i}") for i in range(turns)]
+    return [await turn(system, f"{prefix}-{i}") for i in range(turns)]
 
 
 async def concurrent(system: System, clients: int, turns_per_client: int, prefix: str) -> float:
@@ -74,7 +89,7 @@ async def concurrent(system: System, clients: int, turns_per_client: int, prefix
 
     async def worker(client: int) -> None:
         for i in range(turns_per_client):
-            await system.client.turn(f"{prefix}-{client}-{i}")
+            await turn(system, f"{prefix}-{client}-{i}")
 
     start = time.perf_counter()
     await asyncio.gather(*(worker(c) for c in range(clients)))

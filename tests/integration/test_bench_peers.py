@@ -22,10 +22,12 @@ from bench.echo_text import FAULTS
 from bench.peers import tiny_pb2_grpc
 from bench.peers.checks import EXPECTED, BadResponse
 from bench.peers.clients import A2aClient, AgentAppClient, Timing, TinyClient, TurnClient
+from bench.peers.measure import turn
 from bench.peers.raw_grpc import TinyEchoServicer, TinyRelayServicer
-from bench.peers.systems import PEERS_VENV
+from bench.peers.systems import PEERS_VENV, SPECS, System
 from bench.processes import ServerProcess, child_env, start_server
 from meshscope.cli.launch import launch
+from meshscope.testing import free_port
 from tests.support import REPO
 
 pytestmark = pytest.mark.integration
@@ -86,6 +88,15 @@ async def test_a_wrong_raw_reply_fails_its_turn_with_what_was_wrong(
     with pytest.raises(BadResponse) as caught:
         await one_turn(TinyClient("raw-2hop", relay))
     assert str(caught.value) == f"raw-2hop: {WRONG[fault]}"
+
+
+async def test_a_failed_call_stops_the_run_as_a_bad_response_naming_the_system() -> None:
+    client = TinyClient("raw-1hop", f"127.0.0.1:{free_port()}")  # nothing listens there
+    try:
+        with pytest.raises(BadResponse, match=r"^raw-1hop: the call failed: UNAVAILABLE: "):
+            await turn(System(SPECS["raw-1hop"], [], client), "bench-check")
+    finally:
+        await client.close()
 
 
 def test_every_fault_has_its_reason() -> None:
