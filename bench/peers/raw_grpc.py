@@ -35,6 +35,7 @@ from bench.peers import tiny_pb2, tiny_pb2_grpc
 ECHO_READY = "meshscope: serving raw-echo on"
 RELAY_READY = "meshscope: serving raw-relay on"
 
+
 class TinyEchoServicer(tiny_pb2_grpc.TinyEchoServicer):
     """Streams the echo workload as tiny chunks (or a wrong reply, with a fault)."""
 
