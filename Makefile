@@ -11,6 +11,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.meshscope-installed
 PROTO_SRC := $(wildcard protos/meshscope/v1/*.proto)
+# The raw gRPC peers' own tiny wire format (bench/peers/), compiled from the repository root.
+BENCH_PROTO := bench/peers/tiny.proto
+# AgentScope Runtime's own virtualenv for `make bench` (it cannot share .venv), exact pins.
+PEERS_VENV := .build/peers-venv
+PEERS_REQUIREMENTS := bench/peers/agentscope-runtime.txt
+# `make bench BENCH_QUICK=1`: every benchmark in its short smoke mode (figures meaningless).
+BENCH_QUICK_FLAG := $(if $(BENCH_QUICK),--quick)
 CONSUL := .tools/bin/consul
 REDIS := .tools/bin/redis-server
 # Exits non-zero on a Python older than pyproject.toml's requires-python.
@@ -18,7 +25,7 @@ PY_VERSION_OK := import sys; sys.exit(sys.version_info < (3, 11))
 PY_DESCRIBE := import sys; print("Python", sys.version.split()[0], "(" + sys.executable + ")")
 PY_MINOR := import sys; print("%d.%d" % sys.version_info[:2])
 
-.PHONY: setup consul redis protos protos-check lint test demo bench clean help
+.PHONY: setup consul redis protos protos-check lint test demo bench peers-venv clean help
 
 help:
 	@echo "make setup        create .venv and install meshscope with its dev tools"
@@ -28,7 +35,8 @@ help:
 	@echo "make test         run the test suite (unit + integration)"
 	@echo "make lint         ruff + mypy + stale-stub check"
 	@echo "make protos       regenerate the Python stubs from protos/"
-	@echo "make bench        run the benchmarks in bench/ (prints figures)"
+	@echo "make bench        run the benchmarks in bench/, the peers side by side first (BENCH_QUICK=1: smoke run)"
+	@echo "make peers-venv   AgentScope Runtime's own virtualenv for the peers benchmark ($(PEERS_VENV))"
 
 setup: $(STAMP)
 
@@ -44,7 +52,7 @@ $(STAMP): pyproject.toml
 	    echo "error: '$(PYTHON) -m venv $(VENV)' failed; on Debian/Ubuntu install python$$($(PYTHON) -c '$(PY_MINOR)')-venv (or python3-venv), then re-run: make recreates the broken $(VENV)"; exit 1; }; \
 	fi
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	@touch $(STAMP)
 
 # Consul is not in Debian 12: use one on PATH, or unpack Debian 11's package (or, off Debian,
@@ -67,14 +75,18 @@ $(REDIS):
 protos: $(STAMP)
 	$(PY) -m grpc_tools.protoc -Iprotos \
 	  --python_out=protos --pyi_out=protos --grpc_python_out=protos $(PROTO_SRC)
+	$(PY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. $(BENCH_PROTO)
 
 # Fails when the committed stubs differ from what the pinned generator makes.
 protos-check: $(STAMP)
 	@rm -rf .build/protos-check && mkdir -p .build/protos-check
 	@$(PY) -m grpc_tools.protoc -Iprotos --python_out=.build/protos-check \
 	  --pyi_out=.build/protos-check --grpc_python_out=.build/protos-check $(PROTO_SRC)
-	@for f in .build/protos-check/meshscope/v1/*; do \
-	  committed=protos/meshscope/v1/$$(basename $$f); \
+	@$(PY) -m grpc_tools.protoc -I. --python_out=.build/protos-check \
+	  --pyi_out=.build/protos-check --grpc_python_out=.build/protos-check $(BENCH_PROTO)
+	@for f in .build/protos-check/meshscope/v1/* .build/protos-check/bench/peers/*; do \
+	  case $$f in */meshscope/*) committed=protos/meshscope/v1/$$(basename $$f);; \
+	    *) committed=bench/peers/$$(basename $$f);; esac; \
 	  cmp -s $$f $$committed || { echo "stale stub: $$committed (run 'make protos')"; exit 1; }; \
 	done
 	@echo "protos: stubs are up to date"
@@ -91,12 +103,27 @@ test: $(STAMP) $(CONSUL) $(REDIS)
 demo: $(STAMP)
 	$(PY) -m meshscope.cli.demo
 
+# The peers run leaves AgentScope Runtime out, with one line, when its venv cannot be built.
 bench: $(STAMP) $(CONSUL) $(REDIS)
-	$(PY) bench/agent_path.py
-	$(PY) bench/discovery_times.py
-	$(PY) bench/orchestrated_path.py
-	$(PY) bench/session_store.py
-	$(PY) bench/secure_path.py
+	@$(MAKE) --no-print-directory peers-venv || true
+	$(PY) -m bench.peers $(BENCH_QUICK_FLAG)
+	$(PY) bench/agent_path.py $(BENCH_QUICK_FLAG)
+	$(PY) bench/discovery_times.py $(if $(BENCH_QUICK),--trials 1)
+	$(PY) bench/orchestrated_path.py $(BENCH_QUICK_FLAG)
+	$(PY) bench/session_store.py $(if $(BENCH_QUICK),--turns 50 --batches 1)
+	$(PY) bench/secure_path.py $(BENCH_QUICK_FLAG)
+
+# Built once (a few minutes; pip's cache makes a rebuild quick), again when the pins change.
+peers-venv: $(PEERS_VENV)/.installed
+
+$(PEERS_VENV)/.installed: $(PEERS_REQUIREMENTS)
+	@echo "peers: building $(PEERS_VENV), AgentScope Runtime 1.1.6.post2 with agentscope 1.0.21 and a2a-sdk 0.3 (exact pins: $(PEERS_REQUIREMENTS); log: .build/peers-venv.log)"
+	@mkdir -p .build && rm -rf $(PEERS_VENV)
+	@{ $(PYTHON) -m venv $(PEERS_VENV) && $(PEERS_VENV)/bin/python -m pip install --quiet -r $(PEERS_REQUIREMENTS); } \
+	  > .build/peers-venv.log 2>&1 || { rm -rf $(PEERS_VENV); \
+	  echo "peers: could not build $(PEERS_VENV) (last lines of .build/peers-venv.log below); the bench leaves AgentScope Runtime out"; \
+	  tail -n 3 .build/peers-venv.log; exit 1; }
+	@touch $@
 
 clean:
 	rm -rf .build .pytest_cache .mypy_cache .ruff_cache .tools

@@ -2,7 +2,8 @@
 
 The constants mirror `services/echo` (CHUNKS, WORDS_PER_CHUNK) without
 importing it, so processes that only need the workload (the raw baseline
-server, the load client) do not pay for AgentScope. `check_turn` verifies
+server, the load client) do not pay for AgentScope; they live in
+`bench.echo_text` (standard library only) and are re-exported here. `check_turn` verifies
 that a server really streamed this workload.
 """
 
@@ -10,25 +11,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import cycle, islice
 
+from bench.echo_text import CHUNKS, INPUT_TEXT, WORDS_PER_CHUNK, echo_chunks
 from meshscope.v1 import agent_pb2
 from meshscope.wire import user_message
 
-CHUNKS = 20
-WORDS_PER_CHUNK = 4
-INPUT_TEXT = "the quick brown fox jumps over the lazy dog"
+__all__ = [
+    "CHUNKS",
+    "ECHO_AGENT",
+    "INPUT_TEXT",
+    "WORDS_PER_CHUNK",
+    "TurnShape",
+    "check_completed",
+    "check_turn",
+    "echo_chunks",
+    "invoke_request",
+]
+
 ECHO_AGENT = "echo"
-
-
-def echo_chunks(text: str) -> list[str]:
-    """The deltas the echo agent streams for `text`: its words cycled into CHUNKS chunks."""
-    words = text.split() or ["echo"]
-    stream = list(islice(cycle(words), CHUNKS * WORDS_PER_CHUNK))
-    return [
-        (" " if i else "") + " ".join(stream[i * WORDS_PER_CHUNK : (i + 1) * WORDS_PER_CHUNK])
-        for i in range(CHUNKS)
-    ]
 
 
 def invoke_request(agent: str, text: str, session_id: str) -> agent_pb2.InvokeRequest:
