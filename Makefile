@@ -28,10 +28,10 @@ PY_MINOR := import sys; print("%d.%d" % sys.version_info[:2])
 .PHONY: setup consul redis protos protos-check lint test demo bench peers-venv clean help
 
 help:
-	@echo "make setup        create .venv and install meshscope with its dev tools"
+	@echo "make setup        create .venv and install meshscope with its dev tools and the local model"
 	@echo "make consul       put a consul binary in .tools/bin (PATH's, or fetched from Debian/the release)"
 	@echo "make redis        put redis-server in .tools/bin (PATH's, or fetched from the release)"
-	@echo "make demo         start an agent service and stream a reply from it"
+	@echo "make demo         start an agent service and stream replies from the local model"
 	@echo "make test         run the test suite (unit + integration)"
 	@echo "make lint         ruff + mypy + stale-stub check"
 	@echo "make protos       regenerate the Python stubs from protos/"
@@ -39,6 +39,12 @@ help:
 	@echo "make peers-venv   AgentScope Runtime's own virtualenv for the peers benchmark ($(PEERS_VENV))"
 
 setup: $(STAMP)
+
+# The [local] extra (the `local` model) needs llama-cpp-python, which the package index here has
+# no wheel of: pip compiles it (~13 min on 2 cores) the first time and caches the wheel. A default
+# build is tuned for the building machine's CPU; GGML_NATIVE=OFF makes one that runs on others.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+HAS_LLAMA_CPP := import importlib.util, sys; sys.exit(importlib.util.find_spec("llama_cpp") is None)
 
 # A venv whose pip does not work (a first `python3 -m venv` that died in ensurepip leaves
 # .venv/bin/python behind) or whose Python is too old is made anew, not trusted.
@@ -52,7 +58,8 @@ $(STAMP): pyproject.toml
 	    echo "error: '$(PYTHON) -m venv $(VENV)' failed; on Debian/Ubuntu install python$$($(PYTHON) -c '$(PY_MINOR)')-venv (or python3-venv), then re-run: make recreates the broken $(VENV)"; exit 1; }; \
 	fi
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	@$(PY) -c '$(HAS_LLAMA_CPP)' 2>/dev/null || echo "note: the first install compiles llama-cpp-python from source for the local model (~13 min on 2 cores; pip caches the wheel for later installs)"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --quiet -e '.[dev,bench,local]'
 	@touch $(STAMP)
 
 # Consul is not in Debian 12: use one on PATH, or unpack Debian 11's package (or, off Debian,
@@ -124,6 +131,7 @@ $(PEERS_VENV)/.installed: $(PEERS_REQUIREMENTS)
 	  echo "peers: could not build $(PEERS_VENV) (last lines of .build/peers-venv.log below); the bench leaves AgentScope Runtime out"; \
 	  tail -n 3 .build/peers-venv.log; exit 1; }
 	@touch $@
+	$(PY) bench/local_model.py $(BENCH_QUICK_FLAG)
 
 clean:
 	rm -rf .build .pytest_cache .mypy_cache .ruff_cache .tools

@@ -1,9 +1,14 @@
 """`make demo`: start an agent service and stream replies from it.
 
 It starts `meshscope serve agents --agents analyst,writer` on a free port
-(a real separate process), streams two turns of one session from the
-analyst (the second remembers the first), one tool-using turn, one turn
-from the writer in the same process, then stops the service with SIGTERM.
+(a real separate process) on the `local` model (SmolLM2-135M-Instruct,
+in-process on the CPU, offline), streams two turns of one session from the
+analyst (the second sees the first), a turn that would want the analyst's
+tool (a model this small answers in text instead), one turn from the writer
+in the same process, then stops the service with SIGTERM.
+
+`MESHSCOPE_MODEL` picks another model, e.g. `MESHSCOPE_MODEL=scripted make demo`
+(deterministic, no [local] extra needed); `MESHSCOPE_LOCAL_*` tune the local one.
 """
 
 from __future__ import annotations
@@ -36,14 +41,16 @@ async def _demo(address: str) -> None:
         print(f"agent card: {card.name} — {card.description} (model {card.model})")
         await _stream(client, "analyst", "How should we split a monolith of agents?", "demo-1")
         await _stream(client, "analyst", "And what about their state?", "demo-1")
-        await _stream(client, "analyst", "Summarise some numbers #tool", "demo-2")
+        await _stream(client, "analyst", "Summarise these numbers: 3, 5, 8, 13. #tool", "demo-2")
         await _stream(client, "writer", "Write one line about service meshes.", "demo-1")
 
 
 def main() -> int:
     # No Consul in this demo yet: the service is reached at the address it prints.
     env = dict(os.environ, MESHSCOPE_SHUTDOWN_PAUSE_S="0", PYTHONUNBUFFERED="1", MESHSCOPE_DISCOVERY="static")
-    env.setdefault("MESHSCOPE_MODEL", "scripted:delay_ms=25")
+    env.setdefault("MESHSCOPE_MODEL", "local")
+    # Short answers: the demo shows streaming, not essays (MESHSCOPE_LOCAL_MAX_TOKENS overrides).
+    env.setdefault("MESHSCOPE_LOCAL_MAX_TOKENS", "96")
     print("$ meshscope serve agents --agents analyst,writer --port 0")
     try:
         service = launch(

@@ -73,6 +73,7 @@ DECISIONS: Mapping[Reason, Decision] = {
     common_pb2.ERROR_REASON_ROUTING_FAILED: Decision.FAIL,
     common_pb2.ERROR_REASON_INTERNAL: Decision.FAIL,
     common_pb2.ERROR_REASON_UNAUTHENTICATED: Decision.FAIL,  # every replica checks the same mesh token
+    common_pb2.ERROR_REASON_CONTEXT_OVERFLOW: Decision.FAIL,  # every replica has the same window
 }
 """What to do with a call an agent failed before its first event, by the reason it declared
 (every `ErrorReason` has its row; a reason unknown to this side is FAIL). After the first

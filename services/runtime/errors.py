@@ -133,3 +133,15 @@ class ModelFailure(MeshError):
 
     code = grpc.StatusCode.INTERNAL
     reason = common_pb2.ERROR_REASON_MODEL_FAILURE
+
+
+class ContextOverflow(MeshError):
+    """The conversation, with room for the answer, does not fit the model's context window.
+
+    Raised by models that count their own tokens (`local`) before generating, so the turn
+    ends with one clear error instead of a reply cut off by the window. Every replica runs
+    the same model with the same window: not retryable; a new session is.
+    """
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = common_pb2.ERROR_REASON_CONTEXT_OVERFLOW

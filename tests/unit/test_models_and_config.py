@@ -16,7 +16,7 @@ from meshscope.services.runtime.models.scripted import ScriptedModelError
 @pytest.mark.parametrize(
     ("spec", "error"),
     [
-        ("gpt-4", "unknown model spec 'gpt-4': expected one of scripted, openai, dashscope"),
+        ("gpt-4", "unknown model spec 'gpt-4': expected one of scripted, local, openai, dashscope"),
         ("openai", "model spec 'openai' needs a model name, e.g. openai:<model>"),
         ("scripted:speed=3", "model spec 'scripted:speed=3': scripted takes only delay_ms=<milliseconds>"),
         ("scripted:delay_ms=-1", "model spec 'scripted:delay_ms=-1': delay_ms must be between 0 and 10000"),

@@ -33,6 +33,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERROR_REASON_ROUTING_FAILED: _ClassVar[ErrorReason]
     ERROR_REASON_INTERNAL: _ClassVar[ErrorReason]
     ERROR_REASON_UNAUTHENTICATED: _ClassVar[ErrorReason]
+    ERROR_REASON_CONTEXT_OVERFLOW: _ClassVar[ErrorReason]
 
 class ToolCallState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -71,6 +72,7 @@ ERROR_REASON_DEADLINE: ErrorReason
 ERROR_REASON_ROUTING_FAILED: ErrorReason
 ERROR_REASON_INTERNAL: ErrorReason
 ERROR_REASON_UNAUTHENTICATED: ErrorReason
+ERROR_REASON_CONTEXT_OVERFLOW: ErrorReason
 TOOL_CALL_STATE_UNSPECIFIED: ToolCallState
 TOOL_CALL_STATE_PENDING: ToolCallState
 TOOL_CALL_STATE_ASKING: ToolCallState

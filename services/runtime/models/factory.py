@@ -1,7 +1,9 @@
 """Model specs: one string per agent picks and configures its chat model.
 
 Specs (docs/configuration.md, "Model specs"):
-  scripted[:delay_ms=N]   deterministic offline model (default)
+  scripted[:delay_ms=N]   deterministic offline model (the agents' default, and the tests')
+  local[:<path>]          a real small LLM in-process (SmolLM2-135M-Instruct, or any GGUF
+                          chat model at <path>); the [local] extra; MESHSCOPE_LOCAL_* knobs
   openai:<model>          OpenAI or any OpenAI-compatible server (OPENAI_BASE_URL)
   dashscope:<model>       Alibaba DashScope, e.g. dashscope:qwen-turbo
 
@@ -30,7 +32,7 @@ from meshscope.config import Config, ConfigError
 from meshscope.services.runtime.models.scripted import ScriptedChatModel
 
 MODEL_OVERRIDE_ENV = "MESHSCOPE_MODEL"
-KNOWN_KINDS = ("scripted", "openai", "dashscope")
+KNOWN_KINDS = ("scripted", "local", "openai", "dashscope")
 
 
 @dataclass(frozen=True)
@@ -105,12 +107,21 @@ def _require(config: Config, variable: str, spec: ModelSpec) -> str:
 def create_model(
     spec: ModelSpec, *, persona: str = "", environ: Mapping[str, str] | None = None
 ) -> ChatModelBase:
-    """Build the chat model for a spec. Missing credentials raise ConfigError at start."""
+    """Build the chat model for a spec, at start.
+
+    Raises ConfigError (one line) for a missing credential, and, for `local`, a missing extra
+    or a GGUF file that cannot be loaded (the model is loaded and warmed up here).
+    """
     env = os.environ if environ is None else environ
     config = Config(env)
     if spec.kind == "scripted":
         delay = _scripted_delay(spec.argument, str(spec)) if spec.argument else 0.0
         return ScriptedChatModel(chunk_delay_s=delay, persona=persona)
+    if spec.kind == "local":
+        # Imported here: llama-cpp-python is an optional extra, and only `local` needs it.
+        from meshscope.services.runtime.models.local import create_local_model
+
+        return create_local_model(spec.argument, spec=str(spec), persona=persona, environ=env)
     if spec.kind == "openai":
         from agentscope.credential import OpenAICredential
         from agentscope.model import OpenAIChatModel
