@@ -20,9 +20,10 @@ import grpc
 import pytest
 
 from meshscope.cli.launch import ServiceProcess
+from meshscope.config import ConfigError
 from meshscope.orchestrator.client import OrchestratorClient
 from meshscope.services.runtime.client import AgentClient
-from meshscope.services.runtime.models import parse_model_spec
+from meshscope.services.runtime.models import create_model, parse_model_spec
 from meshscope.services.runtime.models.bridge import model_thread
 from meshscope.services.runtime.models.generation import (
     Finished,
@@ -236,20 +237,28 @@ async def test_a_context_overflow_is_an_error_event_and_a_status(
         assert answer.text.strip()
 
 
-def test_a_missing_or_corrupt_gguf_file_stops_the_service_at_start_with_one_line(tmp_path: Path) -> None:
+def test_a_missing_gguf_file_stops_the_service_at_start_with_one_line(tmp_path: Path) -> None:
     missing = tmp_path / "missing.gguf"
+    spec = f"local:{missing}"
+    result = run_cli(["serve", "agents", "--agents", "writer", "--model", spec, "--port", "0"])
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == f"meshscope: model {spec}: no such file: {missing}\n"
+    assert result.stdout == ""
+
+
+def test_a_corrupt_gguf_file_is_one_clear_error_and_llama_cpp_prints_nothing(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     truncated = tmp_path / "truncated.gguf"
     with default_gguf().open("rb") as source:
         truncated.write_bytes(source.read(64 * 1024))  # a real header, the rest cut off
-    for path, says in (
-        (missing, f"no such file: {missing}"),
-        (truncated, f"llama.cpp cannot load {truncated}: "),
-    ):
-        spec = f"local:{path}"
-        assert parse_model_spec(spec).argument == str(path)
-        result = run_cli(["serve", "agents", "--agents", "writer", "--model", spec, "--port", "0"])
-        assert result.returncode == 2, result.stderr
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1, result.stderr
-        assert lines[0].startswith(f"meshscope: model {spec}: {says}"), lines[0]
-        assert result.stdout == ""
+    with pytest.raises(ConfigError) as info:
+        create_model(parse_model_spec(f"local:{truncated}"), environ={})
+    message = str(info.value)
+    assert message.startswith(f"model local:{truncated}: llama.cpp cannot load {truncated}: "), message
+    assert "\n" not in message
+    # llama.cpp's own reason is in the message (not llama-cpp-python's "Failed to load model from
+    # file"), and not on the process's stdout or stderr: the CLI prints the message as its one line
+    # and exits 2, as for the missing file above.
+    assert "failed to read" in message and "Failed to load model from file" not in message, message
+    assert capfd.readouterr() == ("", "")

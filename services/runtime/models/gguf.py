@@ -112,8 +112,9 @@ class _LlamaLog:
     are llama.cpp's notes, e.g. that the window is smaller than the one the model was trained on).
     """
 
-    LEVELS: ClassVar[dict[int, int]] = {2: logging.WARNING, 3: logging.ERROR}
-    """ggml's levels: 1 info, 2 warn, 3 error, 4 debug, 5 continues the previous piece."""
+    LEVELS: ClassVar[dict[int, int]] = {3: logging.WARNING, 4: logging.ERROR}
+    """ggml's `ggml_log_level` (ggml.h): 1 debug, 2 info, 3 warn, 4 error, 5 continues the previous
+    piece. (llama-cpp-python 0.3.36's own callback still maps an older order, in which 3 was error.)"""
 
     def __init__(self) -> None:
         self._level = 0
@@ -276,8 +277,10 @@ def _load(path: Path, spec: str, context_tokens: int, threads: int) -> LoadedMod
                     verbose=False,
                 )
         except (ValueError, RuntimeError) as exc:
+            # The first error is the cause ("gguf_init_from_reader: failed to read key-value
+            # pairs"); the ones after it say, layer by layer, that loading failed.
             errors = [line for level, line in said if level >= logging.ERROR]
-            reason = errors[-1] if errors else str(exc)
+            reason = errors[0] if errors else str(exc)
             raise ConfigError(f"model {spec}: llama.cpp cannot load {path}: {reason}") from None
     for _, line in said:
         log.debug("%s", line)
