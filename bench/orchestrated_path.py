@@ -93,11 +93,11 @@ from bench.load import (
     summarize,
     verdict,
 )
-from bench.processes import REPO, ServerProcess, child_env, start_agent_server, start_server
+from bench.processes import REPO, ServerProcess, child_env, start_agent_server, start_server, tree_command
 from bench.workload import CHUNKS
 from meshscope.v1 import agent_pb2, agent_pb2_grpc, orchestrator_pb2, orchestrator_pb2_grpc
 from meshscope.wire import user_message
-from meshscope_cli.launch import launch, meshscope_command
+from meshscope_cli.launch import launch
 
 ROUNDS = 3
 WARMUP_TURNS = 30
@@ -358,11 +358,8 @@ def start_orchestrator(
     mesh_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="meshscope-bench-"))
     mesh = Path(mesh_dir) / "mesh.yaml"
     mesh.write_text(f"agents: [{ECHO}, {ANALYST}]\n")
-    env = child_env() | {"MESHSCOPE_STATIC_ENDPOINTS": f"{ECHO}={echo};{ANALYST}={analyst}"}
-    command = meshscope_command("serve", "orchestrator", "-f", str(mesh), "--port", "0")
-    if tree != REPO:
-        env["PYTHONPATH"] = str(tree)
-        command[0] = str(tree / ".venv" / "bin" / "python")
+    env = child_env(tree) | {"MESHSCOPE_STATIC_ENDPOINTS": f"{ECHO}={echo};{ANALYST}={analyst}"}
+    command = tree_command(tree, "serve", "orchestrator", "-f", str(mesh), "--port", "0")
     return ServerProcess(label, launch(command, env, cwd=tree))
 
 

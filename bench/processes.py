@@ -15,11 +15,22 @@ REPO = Path(__file__).resolve().parent.parent
 CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
-def child_env() -> dict[str, str]:
+def child_env(tree: Path = REPO) -> dict[str, str]:
     """The environment of server processes: `meshscope.testing.child_env` (no host model settings,
-    no discovery, fast shutdown), quieter, with the repository importable."""
-    pythonpath = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    no discovery, fast shutdown), quieter, with the code tree `tree` (this repository, or another
+    checkout for an A/B run) importable first."""
+    extra = os.environ.get("PYTHONPATH", "") if tree == REPO else ""
+    pythonpath = os.pathsep.join(p for p in (str(tree), extra) if p)
     return testing_child_env({"MESHSCOPE_LOG_LEVEL": "WARNING", "PYTHONPATH": pythonpath})
+
+
+def tree_command(tree: Path, *args: str) -> list[str]:
+    """The `meshscope` CLI of the code tree `tree`: this interpreter for this repository, the
+    checkout's own `.venv` interpreter (its `make setup`) for another."""
+    command = meshscope_command(*args)
+    if tree != REPO:
+        command[0] = str(tree / ".venv" / "bin" / "python")
+    return command
 
 
 @dataclass
@@ -60,7 +71,8 @@ def start_server(label: str, argv: Sequence[str], *, timeout: float = 60.0) -> S
     return ServerProcess(label, launch([sys.executable, *argv], child_env(), cwd=REPO, timeout=timeout))
 
 
-def start_agent_server(label: str, agents: str, *extra: str) -> ServerProcess:
-    """`meshscope serve agents --agents AGENTS --port 0 [EXTRA]`, as users run it."""
-    command = meshscope_command("serve", "agents", "--agents", agents, "--port", "0", *extra)
-    return ServerProcess(label, launch(command, child_env(), cwd=REPO))
+def start_agent_server(label: str, agents: str, *extra: str, tree: Path = REPO) -> ServerProcess:
+    """`meshscope serve agents --agents AGENTS --port 0 [EXTRA]`, as users run it, from the code
+    tree `tree` (default this repository)."""
+    command = tree_command(tree, "serve", "agents", "--agents", agents, "--port", "0", *extra)
+    return ServerProcess(label, launch(command, child_env(tree), cwd=tree))
