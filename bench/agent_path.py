@@ -4,6 +4,7 @@ Run it by hand from the repository root (it is never part of the tests):
 
     make bench            # or: .venv/bin/python bench/agent_path.py [--rounds N]
     .venv/bin/python bench/agent_path.py --quick   # smoke run, figures meaningless
+    .venv/bin/python bench/agent_path.py --baseline-tree ../other-checkout   # A/B two code trees
 
 It takes about 2 to 2.5 minutes on 2 cores.
 
@@ -29,6 +30,13 @@ each round measures, per target:
   TURNS_PER_CLIENT turns back to back (fresh session each, but direct-ns); turns/s, plus
   server and client CPU per turn over that phase;
 - the server's RSS (VmRSS) after the load.
+
+A/B of two code trees (`--baseline-tree DIR`): a second direct server is
+started from DIR (another checkout with its own `make setup`), and every round
+also measures it as `direct-b` and `dir-ns-b`, the two trees' servers
+swapping places every other round; the per-round ratios of this tree's
+server over the baseline tree's (turns/s, server CPU per turn) are printed
+with their medians.
 
 The figures quoted are medians across rounds, and ratios direct/baseline of
 those medians: the machines are shared and noisy, so only same-run
@@ -256,14 +264,16 @@ def ratio_row(direct: RoundResult, base: RoundResult) -> str:
 
 
 async def run_rounds(
-    base: Target, directs: Sequence[Target], plan: Plan
-) -> tuple[RoundResult, list[RoundResult]]:
-    """Alternate baseline and direct rounds; print each row; return the medians."""
+    base: Target, directs: Sequence[Target], plan: Plan, others: Sequence[Target] = ()
+) -> tuple[RoundResult, list[RoundResult], dict[str, list[RoundResult]]]:
+    """Alternate baseline and direct rounds (with `others`, a baseline tree's servers, swapping
+    places with `directs` every other round); print each row; return the medians and every row."""
     print_header(plan.clients)
-    targets = [base, *directs]
+    targets = [base, *directs, *others]
     results: dict[str, list[RoundResult]] = {target.label: [] for target in targets}
     for round_no in range(1, plan.rounds + 1):
-        for target in targets:
+        order = targets if round_no % 2 else [base, *others, *directs]
+        for target in order:
             result = await measure_round(target, round_no, plan)
             results[target.label].append(result)
             print_row(str(round_no), target.label, result)
@@ -271,7 +281,7 @@ async def run_rounds(
     print(ROW.format(*["-----"] * 10))
     for target in targets:
         print_row("med", target.label, medians[target.label])
-    for direct in directs:
+    for direct in [*directs, *others]:
         print(ratio_row(medians[direct.label], medians[base.label]))
         paired = [
             d.turns_per_s / b.turns_per_s
@@ -280,7 +290,21 @@ async def run_rounds(
         print(
             f"throughput ratio per round ({direct.label}/baseline): {', '.join(f'{p:.2f}' for p in paired)}"
         )
-    return medians[base.label], [medians[direct.label] for direct in directs]
+    return medians[base.label], [medians[direct.label] for direct in directs], results
+
+
+def print_a_b(results: Mapping[str, list[RoundResult]], pairs: Sequence[tuple[str, str]]) -> None:
+    """This tree's servers over the baseline tree's, round by round (same rounds, same machine)."""
+    print("\nA/B (this tree / baseline tree, per round; same rounds):")
+    for after, before in pairs:
+        rows = list(zip(results[before], results[after], strict=True))
+        tps = [a.turns_per_s / b.turns_per_s for b, a in rows]
+        cpu = [a.server_cpu_ms_per_turn / b.server_cpu_ms_per_turn for b, a in rows]
+        print(
+            f"  {after:<10} turns/s {', '.join(f'{r:.2f}' for r in tps)} "
+            f"(median {statistics.median(tps):.2f}x); "
+            f"server CPU/turn {', '.join(f'{r:.2f}' for r in cpu)} (median {statistics.median(cpu):.2f}x)"
+        )
 
 
 async def run_cpu_section(targets: Sequence[Target], plan: Plan) -> dict[str, float]:
@@ -372,9 +396,11 @@ class Servers:
     baseline: ServerProcess
     direct: ServerProcess
     real: ServerProcess
+    direct_b: ServerProcess | None = None
+    """The echo server of `--baseline-tree`, if one was given."""
 
 
-def start_servers(stack: ExitStack) -> Servers:
+def start_servers(stack: ExitStack, baseline_tree: Path | None = None) -> Servers:
     """Start every server (each stopped by `stack`); the idle ones cost no CPU meanwhile."""
     baseline = start_server("baseline", [str(Path(__file__).resolve()), "--serve-baseline"])
     stack.callback(baseline.stop)
@@ -382,7 +408,11 @@ def start_servers(stack: ExitStack) -> Servers:
     stack.callback(direct.stop)
     real = start_agent_server(CPU_REAL, REAL_AGENT, "--model", "scripted")
     stack.callback(real.stop)
-    return Servers(baseline, direct, real)
+    direct_b = None
+    if baseline_tree is not None:
+        direct_b = start_agent_server("direct-b", ECHO_AGENT, tree=baseline_tree)
+        stack.callback(direct_b.stop)
+    return Servers(baseline, direct, real, direct_b)
 
 
 async def bench(plan: Plan, servers: Servers) -> None:
@@ -391,6 +421,12 @@ async def bench(plan: Plan, servers: Servers) -> None:
     direct = open_target("direct", servers.direct, ECHO_AGENT)
     stateless = open_target(STATELESS, servers.direct, ECHO_AGENT, sessions=False)
     real = open_target(CPU_REAL, servers.real, REAL_AGENT, REAL_AGENT_INPUT)
+    others: list[Target] = []
+    if servers.direct_b is not None:  # the baseline tree's server, as `direct` and `direct-ns`
+        others = [
+            open_target("direct-b", servers.direct_b, ECHO_AGENT),
+            open_target("dir-ns-b", servers.direct_b, ECHO_AGENT, sessions=False),
+        ]
     try:
         for target in (base, direct):
             target.wire_bytes = await target.client.verify("bench-verify")
@@ -411,7 +447,13 @@ async def bench(plan: Plan, servers: Servers) -> None:
         )
         for target in (base, direct, stateless):
             await warm_up(target, plan)
-        base_med, (direct_med, stateless_med) = await run_rounds(base, [direct, stateless], plan)
+        for target in others:
+            await warm_up(target, plan)
+        base_med, (direct_med, stateless_med), rows = await run_rounds(
+            base, [direct, stateless], plan, others
+        )
+        if others:
+            print_a_b(rows, [("direct", "direct-b"), (STATELESS, "dir-ns-b")])
         print(
             f"note: the direct server's RSS includes the in-memory state of all {stored_sessions(plan)} "
             "sessions so far (one per turn); the baseline keeps none"
@@ -425,7 +467,7 @@ async def bench(plan: Plan, servers: Servers) -> None:
             plan,
         )
     finally:
-        for target in (base, direct, stateless, real):
+        for target in (base, direct, stateless, real, *others):
             await target.client.close()
     print_cpu_breakdown(cpu)
     in_process = await run_in_process_section(plan)
@@ -446,6 +488,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--rounds", type=positive_int, default=ROUNDS, help=f"alternating rounds (default {ROUNDS})"
     )
     parser.add_argument("--quick", action="store_true", help="a short smoke run (figures not meaningful)")
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        metavar="DIR",
+        help="another checkout (with its own `make setup`): its direct server is measured in the same rounds",
+    )
     return parser.parse_args(argv)
 
 
@@ -466,7 +514,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
     with ExitStack() as stack:
-        asyncio.run(bench(plan, start_servers(stack)))
+        tree = args.baseline_tree.resolve() if args.baseline_tree else None
+        asyncio.run(bench(plan, start_servers(stack, tree)))
     print(f"\n(finished in {time.monotonic() - started:.0f} s; servers stopped)")
     return 0
 

@@ -37,9 +37,10 @@ orchestrator, relay, ... and each round measures, per server:
 A/B of two code trees (`--baseline-tree DIR`): a second orchestrator is started
 from DIR (another checkout with its own `make setup`: its `.venv` interpreter,
 its code on PYTHONPATH) in front of the same agent processes, and every round
-measures relay, baseline orchestrator and this tree's orchestrator in turn, so
-both trees' figures come from the same rounds on the same machine; the
-new/baseline ratios of throughput, added latency and CPU per turn are printed.
+measures relay, then the two orchestrators (their order swapped every other
+round), so both trees' figures come from the same rounds on the same machine;
+the new/baseline ratios of throughput, added latency and CPU per turn are
+printed per round and as medians.
 
 Quoted figures are medians across rounds and ratios orchestrator/relay of
 those medians. "Added per hop" is orchestrator minus relay (p50, p99) for
@@ -92,10 +93,10 @@ from bench.load import (
     summarize,
     verdict,
 )
-from bench.processes import REPO, ServerProcess, child_env, start_agent_server, start_server
+from bench.processes import REPO, ServerProcess, child_env, start_agent_server, start_server, tree_command
 from bench.workload import CHUNKS
 from meshscope.channels import ChannelSettings, open_channel
-from meshscope.cli.launch import launch, meshscope_command
+from meshscope.cli.launch import launch
 from meshscope.v1 import agent_pb2, agent_pb2_grpc, orchestrator_pb2, orchestrator_pb2_grpc
 from meshscope.wire import user_message
 
@@ -358,11 +359,8 @@ def start_orchestrator(
     mesh_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="meshscope-bench-"))
     mesh = Path(mesh_dir) / "mesh.yaml"
     mesh.write_text(f"agents: [{ECHO}, {ANALYST}]\n")
-    env = child_env() | {"MESHSCOPE_STATIC_ENDPOINTS": f"{ECHO}={echo};{ANALYST}={analyst}"}
-    command = meshscope_command("serve", "orchestrator", "-f", str(mesh), "--port", "0")
-    if tree != REPO:
-        env["PYTHONPATH"] = str(tree)
-        command[0] = str(tree / ".venv" / "bin" / "python")
+    env = child_env(tree=tree) | {"MESHSCOPE_STATIC_ENDPOINTS": f"{ECHO}={echo};{ANALYST}={analyst}"}
+    command = tree_command(tree, "serve", "orchestrator", "-f", str(mesh), "--port", "0")
     return ServerProcess(label, launch(command, env, cwd=tree))
 
 
@@ -416,7 +414,10 @@ async def bench(plan: Plan, servers: Servers) -> None:
         print(ROW.format("", "", "ms", "ms", "ms", "ms", f"{plan.clients} cl.", "after", "ms"))
         results: dict[str, list[RoundResult]] = {target.label: [] for target in targets}
         for round_no in range(1, plan.rounds + 1):
-            for target in targets:
+            # With a baseline tree, its orchestrator and ours swap places every other round: a
+            # round's later measurements meet an agent holding more sessions.
+            order = targets if round_no % 2 else [targets[0], *reversed(targets[1:])]
+            for target in order:
                 result = await measure_round(target, round_no, plan)
                 results[target.label].append(result)
                 print_row(str(round_no), result)

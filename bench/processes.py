@@ -15,11 +15,22 @@ REPO = Path(__file__).resolve().parent.parent
 CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
-def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def child_env(extra: Mapping[str, str] | None = None, tree: Path = REPO) -> dict[str, str]:
     """The environment of server processes: `meshscope.testing.child_env` (no host model settings,
-    no discovery, fast shutdown), quieter, with the repository importable, then `extra`."""
-    pythonpath = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    no discovery, fast shutdown), quieter, with the code tree `tree` (this repository, or another
+    checkout for an A/B run) importable first, then `extra`."""
+    inherited = os.environ.get("PYTHONPATH", "") if tree == REPO else ""
+    pythonpath = os.pathsep.join(p for p in (str(tree), inherited) if p)
     return testing_child_env({"MESHSCOPE_LOG_LEVEL": "WARNING", "PYTHONPATH": pythonpath, **(extra or {})})
+
+
+def tree_command(tree: Path, *args: str) -> list[str]:
+    """The `meshscope` CLI of the code tree `tree`: this interpreter for this repository, the
+    checkout's own console script (its `make setup`) for another, whatever its import layout
+    (an older checkout has `meshscope.cli.main`, this one `meshscope.cli.main`)."""
+    if tree == REPO:
+        return meshscope_command(*args)
+    return [str(tree / ".venv" / "bin" / "meshscope"), *args]
 
 
 @dataclass
@@ -61,8 +72,9 @@ def start_server(label: str, argv: Sequence[str], *, timeout: float = 60.0) -> S
 
 
 def start_agent_server(
-    label: str, agents: str, *extra: str, env: Mapping[str, str] | None = None
+    label: str, agents: str, *extra: str, env: Mapping[str, str] | None = None, tree: Path = REPO
 ) -> ServerProcess:
-    """`meshscope serve agents --agents AGENTS --port 0 [EXTRA]`, as users run it, with `env` on top."""
-    command = meshscope_command("serve", "agents", "--agents", agents, "--port", "0", *extra)
-    return ServerProcess(label, launch(command, child_env(env), cwd=REPO))
+    """`meshscope serve agents --agents AGENTS --port 0 [EXTRA]`, as users run it, from the code
+    tree `tree` (default this repository), with `env` on top."""
+    command = tree_command(tree, "serve", "agents", "--agents", agents, "--port", "0", *extra)
+    return ServerProcess(label, launch(command, child_env(env, tree), cwd=tree))

@@ -99,7 +99,7 @@ async def run(plan: Plan, handshakes: int) -> None:
             targets.append(Target(label, server, client))
         for target in targets:
             await warm_up(target, plan)
-        base, others = await run_rounds(targets[0], targets[1:], plan)
+        base, others, _ = await run_rounds(targets[0], targets[1:], plan)
         print(f"\nnew connection + first call (health check), median of {handshakes}:")
         for target in targets:
             cost = await handshake_ms(target.server, settings[target.label], handshakes)

@@ -191,16 +191,19 @@ class Runner:
         steps = self.execute(run, run.request.target, run.request.input, outcome)
         stop.watch(steps)
         try:
-            while stop.failure is None:  # a stop while the caller held the last event: no next step
-                try:
-                    event = await anext(steps)
-                except StopAsyncIteration:
-                    return
-                except asyncio.CancelledError:
-                    if not stop.taken_back():
-                        raise  # the caller left
-                    break
-                yield event
+            try:
+                if stop.failure is None:
+                    async for event in steps:
+                        yield event
+                        if stop.failure is not None:  # stopped while the caller held the event
+                            break
+                    else:
+                        return
+            except (
+                asyncio.CancelledError
+            ):  # the steps were waiting: the cancellation is ours, or the caller's
+                if not stop.taken_back():
+                    raise  # the caller left
             assert stop.failure is not None
             raise stop.failure
         finally:
