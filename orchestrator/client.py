@@ -12,7 +12,7 @@ is `meshscope.clients.SessionClient`'s, shared with the agent-service client.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import timedelta
 from typing import Any
 
@@ -48,7 +48,7 @@ class OrchestratorClient(SessionClient):
         session_id: str = "",
         user_id: str = "",
         timeout: float | None = None,
-    ) -> AsyncIterator[orchestrator_pb2.RunEvent]:
+    ) -> AsyncGenerator[orchestrator_pb2.RunEvent, None]:
         """Run an agent or a pipeline; yields its events as they happen. Leaving early cancels the run."""
         request = orchestrator_pb2.RunRequest(
             target=target, input=user_message(text), session_id=session_id, user_id=user_id

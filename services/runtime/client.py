@@ -17,7 +17,7 @@ message (a stream that failed after it began also carried an `error` event).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 from meshscope.clients import SessionClient
@@ -40,7 +40,7 @@ class AgentClient(SessionClient):
         user_id: str = "",
         timeout: float | None = None,
         metadata: Mapping[str, Any] | None = None,
-    ) -> AsyncIterator[agent_pb2.AgentEvent]:
+    ) -> AsyncGenerator[agent_pb2.AgentEvent, None]:
         """Run one turn and yield its events as they arrive.
 
         Leaving the loop early (break, exception, task cancellation) cancels

@@ -12,9 +12,8 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import grpc
 import pytest
@@ -43,24 +42,12 @@ from tests.support import run_cli, start_agents, start_orchestrator
 pytestmark = [pytest.mark.integration, pytest.mark.local_model]
 
 SHORT_ANSWERS = {"MESHSCOPE_LOCAL_MAX_TOKENS": "24"}
-T = TypeVar("T")
 QUESTIONS = ("What is the capital of France?", "Name three animals that live in the sea.")
 
 
 def scripted_echo(text: str) -> bool:
     """Whether `text` looks like the scripted model's answer ("<agent>: turn N. You said: ...")."""
     return "You said:" in text or ": turn 1." in text
-
-
-@contextlib.asynccontextmanager
-async def closing(stream: AsyncIterator[T]) -> AsyncIterator[AsyncIterator[T]]:
-    """`stream`, closed on exit: leaving a call's stream early cancels the call at once, not at GC."""
-    try:
-        yield stream
-    finally:
-        close = getattr(stream, "aclose", None)
-        if close is not None:
-            await close()
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +158,7 @@ async def _turn_starts(client: AgentClient, agent: str, text: str, session: str)
     False when the session is busy (FAILED_PRECONDITION); any other failure is raised.
     """
     try:
-        async with closing(client.invoke(agent, text, session_id=session, timeout=60)) as events:
+        async with contextlib.aclosing(client.invoke(agent, text, session_id=session, timeout=60)) as events:
             async for _ in events:
                 return True
     except grpc.aio.AioRpcError as exc:
@@ -194,7 +181,7 @@ async def test_cancelling_a_generation_stops_it_and_frees_the_session_within_a_s
 
     async with AgentClient(server.address) as client:
         story = client.invoke("writer", "Write a long story about a dragon and a knight.", session_id="c")
-        async with closing(story) as events:
+        async with contextlib.aclosing(story) as events:
             deltas = 0
             async for event in events:
                 deltas += event.HasField("text_delta")

@@ -74,23 +74,27 @@ async def test_a_caller_that_stops_reading_stops_the_producer_between_two_items(
     assert thread.stats.stopped == 1 and thread.stats.completed == 0
 
 
+def _gated(started: list[str], name: str, gate: threading.Event | None) -> Iterator[str]:
+    """A producer that notes its start in `started`, waits for `gate` (if any), then yields `name`."""
+    started.append(name)
+    if gate is not None:
+        gate.wait(timeout=10)
+    yield name
+
+
+async def _collect(
+    thread: ModelThread, started: list[str], name: str, gate: threading.Event | None
+) -> list[str]:
+    return [item async for item in thread.stream(lambda: _gated(started, name, gate))]
+
+
 async def test_jobs_run_one_at_a_time_in_the_order_they_came() -> None:
     thread = ModelThread()
     release_first = threading.Event()
     started: list[str] = []
-
-    def producer(name: str, gate: threading.Event | None) -> Iterator[str]:
-        started.append(name)
-        if gate is not None:
-            gate.wait(timeout=10)
-        yield name
-
-    async def collect(name: str, gate: threading.Event | None) -> list[str]:
-        return [item async for item in thread.stream(lambda: producer(name, gate))]
-
-    first = asyncio.create_task(collect("first", release_first))
+    first = asyncio.create_task(_collect(thread, started, "first", release_first))
     await asyncio.to_thread(wait_until, lambda: started == ["first"], timeout=10)
-    second = asyncio.create_task(collect("second", None))
+    second = asyncio.create_task(_collect(thread, started, "second", None))
     await asyncio.to_thread(wait_until, lambda: thread.waiting == 1, timeout=10)
     assert started == ["first"]  # the second waits while the first holds the thread
     release_first.set()
@@ -103,19 +107,9 @@ async def test_a_job_cancelled_while_it_waits_never_runs() -> None:
     thread = ModelThread()
     release_first = threading.Event()
     ran: list[str] = []
-
-    def producer(name: str, gate: threading.Event | None) -> Iterator[str]:
-        ran.append(name)
-        if gate is not None:
-            gate.wait(timeout=10)
-        yield name
-
-    async def collect(name: str, gate: threading.Event | None) -> list[str]:
-        return [item async for item in thread.stream(lambda: producer(name, gate))]
-
-    first = asyncio.create_task(collect("first", release_first))
+    first = asyncio.create_task(_collect(thread, ran, "first", release_first))
     await asyncio.to_thread(wait_until, lambda: ran == ["first"], timeout=10)
-    queued = asyncio.create_task(collect("queued", None))
+    queued = asyncio.create_task(_collect(thread, ran, "queued", None))
     await asyncio.to_thread(wait_until, lambda: thread.waiting == 1, timeout=10)
     queued.cancel()
     with pytest.raises(asyncio.CancelledError):
