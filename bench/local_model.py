@@ -63,6 +63,7 @@ from typing import Any, cast
 from bench.load import positive_int
 from bench.processes import REPO, ServerProcess, child_env
 from meshscope.cli.launch import launch, meshscope_command
+from meshscope.codec import Reply
 from meshscope.orchestrator.client import OrchestratorClient
 from meshscope.services.catalog import load_definition
 from meshscope.services.runtime.client import AgentClient
@@ -136,32 +137,29 @@ def bare_call(model: LoadedModel, system_prompt: str, question: str, tokens: int
 
 async def agent_call(client: AgentClient, question: str) -> Call:
     started = time.perf_counter()
-    text: list[str] = []
-    tokens = 0
+    reply = Reply()
     async for event in client.invoke(AGENT, question, session_id=f"bench-{uuid.uuid4().hex}", timeout=300):
-        if event.HasField("text_delta"):
-            text.append(event.text_delta.delta)
-        elif event.HasField("reply_end"):
-            tokens = event.reply_end.message.usage.output_tokens
-        elif event.HasField("error"):
-            raise RuntimeError(f"agent call failed: {event.error.message}")
-    return Call(tokens, time.perf_counter() - started, "".join(text))
+        reply.add(event)
+    return _call(reply, "agent call", started)
 
 
 async def orchestrator_call(client: OrchestratorClient, question: str) -> Call:
     started = time.perf_counter()
-    text: list[str] = []
-    tokens = 0
+    reply = Reply()
     async for event in client.run(AGENT, question, session_id=f"bench-{uuid.uuid4().hex}", timeout=300):
         if event.HasField("agent_event"):
-            inner = event.agent_event
-            if inner.HasField("text_delta"):
-                text.append(inner.text_delta.delta)
-            elif inner.HasField("reply_end"):
-                tokens = inner.reply_end.message.usage.output_tokens
-        if event.HasField("error"):
+            reply.add(event.agent_event)
+        elif event.HasField("error"):
             raise RuntimeError(f"run failed: {event.error.message}")
-    return Call(tokens, time.perf_counter() - started, "".join(text))
+    return _call(reply, "run", started)
+
+
+def _call(reply: Reply, what: str, started: float) -> Call:
+    """The `Call` of a streamed reply (`meshscope.codec.Reply`); RuntimeError if it failed."""
+    if reply.error is not None:
+        raise RuntimeError(f"{what} failed: {reply.error.message}")
+    tokens = reply.message.usage.output_tokens if reply.message is not None else 0
+    return Call(tokens, time.perf_counter() - started, reply.text)
 
 
 # ---------------------------------------------------------------- servers

@@ -26,6 +26,7 @@ import grpc
 from bench.echo_text import INPUT_TEXT
 from bench.peers import tiny_pb2, tiny_pb2_grpc
 from bench.peers.checks import BadResponse, Reply, check_reply
+from meshscope.channels import ChannelSettings, open_channel
 from meshscope.v1 import agent_pb2, agent_pb2_grpc, orchestrator_pb2, orchestrator_pb2_grpc
 from meshscope.wire import user_message
 
@@ -50,21 +51,38 @@ class TurnClient(Protocol):
     async def close(self) -> None: ...
 
 
-class _Stamps:
-    """Times one turn: `content()` at each delta, `done()` once the stream is read."""
+class _Reading:
+    """One turn as it is read: the `Reply` for the checks, and when its content came.
 
-    def __init__(self) -> None:
+    `past_end()` first for every event (an event after the terminal one is only counted),
+    then `delta(text)` for content, `end(final_text)` for the terminal event; `checked()`
+    once the stream is read: the `Timing`, or `BadResponse`.
+    """
+
+    def __init__(self, system: str) -> None:
+        self.system = system
+        self.reply = Reply()
         self.start = time.perf_counter()
         self.first = 0.0
         self.last = 0.0
 
-    def content(self) -> None:
+    def past_end(self) -> bool:
+        if self.reply.ended:
+            self.reply.after_end += 1
+        return self.reply.ended
+
+    def delta(self, text: str) -> None:
         self.last = time.perf_counter()
         if not self.first:
             self.first = self.last
+        self.reply.deltas.append(text)
 
-    def done(self) -> Timing:
+    def end(self, final_text: str | None) -> None:
+        self.reply.ended, self.reply.final_text = True, final_text
+
+    def checked(self) -> Timing:
         end = time.perf_counter()
+        check_reply(self.system, self.reply)
         return Timing(self.first - self.start, self.last - self.start, end - self.start)
 
 
@@ -81,18 +99,15 @@ class TinyClient:
         self._prompt = tiny_pb2.Prompt(text=INPUT_TEXT)
 
     async def turn(self, session_id: str) -> Timing:
-        stamps, reply = _Stamps(), Reply()
+        reading = _Reading(self.system)
         async for chunk in self._stub.Stream(self._prompt):
-            if reply.ended:
-                reply.after_end += 1
-            elif chunk.done:
-                reply.ended, reply.final_text = True, chunk.text
+            if reading.past_end():
+                continue
+            if chunk.done:
+                reading.end(chunk.text)
             else:
-                stamps.content()
-                reply.deltas.append(chunk.delta)
-        timing = stamps.done()
-        check_reply(self.system, reply)
-        return timing
+                reading.delta(chunk.delta)
+        return reading.checked()
 
     async def close(self) -> None:
         await self._channel.close()
@@ -108,7 +123,7 @@ class AgentClient:
     def __init__(self, system: str, address: str, *, sessions: bool) -> None:
         self.system = system
         self.sessions = sessions
-        self._channel = grpc.aio.insecure_channel(address)
+        self._channel = open_channel(address, ChannelSettings())
         self._stub = agent_pb2_grpc.AgentServiceStub(self._channel)
         self._input = user_message(INPUT_TEXT)
 
@@ -116,22 +131,18 @@ class AgentClient:
         request = agent_pb2.InvokeRequest(
             agent=ECHO_AGENT, input=self._input, session_id=session_id if self.sessions else ""
         )
-        stamps, reply = _Stamps(), Reply()
+        reading = _Reading(self.system)
         async for event in self._stub.Invoke(request):
             kind = event.WhichOneof("kind")
-            if reply.ended:
-                reply.after_end += 1
-            elif kind == "text_delta":
-                stamps.content()
-                reply.deltas.append(event.text_delta.delta)
+            if reading.past_end():
+                continue
+            if kind == "text_delta":
+                reading.delta(event.text_delta.delta)
             elif kind == "reply_end":
-                reply.ended = True
-                reply.final_text = "".join(p.text for p in event.reply_end.message.parts)
+                reading.end("".join(p.text for p in event.reply_end.message.parts))
             elif kind == "error":
                 raise BadResponse(f"{self.system}: error event: {event.error.message}")
-        timing = stamps.done()
-        check_reply(self.system, reply)
-        return timing
+        return reading.checked()
 
     async def close(self) -> None:
         await self._channel.close()
@@ -146,28 +157,24 @@ class RunClient:
 
     def __init__(self, system: str, address: str) -> None:
         self.system = system
-        self._channel = grpc.aio.insecure_channel(address)
+        self._channel = open_channel(address, ChannelSettings())
         self._stub = orchestrator_pb2_grpc.OrchestratorStub(self._channel)
         self._input = user_message(INPUT_TEXT)
 
     async def turn(self, session_id: str) -> Timing:
         request = orchestrator_pb2.RunRequest(target=ECHO_AGENT, input=self._input, session_id=session_id)
-        stamps, reply = _Stamps(), Reply()
+        reading = _Reading(self.system)
         async for event in self._stub.Run(request):
             kind = event.WhichOneof("kind")
-            if reply.ended:
-                reply.after_end += 1
-            elif kind == "agent_event" and event.agent_event.HasField("text_delta"):
-                stamps.content()
-                reply.deltas.append(event.agent_event.text_delta.delta)
+            if reading.past_end():
+                continue
+            if kind == "agent_event" and event.agent_event.HasField("text_delta"):
+                reading.delta(event.agent_event.text_delta.delta)
             elif kind == "run_end":
-                reply.ended = True
-                reply.final_text = "".join(p.text for p in event.run_end.output.parts)
+                reading.end("".join(p.text for p in event.run_end.output.parts))
             elif kind == "error":
                 raise BadResponse(f"{self.system}: error event: {event.error.message}")
-        timing = stamps.done()
-        check_reply(self.system, reply)
-        return timing
+        return reading.checked()
 
     async def close(self) -> None:
         await self._channel.close()
@@ -239,26 +246,22 @@ class AgentAppClient:
             "input": [{"role": "user", "content": [{"type": "text", "text": INPUT_TEXT}]}],
             "session_id": session_id,
         }
-        stamps, reply = _Stamps(), Reply()
+        reading = _Reading(self.system)
         response = await _post_stream(self.system, self._session, self._url, body, {})
         try:
             async for event in _events(self.system, response):
                 kind, status = event.get("object"), event.get("status")
-                if reply.ended:
-                    reply.after_end += 1
-                elif event.get("error") or status == "failed":
+                if reading.past_end():
+                    continue
+                if event.get("error") or status == "failed":
                     raise BadResponse(f"{self.system}: error event: {event.get('error')}")
-                elif kind == "content" and event.get("delta"):
-                    stamps.content()
-                    reply.deltas.append(event.get("text", ""))
+                if kind == "content" and event.get("delta"):
+                    reading.delta(event.get("text", ""))
                 elif kind == "response" and status == "completed":
-                    reply.ended = True
-                    reply.final_text = _agentapp_output_text(event)
+                    reading.end(_agentapp_output_text(event))
         finally:
             response.release()
-        timing = stamps.done()
-        check_reply(self.system, reply)
-        return timing
+        return reading.checked()
 
     async def close(self) -> None:
         await self._session.close()
@@ -297,7 +300,7 @@ class A2aClient:
                 }
             },
         }
-        stamps, reply = _Stamps(), Reply()
+        reading = _Reading(self.system)
         headers = {"A2A-Version": A2A_VERSION}
         response = await _post_stream(self.system, self._session, self._url, body, headers)
         try:
@@ -305,19 +308,16 @@ class A2aClient:
                 if "error" in event:
                     raise BadResponse(f"{self.system}: JSON-RPC error: {event['error']}")
                 result = event.get("result", {})
-                if reply.ended:
-                    reply.after_end += 1
-                elif "artifactUpdate" in result:
-                    stamps.content()
+                if reading.past_end():
+                    continue
+                if "artifactUpdate" in result:
                     parts = result["artifactUpdate"]["artifact"].get("parts", [])
-                    reply.deltas.append("".join(p.get("text", "") for p in parts))
+                    reading.delta("".join(p.get("text", "") for p in parts))
                 elif result.get("statusUpdate", {}).get("status", {}).get("state") == "TASK_STATE_COMPLETED":
-                    reply.ended = True
+                    reading.end(None)  # A2A's terminal status carries no text
         finally:
             response.release()
-        timing = stamps.done()
-        check_reply(self.system, reply)
-        return timing
+        return reading.checked()
 
     async def close(self) -> None:
         await self._session.close()
