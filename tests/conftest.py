@@ -1,8 +1,13 @@
-"""Fixtures: real gRPC agent servers on loopback ephemeral ports."""
+"""Fixtures: real gRPC agent servers on loopback ephemeral ports.
+
+MESHSCOPE_TEST_EVENT_LOOP=uvloop runs every async test, and the in-process servers it starts, on
+uvloop (the loop `meshscope serve` picks when uvloop is installed); unset, asyncio's own.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -18,6 +23,17 @@ from meshscope.services.runtime.state import SessionStore
 from meshscope.testing import ConsulDevAgent, RedisDevServer
 
 StartServer = Callable[..., Awaitable[AgentServer]]
+
+if os.environ.get("MESHSCOPE_TEST_EVENT_LOOP") == "uvloop":
+    import asyncio
+
+    import uvloop
+
+    def pytest_asyncio_loop_factories(
+        config: pytest.Config, item: pytest.Item
+    ) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+        """pytest-asyncio's hook: every async test on uvloop."""
+        return {"uvloop": uvloop.new_event_loop}
 
 
 def hosted(definition: AgentDefinition | str, model: str = "scripted") -> HostedAgent:

@@ -3,8 +3,9 @@
 `serve_process(build)` is the whole life of a server process, the same for agents, the
 orchestrator and the bridge:
 
-1. `build()` reads and checks every setting before anything binds; bad configuration
-   (`ConfigError`, or another kind the caller names) is one line on stderr,
+1. `build()` reads and checks every setting before anything binds, and MESHSCOPE_EVENT_LOOP
+   picks the event loop (`meshscope.loops`: uvloop when installed, unless set to asyncio); bad
+   configuration (`ConfigError`, or another kind the caller names) is one line on stderr,
    `meshscope: <message>`, and exit status 2;
 2. logging goes to stderr at MESHSCOPE_LOG_LEVEL (default INFO);
 3. the server runs until SIGTERM or SIGINT (`Server.run`: ready line on stdout, graceful
@@ -15,11 +16,11 @@ orchestrator and the bridge:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 from collections.abc import Callable
 
+from meshscope import loops
 from meshscope.config import Config, ConfigError
 from meshscope.server import Hook, Server
 
@@ -49,13 +50,14 @@ def serve_process(
     configuration errors (exit 2).
     """
     try:
+        loop = loops.event_loop_choice()
         server, on_started = build()
     except refused as exc:
         print(f"meshscope: {exc}", file=sys.stderr)
         return 2
     configure_logging()
     try:
-        asyncio.run(server.run(announce=lambda line: print(line, flush=True), on_started=on_started))
+        loops.run(server.run(announce=lambda line: print(line, flush=True), on_started=on_started), loop)
     except OSError as exc:
         print(f"meshscope: cannot serve: {exc}", file=sys.stderr)
         return 1

@@ -41,6 +41,7 @@ from grpc_reflection.v1alpha import reflection
 
 from meshscope.addresses import ensure_bindable, host_port, is_loopback
 from meshscope.auth import TokenCheck
+from meshscope.loops import loop_name
 from meshscope.servicers import add_servicer
 from meshscope.serving import ServeSettings
 
@@ -179,11 +180,12 @@ class Server:
                 self.address,
             )
         log.info(
-            "serving %s on %s (%s%s)",
+            "serving %s on %s (%s%s, %s event loop)",
             self.what,
             self.address,
             "TLS" if security.serves_tls else "plaintext",
             ", mesh token required" if security.token is not None else "",
+            loop_name(asyncio.get_running_loop()),
         )
 
     def _bind(self, server: grpc.aio.Server) -> int:

@@ -56,6 +56,7 @@ class AgentServer(Server):
             self.runner,
             lambda: self.draining,
             max_message_bytes=settings.max_message_bytes,
+            coalesce_max_delay_s=settings.coalesce_max_delay_ms / 1000,
         )
         super().__init__(
             settings,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
 
 import grpc
 
 from meshscope import paging
+from meshscope.services.runtime.coalesce import coalesce
 from meshscope.services.runtime.errors import (
     AgentNotFound,
     InvalidInput,
@@ -44,8 +45,11 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         draining: Callable[[], bool],
         *,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        coalesce_max_delay_s: float = 0.0,
     ) -> None:
         self._store = runner.store
+        self._coalesce_max_delay_s = coalesce_max_delay_s
+        """> 0: text deltas are merged while the caller is behind (`coalesce`); 0: one message per event."""
         self._max_message_bytes = max_message_bytes
         """The server's send limit: every session page is filled to fit it."""
         self._agents = dict(agents)
@@ -90,11 +94,18 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
         try:
             # aclosing: a cancelled call closes the turn's generators now, with the
             # cancellation, instead of leaving them to the garbage collector.
-            async with contextlib.aclosing(self._runner.run(turn)) as events:
+            async with contextlib.aclosing(self._events(turn)) as events:
                 async for event in events:
                     yield event
         except TurnFailed as failure:
             await _abort(context, failure.error)
+
+    def _events(self, turn: Turn) -> AsyncGenerator[agent_pb2.AgentEvent, None]:
+        """The turn's wire events as the call sends them: each alone, or coalesced when enabled."""
+        events = self._runner.run(turn)
+        if self._coalesce_max_delay_s > 0:
+            return coalesce(events, self._coalesce_max_delay_s, max_bytes=self._max_message_bytes)
+        return events
 
     async def GetCard(  # noqa: N802 - gRPC method name
         self, request: agent_pb2.GetCardRequest, context: grpc.aio.ServicerContext
