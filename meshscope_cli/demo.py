@@ -18,15 +18,17 @@ import os
 import sys
 
 from meshscope.cli.launch import LaunchError, launch, meshscope_command
+from meshscope.codec import StreamContext
 from meshscope.services.runtime.client import AgentClient
 
 
 async def _stream(client: AgentClient, agent: str, text: str, session: str) -> None:
     print(f"\n> {agent} <- {text!r}")
     print("  ", end="", flush=True)
+    stream = StreamContext()  # events name their agent only when it changes
     async for event in client.invoke(agent, text, session_id=session, user_id="demo"):
-        kind = event.WhichOneof("kind")
-        if kind == "text_delta" and event.agent == agent:
+        kind = stream.follow(event)
+        if kind == "text_delta" and stream.agent == agent:
             print(event.text_delta.delta, end="", flush=True)
         elif kind == "tool_call_end":
             print(f"[tool call {event.tool_call_end.tool_call_id}] ", end="", flush=True)

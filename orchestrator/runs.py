@@ -374,12 +374,14 @@ class Runner:
         request = self._invoke_request(run, step, agent, message)
         run.steps += 1
         root: str | None = None
+        speaker = agent  # the agent of the last event that named one (events name it when it changes)
         # aclosing: a step closed at a `yield` (its caller left) ends its agent call now.
         async with aclosing(
             stream_step(self.pool, request, deadline=run.deadline, attempts=self.attempts)
         ) as items:
             async for item in items:
                 event = item.event
+                speaker = event.agent or speaker
                 kind = event.WhichOneof("kind")
                 if kind == "reply_start" and root is None:
                     root = event.reply_id
@@ -388,7 +390,7 @@ class Runner:
                 elif kind == "reply_end" and event.reply_id == root:
                     into.message = event.reply_end.message
                     add_usage(run.usage, into.message.usage)
-                yield self._relayed(step, agent, item)
+                yield self._relayed(step, agent, speaker, item)
         if into.message is None:
             raise StepFailed(
                 grpc.StatusCode.INTERNAL,
@@ -421,11 +423,12 @@ class Runner:
             )
         return request
 
-    def _relayed(self, step: str, agent: str, item: StepEvent) -> orchestrator_pb2.RunEvent:
-        """An agent's event in the run's envelope, checked against the message limit."""
+    def _relayed(self, step: str, agent: str, speaker: str, item: StepEvent) -> orchestrator_pb2.RunEvent:
+        """An agent's event in the run's envelope (`speaker`: the agent that produced it, a team
+        member or the step's `agent`), checked against the message limit."""
         event = item.event
         relayed = orchestrator_pb2.RunEvent(
-            step=step, agent=event.agent or agent, replica=item.endpoint.replica_id, agent_event=event
+            step=step, agent=speaker, replica=item.endpoint.replica_id, agent_event=event
         )
         # The agent keeps each event within its own limit; the envelope added here may push
         # one past ours (~0.15 us a check).

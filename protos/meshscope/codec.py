@@ -4,8 +4,10 @@ The agent side encodes AgentScope's events (`services/runtime/events.py`); every
 receiver does with them lives here, beside the stubs, so the orchestrator, the bridge and any
 client use one decoder without importing the agent side (or AgentScope, ~2 s to load):
 
-- `Reply` collects one `Invoke` stream as it arrives: its events, the hosted agent's final
-  message from `reply_end`, the `error` event if the stream failed, and its text.
+- `StreamContext` fills in what an event leaves unsaid because the previous events of its
+  stream said it (the wire rule on `AgentEvent`: reply id, agent, a delta's block id).
+- `Reply` collects one `Invoke` stream as it arrives: its events (completed), the hosted agent's
+  final message from `reply_end`, the `error` event if the stream failed, and its text.
 - `ReplyBuilder` rebuilds every reply of a stream from its events alone, as a wire `Message`
   equal to the one its `reply_end` carries: text and thinking per block, data, tool calls (start,
   input deltas, end -> one `ToolCall` part with its whole input), tool results, hints, usage.
@@ -23,6 +25,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from google.protobuf import json_format, struct_pb2
@@ -130,6 +133,66 @@ def usage_fields(usage: common_pb2.Usage) -> dict[str, int]:
     return {name: getattr(usage, name) for name in USAGE_FIELDS}
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def iso_time(ms: int) -> str:
+    """An event's `created_at_ms` (Unix milliseconds) as ISO 8601 in UTC, e.g.
+    "2026-11-29T10:00:00.123Z" (what a reply's `Message.created_at` holds); "" for 0 (unset)."""
+    if not ms:
+        return ""
+    return (_EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_NAMES_BLOCK = frozenset({"block_start", "block_end", "text_delta", "thinking_delta", "data_delta"})
+"""The kinds whose message has a `block_id`: the ones that name the stream's current block."""
+_DELTAS_BLOCK = frozenset({"text_delta", "thinking_delta", "data_delta"})
+"""The kinds whose `block_id` may be left empty (meaning the block named last)."""
+
+
+class StreamContext:
+    """What the events of one `Invoke` stream leave unsaid, as the events before them said it.
+
+    An `AgentEvent` carries only what changed since the previous event of its stream (the rule
+    on `AgentEvent` in agent.proto): an empty `reply_id` or `agent` means the last one set, an
+    empty `block_id` on a text, thinking or data delta means the block named last. Feed every
+    event of the stream to `follow`, in order; `reply_id`, `agent` and `block_id` are then the
+    followed event's own. Within an orchestrated run, use one context per step.
+    """
+
+    __slots__ = ("agent", "block_id", "reply_id")
+
+    def __init__(self) -> None:
+        self.reply_id = ""
+        """The reply the last followed event belongs to."""
+        self.agent = ""
+        """The agent that produced the last followed event."""
+        self.block_id = ""
+        """The block named last (by a block start or end, or a delta that named one)."""
+
+    def follow(self, event: agent_pb2.AgentEvent) -> str | None:
+        """Take the stream's next event; returns its kind (`WhichOneof("kind")`)."""
+        if event.reply_id:
+            self.reply_id = event.reply_id
+        if event.agent:
+            self.agent = event.agent
+        kind: str | None = event.WhichOneof("kind")
+        if kind in _NAMES_BLOCK:
+            block_id: str = getattr(event, kind).block_id
+            if block_id:
+                self.block_id = block_id
+        return kind
+
+    def complete(self, event: agent_pb2.AgentEvent) -> str | None:
+        """`follow`, then write into `event` what it left unsaid, so that it reads on its own."""
+        kind = self.follow(event)
+        event.reply_id = self.reply_id
+        event.agent = self.agent
+        if kind in _DELTAS_BLOCK:
+            getattr(event, kind).block_id = self.block_id
+        return kind
+
+
 def as_input(message: common_pb2.Message) -> common_pb2.Message:
     """A reply as the next step's input: a user message with its text, data and url parts.
 
@@ -150,11 +213,12 @@ def streamed_text(events: Iterable[agent_pb2.AgentEvent]) -> str:
     """
     root: str | None = None
     pieces: list[str] = []
+    stream = StreamContext()
     for event in events:
-        kind = event.WhichOneof("kind")
+        kind = stream.follow(event)
         if root is None and kind == "reply_start":
-            root = event.reply_id
-        elif kind == "text_delta" and event.reply_id == root:
+            root = stream.reply_id
+        elif kind == "text_delta" and stream.reply_id == root:
             pieces.append(event.text_delta.delta)
     return "".join(pieces)
 
@@ -163,8 +227,10 @@ def streamed_text(events: Iterable[agent_pb2.AgentEvent]) -> str:
 class Reply:
     """One `Invoke` stream, collected as it arrives (feed each event to `add`).
 
-    Cheap per event: it keeps the events and reads the root reply's id, its `reply_end` and
-    an `error` event; `rebuilt()` replays the events when the parts are wanted.
+    Cheap per event: it keeps the events, each completed with what the stream left unsaid
+    (`StreamContext.complete`: every kept event names its reply, agent and block), and reads
+    the root reply's id, its `reply_end` and an `error` event; `rebuilt()` replays the events
+    when the parts are wanted.
     """
 
     events: list[agent_pb2.AgentEvent] = field(default_factory=list)
@@ -174,11 +240,13 @@ class Reply:
     """The stream's terminal `error` event (code name, message, retryable, reason), if it failed."""
     root_reply_id: str | None = None
     """The id of the hosted agent's own reply: the first reply that started."""
+    stream: StreamContext = field(default_factory=StreamContext)
+    """What the events so far said (see `StreamContext`)."""
 
     def add(self, event: agent_pb2.AgentEvent) -> None:
-        """Take the stream's next event."""
+        """Take the stream's next event (completed in place, see `StreamContext.complete`)."""
+        kind = self.stream.complete(event)
         self.events.append(event)
-        kind = event.WhichOneof("kind")
         if kind == "reply_start":
             if self.root_reply_id is None:
                 self.root_reply_id = event.reply_id
@@ -236,15 +304,18 @@ class ReplyBuilder:
         """The id of the hosted agent's own reply (the first that started)."""
         self.error: agent_pb2.ErrorEvent | None = None
         """The stream's terminal `error` event, if it carried one."""
+        self.stream = StreamContext()
+        """What the events so far said (see `StreamContext`)."""
 
     def add(self, event: agent_pb2.AgentEvent) -> None:
-        """Fold one wire event into the reply it belongs to."""
-        kind = event.WhichOneof("kind")
-        reply_id = event.reply_id
+        """Fold the stream's next wire event into the reply it belongs to."""
+        stream = self.stream
+        kind = stream.follow(event)
+        reply_id = stream.reply_id
         if kind == "text_delta":
             pending = self._pending.get(reply_id)
             if pending is not None:
-                pending.setdefault(event.text_delta.block_id, []).append(event.text_delta.delta)
+                pending.setdefault(stream.block_id, []).append(event.text_delta.delta)
             return
         if kind == "error":
             self.error = event.error
@@ -255,7 +326,7 @@ class ReplyBuilder:
                 id=reply_id,
                 role=start.role or common_pb2.ROLE_ASSISTANT,
                 name=start.name,
-                created_at=event.created_at,
+                created_at=iso_time(event.created_at_ms),
             )
             self._replies[reply_id] = _Building(message)
             self._pending[reply_id] = {}
@@ -266,7 +337,11 @@ class ReplyBuilder:
         if building is None or kind is None:
             return
         self._flush(reply_id)
-        _APPLY.get(kind, _ignore)(building, event)
+        extend = _EXTEND.get(kind)
+        if extend is not None:
+            extend(building, event, stream.block_id)
+        else:
+            _APPLY.get(kind, _ignore)(building, event)
 
     def _flush(self, reply_id: str) -> None:
         pending = self._pending.get(reply_id)
@@ -322,15 +397,15 @@ def _block_start(building: _Building, event: agent_pb2.AgentEvent) -> None:
     building.blocks[start.block_id] = building.append(part)
 
 
-def _thinking_delta(building: _Building, event: agent_pb2.AgentEvent) -> None:
-    part = building.blocks.get(event.thinking_delta.block_id)
+def _thinking_delta(building: _Building, event: agent_pb2.AgentEvent, block_id: str) -> None:
+    part = building.blocks.get(block_id)
     if part is not None and part.WhichOneof("kind") == "thinking":
         part.thinking += event.thinking_delta.delta
 
 
-def _data_delta(building: _Building, event: agent_pb2.AgentEvent) -> None:
+def _data_delta(building: _Building, event: agent_pb2.AgentEvent, block_id: str) -> None:
     delta = event.data_delta
-    part = building.blocks.get(delta.block_id)
+    part = building.blocks.get(block_id)
     if part is None or part.WhichOneof("kind") not in ("data", "url"):
         return
     if delta.WhichOneof("source") == "url":
@@ -415,10 +490,11 @@ def _reply_end(building: _Building, event: agent_pb2.AgentEvent) -> None:
     building.message.finished_reason = event.reply_end.finished_reason
 
 
+_EXTEND = {"thinking_delta": _thinking_delta, "data_delta": _data_delta}
+"""How a thinking or data delta extends its block (the stream's current block, see `StreamContext`)."""
+
 _APPLY = {
     "block_start": _block_start,
-    "thinking_delta": _thinking_delta,
-    "data_delta": _data_delta,
     "block_end": _block_end,
     "tool_call_start": _tool_call_start,
     "tool_call_delta": _tool_call_delta,

@@ -10,6 +10,7 @@ last model call's blocks; the rebuilt message rides on `reply_end`.
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,12 +19,56 @@ from agentscope import event as ev
 from agentscope.event import EventType
 from agentscope.message import AssistantMsg, HintBlock, Msg, TextBlock
 
-from meshscope.codec import TOOL_RESULT_STATES, from_struct, to_struct, usage_fields, usage_of
+from meshscope.codec import (
+    TOOL_RESULT_STATES,
+    StreamContext,
+    from_struct,
+    iso_time,
+    to_struct,
+    usage_fields,
+    usage_of,
+)
 from meshscope.services.runtime.errors import EventTooLarge, MeshError
 from meshscope.services.runtime.messages import block_from_part, block_to_part, msg_to_message
 from meshscope.v1 import agent_pb2, common_pb2
 
 _TEXT_BLOCK_DELTA = EventType.TEXT_BLOCK_DELTA
+_REPLY_START = EventType.REPLY_START
+_ALWAYS_ADDRESSED = frozenset({EventType.REPLY_START, EventType.REPLY_END})
+"""The events that always name their reply and agent (the orchestrator reads them there)."""
+_DELTAS = frozenset(
+    {
+        EventType.TEXT_BLOCK_DELTA,
+        EventType.THINKING_BLOCK_DELTA,
+        EventType.DATA_BLOCK_DELTA,
+        EventType.TOOL_CALL_DELTA,
+        EventType.TOOL_RESULT_TEXT_DELTA,
+        EventType.TOOL_RESULT_DATA_DELTA,
+    }
+)
+"""The events sent without their event id (nothing refers to a delta's)."""
+_NAMING_BLOCK = frozenset(
+    {
+        EventType.TEXT_BLOCK_START,
+        EventType.THINKING_BLOCK_START,
+        EventType.DATA_BLOCK_START,
+        EventType.TEXT_BLOCK_END,
+        EventType.THINKING_BLOCK_END,
+        EventType.DATA_BLOCK_END,
+    }
+)
+"""The events that always name their block (a receiver's current block from then on)."""
+_BLOCK_DELTAS = {EventType.THINKING_BLOCK_DELTA: "thinking_delta", EventType.DATA_BLOCK_DELTA: "data_delta"}
+"""Besides text deltas (inlined), the deltas that leave out the block id of the current block."""
+
+
+_DELTA_OVERHEAD = 64
+"""Bytes of a text delta's event besides its text, when it names neither reply nor block: at
+most 34 (sequence and time, 11 each; the delta's message and its text field, 6 each)."""
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 class ReplyAssembler:
@@ -43,8 +88,9 @@ class ReplyAssembler:
         if pending is not None:
             pending.append((block_id, delta))
 
-    def apply(self, event: Any) -> None:
-        """Fold one AgentScope event into the reply it belongs to."""
+    def apply(self, event: Any, created_at: str | None = None) -> None:
+        """Fold one AgentScope event into the reply it belongs to; a reply's start dates the
+        reply with `created_at` (default: the event's own)."""
         reply_id = getattr(event, "reply_id", None)
         if reply_id is None:
             return
@@ -53,9 +99,9 @@ class ReplyAssembler:
             return
         self._flush_text(reply_id)
         if event.type == EventType.REPLY_START:
-            # Dated by its start event, so a receiver rebuilding it from the wire gets the same time.
+            # Dated as its start event goes on the wire, so a receiver rebuilding it gets the same time.
             self._replies[reply_id] = AssistantMsg(
-                name=event.name, content=[], id=reply_id, created_at=event.created_at
+                name=event.name, content=[], id=reply_id, created_at=created_at or event.created_at
             )
             self._authors[reply_id] = event.name
             self._pending_text[reply_id] = []
@@ -96,46 +142,84 @@ class ReplyAssembler:
 
 
 class EventEncoder:
-    """Numbers and encodes the events of one Invoke stream."""
+    """Numbers and encodes the events of one Invoke stream.
+
+    Each event carries only what a receiver could not infer from the ones before it (the rule
+    on `AgentEvent` in agent.proto, read back by `meshscope.codec.StreamContext`): the reply id
+    and agent when they change (always on a reply's start and end), a delta's block id when it
+    is not the block named last, no event id on deltas; the time as Unix milliseconds.
+    """
 
     def __init__(self, agent: str, max_bytes: int | None = None) -> None:
         self._agent = agent
         self._sequence = 0
         self._max_bytes = max_bytes
+        self._small_delta = (max_bytes - _DELTA_OVERHEAD) // 4 if max_bytes is not None else 0
+        """The longest text (in characters) a delta naming nothing else can carry within the
+        limit whatever its characters (4 bytes each at most): such a delta is not measured."""
         self.assembler = ReplyAssembler()
+        # What the receiver knows so far (the last of each it was sent).
+        self._reply_id = ""
+        self._author = ""
+        self._block_id = ""
 
     @property
     def sent(self) -> int:
         """How many events were encoded so far."""
         return self._sequence
 
-    def _envelope(
-        self, *, event_id: str = "", reply_id: str = "", created_at: str = ""
-    ) -> agent_pb2.AgentEvent:
-        self._sequence += 1
-        return agent_pb2.AgentEvent(
-            sequence=self._sequence,
-            event_id=event_id,
-            reply_id=reply_id,
-            created_at=created_at,
-            agent=self.assembler.authors.get(reply_id) or self._agent,
-        )
+    def _address(self, out: agent_pb2.AgentEvent, reply_id: str, always: bool = False) -> None:
+        """Name on `out` its reply and agent where the receiver could not infer them."""
+        if reply_id and (always or reply_id != self._reply_id):
+            out.reply_id = self._reply_id = reply_id
+            author = self.assembler.authors.get(reply_id) or self._agent
+        elif self._author:
+            return  # no reply of its own: it reads as the current reply's, by the current agent
+        else:
+            author = self._agent  # the stream's first event names its agent
+        if always or author != self._author:
+            out.agent = self._author = author
 
     def encode(self, event: Any) -> agent_pb2.AgentEvent:
         """Fold `event` into its reply, then encode it for the wire."""
         reply_id = getattr(event, "reply_id", "") or ""
+        self._sequence += 1
         if event.type == _TEXT_BLOCK_DELTA:
             # Most of a stream: set in place, with no dispatch, and joined into the
             # reply once per block rather than appended to it delta by delta.
-            self.assembler.add_text(reply_id, event.block_id, event.delta)
-            out = self._envelope(event_id=event.id, reply_id=reply_id, created_at=event.created_at)
+            block_id, delta = event.block_id, event.delta
+            self.assembler.add_text(reply_id, block_id, delta)
+            out = agent_pb2.AgentEvent(sequence=self._sequence, created_at_ms=time.time_ns() // 1_000_000)
             text_delta = out.text_delta
-            text_delta.block_id = event.block_id
-            text_delta.delta = event.delta
+            named = False
+            if reply_id != self._reply_id:
+                self._address(out, reply_id)
+                named = True
+            if block_id != self._block_id:
+                text_delta.block_id = self._block_id = block_id
+                named = True
+            text_delta.delta = delta
+            if self._max_bytes is not None and (named or len(delta) > self._small_delta):
+                self._check_size(out)
+            return out
+        ms = _now_ms()
+        out = agent_pb2.AgentEvent(sequence=self._sequence, created_at_ms=ms)
+        event_type = event.type
+        # First: a reply's start names its author (and is dated as it goes on the wire).
+        self.assembler.apply(event, iso_time(ms) if event_type == _REPLY_START else None)
+        self._address(out, reply_id, event_type in _ALWAYS_ADDRESSED)
+        if event_type not in _DELTAS:
+            out.event_id = event.id
+        _fill(out, event, self.assembler)
+        if event_type in _NAMING_BLOCK:
+            self._block_id = event.block_id
         else:
-            self.assembler.apply(event)  # first: a reply's start names its author
-            out = self._envelope(event_id=event.id, reply_id=reply_id, created_at=event.created_at)
-            _fill(out, event, self.assembler)
+            delta_kind = _BLOCK_DELTAS.get(event_type)
+            if delta_kind is not None:
+                if event.block_id == self._block_id:
+                    getattr(out, delta_kind).block_id = ""
+                else:
+                    self._block_id = event.block_id
         if self._max_bytes is not None:
             self._check_size(out)
         return out
@@ -146,6 +230,8 @@ class EventEncoder:
         size = out.ByteSize()
         if size > self._max_bytes:
             self._sequence -= 1  # never sent: the error event takes its place, leaving no gap
+            # Nor is what it named known to the receiver: the error event names it all again.
+            self._reply_id = self._author = self._block_id = ""
             kind = out.WhichOneof("kind")
             raise EventTooLarge(
                 f"agent {self._agent!r}: its {kind} event is {size} bytes, over this server's message "
@@ -155,7 +241,9 @@ class EventEncoder:
     def error(self, error: MeshError) -> agent_pb2.AgentEvent:
         """The terminal error event of a stream that fails with `error`: its code, message,
         retryability and reason (the same the stream's status then carries)."""
-        out = self._envelope(reply_id=self.assembler.root_reply_id or "")
+        self._sequence += 1
+        out = agent_pb2.AgentEvent(sequence=self._sequence, created_at_ms=_now_ms())
+        self._address(out, self.assembler.root_reply_id or "")
         out.error.CopyFrom(
             agent_pb2.ErrorEvent(
                 code=error.code.name, message=error.message, retryable=error.retryable, reason=error.reason
@@ -387,31 +475,35 @@ def _fill(out: agent_pb2.AgentEvent, event: Any, assembler: ReplyAssembler) -> N
         row.to_wire(event, wire, assembler)
 
 
-def decode_event(wire: agent_pb2.AgentEvent) -> Any | None:
+def decode_event(wire: agent_pb2.AgentEvent, stream: StreamContext) -> Any | None:
     """The AgentScope event a wire event carries (None for error/custom events).
 
-    With `rebuild_reply` this is the proof that the wire loses nothing: the
-    receiver replays the events into an `AssistantMsg` exactly as the sender did.
+    `stream` is the context of the event's stream (every event of the stream goes through
+    here, in order): it gives back what the event left unsaid (its reply, a delta's block).
+    With `rebuild_reply` this is the proof that the wire loses nothing: the receiver replays
+    the events into an `AssistantMsg` exactly as the sender did.
     """
-    decoded = _decode(wire)
+    kind = stream.follow(wire)
+    decoded = _decode(wire, kind, stream)
     if decoded is not None:
         if wire.event_id:
             decoded.id = wire.event_id
-        if wire.created_at:
-            decoded.created_at = wire.created_at
+        if wire.created_at_ms:
+            decoded.created_at = iso_time(wire.created_at_ms)
     return decoded
 
 
-def _decode(event: agent_pb2.AgentEvent) -> Any | None:
-    kind = event.WhichOneof("kind")
+def _decode(event: agent_pb2.AgentEvent, kind: str | None, stream: StreamContext) -> Any | None:
     rows = _BY_KIND.get(kind) if kind is not None else None
     if rows is None:
         return None
-    wire = getattr(event, kind)
+    wire = getattr(event, kind)  # type: ignore[arg-type]
     row = next(r for r in rows if r.matches is None or r.matches(wire))
-    fields: dict[str, Any] = {"reply_id": event.reply_id}
+    fields: dict[str, Any] = {"reply_id": stream.reply_id}
     for name, wire_name in row.fields:
         fields[name] = getattr(wire, wire_name)
+    if kind in ("text_delta", "thinking_delta", "data_delta"):
+        fields["block_id"] = stream.block_id
     if row.from_wire is not None:
         fields |= row.from_wire(wire)
     # `model_validate`: pydantic coerces strings to AgentScope's enums exactly as it does
@@ -420,10 +512,11 @@ def _decode(event: agent_pb2.AgentEvent) -> Any | None:
 
 
 def rebuild_reply(events: list[agent_pb2.AgentEvent]) -> Msg | None:
-    """Rebuild the hosted agent's reply from wire events alone."""
+    """Rebuild the hosted agent's reply from the wire events of one stream alone."""
     assembler = ReplyAssembler()
+    stream = StreamContext()
     for wire in events:
-        decoded = decode_event(wire)
+        decoded = decode_event(wire, stream)
         if decoded is not None:
             assembler.apply(decoded)
     return assembler.root_reply

@@ -65,16 +65,19 @@ async def _run(
     return events, failed.value.details() or ""
 
 
-REPLY_END_OVERHEAD = 151
-"""What the analyst's reply_end event adds to an input it quotes (ids, time, its words)."""
+DELTA_OVERHEAD = 19
+"""What the analyst's first text delta (the whole input it quotes, in one delta) adds to it:
+its sequence, time and the block id (a delta names neither reply nor agent)."""
+REPLY_END_OVERHEAD = 263
+"""What the analyst's reply_end event adds to an input it quotes (ids, names, time, its words)."""
 
 
 async def test_an_event_too_large_to_relay_ends_the_run_with_an_error_event(
     orchestrator: OrchestratorServer,
 ) -> None:
-    # The agent's reply quotes the input: its reply_end arrives within the limit (30 bytes
+    # The agent's reply quotes the input: its text delta arrives within the limit (30 bytes
     # to spare), and the run's envelope around it would not fit.
-    _, message = await _run(orchestrator, "analyst", "x" * (LIMIT - REPLY_END_OVERHEAD - 30))
+    _, message = await _run(orchestrator, "analyst", "x" * (LIMIT - DELTA_OVERHEAD - 30))
     assert message.startswith("step 'analyst': agent 'analyst' sent an event of ")
     assert f"too large to relay within the {LIMIT}-byte message limit" in message
 
@@ -82,7 +85,9 @@ async def test_an_event_too_large_to_relay_ends_the_run_with_an_error_event(
 async def test_an_event_over_the_limit_on_the_agent_hop_says_which_limit(
     orchestrator: OrchestratorServer,
 ) -> None:
-    _, message = await _run(orchestrator, "analyst", "x" * (LIMIT - 64))
+    # The text delta is relayed (its envelope fits in the ~130 bytes left); the reply_end,
+    # which quotes the input too, is over the limit on the agent hop.
+    _, message = await _run(orchestrator, "analyst", "x" * (LIMIT - REPLY_END_OVERHEAD + 100))
     assert "Received message larger than max" in message
     assert "give both the same MESHSCOPE_GRPC_MAX_MESSAGE_BYTES" in message
 

@@ -108,7 +108,9 @@ async def test_two_turns_of_one_session_never_run_at_once(
     assert long_events[-1].HasField("reply_end")
     assert queued.message is not None
     # The queued turn started after the long one ended, and saw it.
-    assert long_events[-1].created_at <= queued.events[0].created_at  # reply end, then the next reply start
+    assert (
+        long_events[-1].created_at_ms <= queued.events[0].created_at_ms
+    )  # reply end, then the next reply start
     assert "turn 2" in queued.text
     assert "Earlier you said: slow two" in queued.text
 

@@ -43,7 +43,7 @@ def a_turn() -> list[agent_pb2.AgentEvent]:
         [
             event(
                 reply_id=R,
-                created_at="2026-11-29T10:00:00Z",
+                created_at_ms=1_795_946_400_123,  # 2026-11-29T10:00:00.123Z
                 reply_start=agent_pb2.ReplyStart(
                     session_id="s", name="analyst", role=common_pb2.ROLE_ASSISTANT
                 ),
@@ -98,7 +98,7 @@ def test_a_reply_is_rebuilt_part_by_part_from_its_events() -> None:
     rebuilt = codec.rebuild_reply(a_turn())
     assert rebuilt is not None
     assert (rebuilt.id, rebuilt.name, rebuilt.role) == (R, "analyst", common_pb2.ROLE_ASSISTANT)
-    assert rebuilt.created_at == "2026-11-29T10:00:00Z"
+    assert rebuilt.created_at == "2026-11-29T10:00:00.123Z"
     assert [(p.id, p.WhichOneof("kind")) for p in rebuilt.parts] == [
         ("t", "thinking"),
         ("x", "text"),
@@ -262,3 +262,40 @@ def test_a_name_table_reads_both_ways_and_refuses_a_value_twice() -> None:
     assert codec.TOOL_RESULT_STATES.name_of(common_pb2.TOOL_RESULT_STATE_UNSPECIFIED, "success") == "success"
     with pytest.raises(ValueError, match="appears twice"):
         codec.Names({"user": common_pb2.ROLE_USER, "human": common_pb2.ROLE_USER})
+
+
+def test_times_read_as_iso_8601_in_utc_to_the_millisecond() -> None:
+    assert codec.iso_time(1_795_946_400_123) == "2026-11-29T10:00:00.123Z"
+    assert codec.iso_time(1_795_946_400_000) == "2026-11-29T10:00:00.000Z"
+    assert codec.iso_time(0) == ""  # unset
+
+
+def test_a_stream_context_fills_in_what_events_leave_unsaid() -> None:
+    """Empty reply id and agent: the last ones named; a delta's empty block id: the block named last."""
+    event = agent_pb2.AgentEvent
+    stream = [
+        event(reply_id=R, agent="analyst", reply_start=agent_pb2.ReplyStart(name="analyst")),
+        event(block_start=agent_pb2.BlockStart(block_id="x", kind=agent_pb2.BLOCK_KIND_TEXT)),
+        event(text_delta=agent_pb2.TextDelta(delta="a")),
+        event(reply_id="r2", agent="helper", text_delta=agent_pb2.TextDelta(block_id="y", delta="b")),
+        event(thinking_delta=agent_pb2.ThinkingDelta(delta="c")),
+        event(reply_id=R, agent="analyst", data_delta=agent_pb2.DataDelta(block_id="d", data=b"1")),
+        event(block_end=agent_pb2.BlockEnd(block_id="x")),
+        event(text_delta=agent_pb2.TextDelta(delta="e")),
+    ]
+    context = codec.StreamContext()
+    seen = []
+    for e in stream:
+        kind = context.complete(e)
+        block = getattr(e, str(kind)).block_id if kind != "reply_start" else ""
+        seen.append((kind, e.reply_id, e.agent, block))
+    assert seen == [
+        ("reply_start", R, "analyst", ""),
+        ("block_start", R, "analyst", "x"),
+        ("text_delta", R, "analyst", "x"),
+        ("text_delta", "r2", "helper", "y"),
+        ("thinking_delta", "r2", "helper", "y"),
+        ("data_delta", R, "analyst", "d"),
+        ("block_end", R, "analyst", "x"),
+        ("text_delta", R, "analyst", "x"),
+    ]

@@ -11,7 +11,7 @@ from agentscope.message import TextBlock, ToolCallBlock, ToolResultState, UserMs
 from agentscope.tool import Toolkit
 
 from meshscope import codec
-from meshscope.codec import from_struct
+from meshscope.codec import StreamContext, from_struct
 from meshscope.services.analyst import summarize_numbers
 from meshscope.services.runtime.events import EventEncoder, decode_event, rebuild_reply
 from meshscope.services.runtime.messages import msg_to_message
@@ -115,7 +115,8 @@ def test_every_event_kind_has_a_wire_form_and_sequence_numbers() -> None:
     assert from_struct(custom.custom.value) == {"tasks": 2}
     data = next(w for w in wire if w.HasField("data_delta"))
     assert data.data_delta.data == b"\x89PNG-bytes"
-    assert all(w.agent == "analyst" for w in wire)
+    stream = StreamContext()
+    assert all(stream.follow(w) and stream.agent == "analyst" for w in wire)
 
 
 def test_a_receiver_rebuilds_the_reply_end_message_from_the_events_alone() -> None:
@@ -170,17 +171,96 @@ async def test_a_real_agent_turn_survives_the_wire() -> None:
 
 def test_every_event_with_a_wire_form_reads_back_as_itself() -> None:
     """One table drives both directions: each event the encoder gives a wire form of its own
-    decodes back to an equal event (the wire carries no session id on a reply's end)."""
+    decodes back to an equal event: all but the session id of a reply's end, the ids of deltas
+    and the time (milliseconds since the epoch, for AgentScope's local-time string), which the
+    wire does not carry."""
     encoder = EventEncoder("analyst")
+    stream = StreamContext()
     round_trips = 0
     for event in every_kind_of_event():
         wire = encoder.encode(event)
-        decoded = decode_event(wire)
+        decoded = decode_event(wire, stream)
         if wire.HasField("custom"):
             assert decoded is None  # carried as JSON, for receivers to read as they like
             continue
         assert decoded is not None and type(decoded) is type(event)
-        lossy = {"session_id"} if isinstance(event, ev.ReplyEndEvent) else set()
+        lossy = {"created_at"} | ({"session_id"} if isinstance(event, ev.ReplyEndEvent) else set())
+        if "delta" in str(wire.WhichOneof("kind")):
+            lossy.add("id")
         assert decoded.model_dump(exclude=lossy) == event.model_dump(exclude=lossy), event.type
         round_trips += 1
     assert round_trips == len(every_kind_of_event()) - 2
+
+
+def test_events_name_only_what_changed_and_a_receiver_fills_in_the_rest() -> None:
+    """Two replies of a team interleave, each with a text block "b": an event names its reply,
+    agent and block only where they switch (a reply's start and end always), no delta carries
+    an event id, and a receiver following the stream puts every delta where it belongs."""
+    a, b = "reply-a", "reply-b"
+    events = [
+        ev.ReplyStartEvent(session_id="s", reply_id=a, name="manager"),
+        ev.TextBlockStartEvent(reply_id=a, block_id="b"),
+        ev.TextBlockDeltaEvent(reply_id=a, block_id="b", delta="one "),
+        ev.ReplyStartEvent(session_id="s", reply_id=b, name="researcher"),
+        ev.TextBlockStartEvent(reply_id=b, block_id="b"),
+        ev.TextBlockDeltaEvent(reply_id=b, block_id="b", delta="inner"),
+        ev.TextBlockDeltaEvent(reply_id=a, block_id="b", delta="two "),  # a's own "b"
+        ev.ThinkingBlockStartEvent(reply_id=b, block_id="t"),
+        ev.ThinkingBlockDeltaEvent(reply_id=b, block_id="t", delta="hmm"),
+        ev.TextBlockDeltaEvent(reply_id=a, block_id="b", delta="three"),
+        ev.ThinkingBlockDeltaEvent(reply_id=b, block_id="t", delta="!"),
+        ev.ThinkingBlockEndEvent(reply_id=b, block_id="t"),
+        ev.TextBlockEndEvent(reply_id=b, block_id="b"),
+        ev.ReplyEndEvent(session_id="s", reply_id=b),
+        ev.TextBlockEndEvent(reply_id=a, block_id="b"),
+        ev.ReplyEndEvent(session_id="s", reply_id=a),
+    ]
+    encoder = EventEncoder("manager")
+    wire = [encoder.encode(e) for e in events]
+
+    def names(w: agent_pb2.AgentEvent) -> tuple[str, str, str, str]:
+        kind = str(w.WhichOneof("kind"))
+        block = getattr(w, kind).block_id if kind.endswith("_delta") else "-"
+        return (w.reply_id[-1:], w.agent, kind, block)
+
+    named = [names(w) for w in wire]
+    assert named == [
+        ("a", "manager", "reply_start", "-"),
+        ("", "", "block_start", "-"),
+        ("", "", "text_delta", ""),
+        ("b", "researcher", "reply_start", "-"),
+        ("", "", "block_start", "-"),
+        ("", "", "text_delta", ""),
+        ("a", "manager", "text_delta", ""),  # a's "b" is the block named last: not named again
+        ("b", "researcher", "block_start", "-"),
+        ("", "", "thinking_delta", ""),
+        ("a", "manager", "text_delta", "b"),
+        ("b", "researcher", "thinking_delta", "t"),
+        ("", "", "block_end", "-"),
+        ("", "", "block_end", "-"),
+        ("b", "researcher", "reply_end", "-"),
+        ("a", "manager", "block_end", "-"),
+        ("a", "manager", "reply_end", "-"),
+    ]
+    assert all(not w.event_id for w in wire if "delta" in str(w.WhichOneof("kind")))
+    assert all(w.event_id and w.created_at_ms for w in wire if "delta" not in str(w.WhichOneof("kind")))
+    builder = codec.ReplyBuilder()
+    for w in wire:
+        builder.add(w)
+    texts = {m.id: [(p.WhichOneof("kind"), p.text or p.thinking) for p in m.parts] for m in builder.replies}
+    assert texts == {a: [("text", "one two three")], b: [("text", "inner"), ("thinking", "hmm!")]}
+    ends = [w for w in wire if w.HasField("reply_end")]
+    assert all(
+        same_reply(builder.reply(w.reply_id) or common_pb2.Message(), w.reply_end.message) for w in ends
+    )
+    reply = codec.Reply()
+    for w in wire:
+        reply.add(w)
+    assert [(e.reply_id[-1:], e.agent) for e in reply.events if e.HasField("text_delta")] == [
+        ("a", "manager"),
+        ("b", "researcher"),
+        ("a", "manager"),
+        ("a", "manager"),
+    ]
+    assert reply.text == "one two three"
+    assert (rebuilt := rebuild_reply(wire)) is not None and rebuilt.get_text_content() == "one two three"

@@ -45,6 +45,15 @@ def test_a_delta_of_multibyte_characters_over_the_limit_is_caught() -> None:
     assert encoder.sent == 0  # nothing was numbered for the event that was never sent
 
 
+def test_a_short_delta_naming_a_long_block_over_the_limit_is_caught() -> None:
+    """A short delta is measured too when it names its reply or block (those have no bound)."""
+    encoder = EventEncoder("analyst", max_bytes=256)
+    with pytest.raises(EventTooLarge, match="text_delta event is 3") as refused:
+        encoder.encode(TextBlockDeltaEvent(reply_id="r", block_id="b" * 300, delta="hi"))
+    error = encoder.error(refused.value)
+    assert (error.sequence, error.agent) == (1, "analyst")  # named: the refused event never told it
+
+
 def test_consul_durations_never_use_an_exponent() -> None:
     assert duration(1) == "1000ms"
     assert duration(0.25) == "250ms"

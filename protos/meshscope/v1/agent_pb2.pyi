@@ -198,12 +198,12 @@ class ErrorEvent(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., retryable: _Optional[bool] = ..., reason: _Optional[_Union[_common_pb2.ErrorReason, str]] = ...) -> None: ...
 
 class AgentEvent(_message.Message):
-    __slots__ = ("sequence", "event_id", "reply_id", "created_at", "agent", "reply_start", "reply_end", "model_call_start", "model_call_end", "block_start", "text_delta", "thinking_delta", "data_delta", "block_end", "tool_call_start", "tool_call_delta", "tool_call_end", "tool_result_start", "tool_result_delta", "tool_result_end", "hint", "custom", "error")
+    __slots__ = ("sequence", "event_id", "reply_id", "agent", "created_at_ms", "reply_start", "reply_end", "model_call_start", "model_call_end", "block_start", "text_delta", "thinking_delta", "data_delta", "block_end", "tool_call_start", "tool_call_delta", "tool_call_end", "tool_result_start", "tool_result_delta", "tool_result_end", "hint", "custom", "error")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     REPLY_ID_FIELD_NUMBER: _ClassVar[int]
-    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     AGENT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     REPLY_START_FIELD_NUMBER: _ClassVar[int]
     REPLY_END_FIELD_NUMBER: _ClassVar[int]
     MODEL_CALL_START_FIELD_NUMBER: _ClassVar[int]
@@ -225,8 +225,8 @@ class AgentEvent(_message.Message):
     sequence: int
     event_id: str
     reply_id: str
-    created_at: str
     agent: str
+    created_at_ms: int
     reply_start: ReplyStart
     reply_end: ReplyEnd
     model_call_start: ModelCallStart
@@ -245,4 +245,4 @@ class AgentEvent(_message.Message):
     hint: HintEvent
     custom: CustomEvent
     error: ErrorEvent
-    def __init__(self, sequence: _Optional[int] = ..., event_id: _Optional[str] = ..., reply_id: _Optional[str] = ..., created_at: _Optional[str] = ..., agent: _Optional[str] = ..., reply_start: _Optional[_Union[ReplyStart, _Mapping]] = ..., reply_end: _Optional[_Union[ReplyEnd, _Mapping]] = ..., model_call_start: _Optional[_Union[ModelCallStart, _Mapping]] = ..., model_call_end: _Optional[_Union[ModelCallEnd, _Mapping]] = ..., block_start: _Optional[_Union[BlockStart, _Mapping]] = ..., text_delta: _Optional[_Union[TextDelta, _Mapping]] = ..., thinking_delta: _Optional[_Union[ThinkingDelta, _Mapping]] = ..., data_delta: _Optional[_Union[DataDelta, _Mapping]] = ..., block_end: _Optional[_Union[BlockEnd, _Mapping]] = ..., tool_call_start: _Optional[_Union[ToolCallStart, _Mapping]] = ..., tool_call_delta: _Optional[_Union[ToolCallDelta, _Mapping]] = ..., tool_call_end: _Optional[_Union[ToolCallEnd, _Mapping]] = ..., tool_result_start: _Optional[_Union[ToolResultStart, _Mapping]] = ..., tool_result_delta: _Optional[_Union[ToolResultDelta, _Mapping]] = ..., tool_result_end: _Optional[_Union[ToolResultEnd, _Mapping]] = ..., hint: _Optional[_Union[HintEvent, _Mapping]] = ..., custom: _Optional[_Union[CustomEvent, _Mapping]] = ..., error: _Optional[_Union[ErrorEvent, _Mapping]] = ...) -> None: ...
+    def __init__(self, sequence: _Optional[int] = ..., event_id: _Optional[str] = ..., reply_id: _Optional[str] = ..., agent: _Optional[str] = ..., created_at_ms: _Optional[int] = ..., reply_start: _Optional[_Union[ReplyStart, _Mapping]] = ..., reply_end: _Optional[_Union[ReplyEnd, _Mapping]] = ..., model_call_start: _Optional[_Union[ModelCallStart, _Mapping]] = ..., model_call_end: _Optional[_Union[ModelCallEnd, _Mapping]] = ..., block_start: _Optional[_Union[BlockStart, _Mapping]] = ..., text_delta: _Optional[_Union[TextDelta, _Mapping]] = ..., thinking_delta: _Optional[_Union[ThinkingDelta, _Mapping]] = ..., data_delta: _Optional[_Union[DataDelta, _Mapping]] = ..., block_end: _Optional[_Union[BlockEnd, _Mapping]] = ..., tool_call_start: _Optional[_Union[ToolCallStart, _Mapping]] = ..., tool_call_delta: _Optional[_Union[ToolCallDelta, _Mapping]] = ..., tool_call_end: _Optional[_Union[ToolCallEnd, _Mapping]] = ..., tool_result_start: _Optional[_Union[ToolResultStart, _Mapping]] = ..., tool_result_delta: _Optional[_Union[ToolResultDelta, _Mapping]] = ..., tool_result_end: _Optional[_Union[ToolResultEnd, _Mapping]] = ..., hint: _Optional[_Union[HintEvent, _Mapping]] = ..., custom: _Optional[_Union[CustomEvent, _Mapping]] = ..., error: _Optional[_Union[ErrorEvent, _Mapping]] = ...) -> None: ...
