@@ -8,6 +8,10 @@ Consul stopped answering (one WARNING for all queries) and when it answered
 again, with how long it was out. An index that goes backwards (Consul
 restarted and lost its state) resets the query. `StaticWatcher` serves fixed endpoints.
 Both notify listeners on every change.
+
+The Consul client (py-consul, with aiohttp and requests: ~20 MB resident) is imported when a
+`ConsulWatcher` starts or `list_replicas` runs, not with this module: a process with static
+discovery never loads it.
 """
 
 from __future__ import annotations
@@ -19,11 +23,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-import consul
-
 from meshscope.discovery.backoff import Backoff, Outage
 from meshscope.discovery.config import ConsulSettings
-from meshscope.discovery.consul_client import connect, describe_error, duration
 from meshscope.discovery.model import AGENT_TAG, Instance, replica_id_for
 
 log = logging.getLogger("meshscope.discovery")
@@ -183,6 +184,8 @@ class ConsulWatcher(_Notifier):
         """When a query last failed (time.monotonic())."""
 
     async def start(self) -> None:
+        from meshscope.discovery.consul_client import connect
+
         self._client = connect(self.settings)
         if self._fixed is None:
             self._catalog_task = asyncio.create_task(self._watch_catalog(), name="meshscope-watch-catalog")
@@ -211,9 +214,13 @@ class ConsulWatcher(_Notifier):
     def _wait(self, query: _Query) -> str:
         """How long a blocking query may wait: while recovering, only until the hold ends, so
         an answer that changes nothing is asked again soon rather than after the full wait."""
+        from meshscope.discovery.consul_client import duration
+
         return duration(self.settings.recover_hold_s if query.recovering() else self.settings.wait_s)
 
     async def _retry(self, query: _Query, what: str, exc: BaseException) -> None:
+        from meshscope.discovery.consul_client import describe_error
+
         self.errors += 1
         self.last_error_at = time.monotonic()
         delay = query.failed()
@@ -281,6 +288,10 @@ class ReadDenied(Exception):
 
 async def list_replicas(settings: ConsulSettings) -> dict[str, tuple[Instance, ...]]:
     """Every agent in Consul with all its replicas, healthy or not (one-shot, for the CLI)."""
+    import consul
+
+    from meshscope.discovery.consul_client import connect
+
     client = connect(settings)
     try:
         _, services = await client.catalog.services()

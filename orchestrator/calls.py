@@ -25,11 +25,12 @@ from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from meshscope.discovery.backoff import Backoff
 from meshscope.orchestrator.failures import Failed, Reason
 from meshscope.orchestrator.pool import Endpoint, EndpointPool, NoReplica
-from meshscope.v1 import agent_pb2, common_pb2
+from meshscope.v1 import agent_pb2, common_pb2, relay_pb2
 from meshscope.wire import declared_reason
 
 REFUSED_PAUSE_S, REFUSED_PAUSE_CAP_S = 0.05, 1.0
@@ -98,6 +99,23 @@ TRANSPORT_REASONS: Mapping[grpc.StatusCode, Reason] = {
 reason for (gRPC's own); any other such status is INTERNAL (a peer broke the protocol)."""
 
 
+_parse_head = relay_pb2.AgentEventHead.FromString
+
+
+def head(raw: bytes) -> relay_pb2.AgentEventHead:
+    """The fields of the encoded AgentEvent `raw` the orchestrator reads (its other fields are
+    skipped). Raises `StepFailed` (INTERNAL) when `raw` is not an AgentEvent, as decoding the
+    whole event would have (gRPC's deserializer failing is INTERNAL too)."""
+    try:
+        return _parse_head(raw)
+    except DecodeError as exc:
+        raise StepFailed(
+            grpc.StatusCode.INTERNAL,
+            f"an agent sent an event that does not decode: {exc}",
+            common_pb2.ERROR_REASON_INTERNAL,
+        ) from exc
+
+
 def decide(code: grpc.StatusCode, reason: Reason | None, *, started: bool) -> Decision:
     """What to do with a call that failed with `code` and declared `reason` (None: no reason)."""
     if started:
@@ -136,10 +154,17 @@ class StepFailed(Failed):
 
 @dataclass(frozen=True, slots=True)
 class StepEvent:
-    """One event of a step, with the replica that produced it."""
+    """One event of a step, with the replica that produced it: the bytes the agent sent (an
+    encoded `AgentEvent`, relayed as they are) and the few fields the orchestrator reads."""
 
     endpoint: Endpoint
-    event: agent_pb2.AgentEvent
+    raw: bytes
+    head: relay_pb2.AgentEventHead
+
+    @property
+    def event(self) -> agent_pb2.AgentEvent:
+        """The whole event, decoded (each access decodes `raw` again: not for the relay's path)."""
+        return agent_pb2.AgentEvent.FromString(self.raw)
 
 
 async def stream_step(
@@ -185,13 +210,13 @@ async def stream_step(
                     "the run's deadline passed",
                     common_pb2.ERROR_REASON_DEADLINE,
                 )
-            call = endpoint.stub.Invoke(request, timeout=timeout)
-            async for event in call:
+            call = endpoint.relay(request, timeout=timeout)
+            async for raw in call:
                 if not started:
                     started = True
                     holding = False
                     endpoint.pending.release()
-                yield StepEvent(endpoint, event)
+                yield StepEvent(endpoint, raw, head(raw))
             return
         except asyncio.CancelledError:
             task = asyncio.current_task()

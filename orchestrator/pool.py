@@ -33,9 +33,22 @@ import grpc
 
 from meshscope.channels import ChannelSettings, open_channel
 from meshscope.discovery.model import Instance
-from meshscope.v1 import agent_pb2_grpc
+from meshscope.v1 import agent_pb2, agent_pb2_grpc
 
 log = logging.getLogger("meshscope.pool")
+
+INVOKE_METHOD = "/meshscope.v1.AgentService/Invoke"
+
+
+def relay_invoke(channel: grpc.aio.Channel) -> grpc.aio.UnaryStreamMultiCallable:
+    """AgentService.Invoke on `channel`, its events left as the agent encoded them (`bytes`):
+    the orchestrator passes them on without decoding them (see relay.proto)."""
+    return channel.unary_stream(
+        INVOKE_METHOD,
+        request_serializer=agent_pb2.InvokeRequest.SerializeToString,
+        response_deserializer=None,
+        _registered_method=True,
+    )
 
 
 @dataclass
@@ -45,6 +58,8 @@ class Endpoint:
     instance: Instance
     channel: grpc.aio.Channel
     stub: Any
+    relay: grpc.aio.UnaryStreamMultiCallable
+    """The replica's Invoke, streaming its events as bytes (`relay_invoke`)."""
     pending: asyncio.Semaphore
     """Held by each stream until its first event (see `EndpointPool.max_pending_streams`)."""
     in_flight: int = 0
@@ -181,6 +196,7 @@ class EndpointPool:
                 instance,
                 channel,
                 agent_pb2_grpc.AgentServiceStub(channel),
+                relay_invoke(channel),
                 asyncio.Semaphore(self.max_pending_streams),
             )
             log.info("replica %s of %s at %s joined", replica_id, agent, instance.address)

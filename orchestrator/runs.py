@@ -31,7 +31,7 @@ from meshscope.orchestrator.merge import merged
 from meshscope.orchestrator.pipelines import MeshFile, Pipeline
 from meshscope.orchestrator.pool import EndpointPool
 from meshscope.orchestrator.stops import RunStop, cut_off
-from meshscope.v1 import agent_pb2, common_pb2, orchestrator_pb2
+from meshscope.v1 import agent_pb2, common_pb2, orchestrator_pb2, relay_pb2
 from meshscope.wire import DEFAULT_MAX_MESSAGE_BYTES, text_of, user_message
 
 log = logging.getLogger("meshscope.orchestrator")
@@ -42,8 +42,17 @@ NUMBERING_BYTES = 64
 QUEUE_DEPTH = 256
 """Events parallel steps buffer for a slow caller before they wait (backpressure)."""
 
-Events = AsyncGenerator[orchestrator_pb2.RunEvent, None]
+OutEvent = orchestrator_pb2.RunEvent | relay_pb2.RelayedRunEvent
+"""One event of a run as the orchestrator sends it: its own events are RunEvents, an agent's are
+relayed in a RelayedRunEvent, which is a RunEvent on the wire (relay.proto)."""
+Events = AsyncGenerator[OutEvent, None]
 """A step's or a pipeline's events, relayed as they happen."""
+
+
+def encoded(event: OutEvent) -> bytes:
+    """A run's event as the RunEvent it is on the wire (the Run method's response serializer:
+    the generated one, RunEvent.SerializeToString, is RunEvent's alone)."""
+    return event.SerializeToString()
 
 
 class RunFailed(Failed):
@@ -65,7 +74,7 @@ class Run:
     sequence: int = 0
     """The sequence number of the last event sent to the caller."""
 
-    def numbered(self, event: orchestrator_pb2.RunEvent) -> orchestrator_pb2.RunEvent:
+    def numbered(self, event: OutEvent) -> OutEvent:
         """`event` with the run's id and its sequence number (1, 2, ... in the order sent)."""
         self.sequence += 1
         event.sequence = self.sequence
@@ -156,9 +165,10 @@ class Runner:
 
     # ------------------------------------------------------------ one run, start to end
 
-    async def stream(self, run: Run) -> AsyncGenerator[orchestrator_pb2.RunEvent, None]:
+    async def stream(self, run: Run) -> Events:
         """Run start, every step's events as they happen, run end; `RunFailed` on failure
-        (after the `error` event saying why)."""
+        (after the `error` event saying why). Each event serializes to a RunEvent (`encoded`);
+        relayed ones are `RelayedRunEvent`s, whose agent event is still encoded."""
         with self._opened():
             started = time.monotonic()
             yield run.numbered(self._start_event(run))
@@ -380,15 +390,15 @@ class Runner:
             stream_step(self.pool, request, deadline=run.deadline, attempts=self.attempts)
         ) as items:
             async for item in items:
-                event = item.event
-                speaker = event.agent or speaker
-                kind = event.WhichOneof("kind")
+                head = item.head
+                speaker = head.agent or speaker
+                kind = head.WhichOneof("kind")
                 if kind == "reply_start" and root is None:
-                    root = event.reply_id
+                    root = head.reply_id
                     if item.endpoint.replica_id not in run.replicas:
                         run.replicas.append(item.endpoint.replica_id)
-                elif kind == "reply_end" and event.reply_id == root:
-                    into.message = event.reply_end.message
+                elif kind == "reply_end" and head.reply_id == root:
+                    into.message = head.reply_end.message
                     add_usage(run.usage, into.message.usage)
                 yield self._relayed(step, agent, speaker, item)
         if into.message is None:
@@ -423,19 +433,19 @@ class Runner:
             )
         return request
 
-    def _relayed(self, step: str, agent: str, speaker: str, item: StepEvent) -> orchestrator_pb2.RunEvent:
+    def _relayed(self, step: str, agent: str, speaker: str, item: StepEvent) -> relay_pb2.RelayedRunEvent:
         """An agent's event in the run's envelope (`speaker`: the agent that produced it, a team
-        member or the step's `agent`), checked against the message limit."""
-        event = item.event
-        relayed = orchestrator_pb2.RunEvent(
-            step=step, agent=speaker, replica=item.endpoint.replica_id, agent_event=event
+        member or the step's `agent`; the event's bytes as they came: a RunEvent on the wire, see
+        relay.proto), checked against the message limit."""
+        relayed = relay_pb2.RelayedRunEvent(
+            step=step, agent=speaker, replica=item.endpoint.replica_id, agent_event=item.raw
         )
         # The agent keeps each event within its own limit; the envelope added here may push
-        # one past ours (~0.15 us a check).
+        # one past ours.
         if relayed.ByteSize() + NUMBERING_BYTES > self.max_message_bytes:
             raise StepFailed(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"step {step!r}: agent {agent!r} sent an event of {event.ByteSize()} bytes, too large "
+                f"step {step!r}: agent {agent!r} sent an event of {len(item.raw)} bytes, too large "
                 f"to relay within the {self.max_message_bytes}-byte message limit",
                 common_pb2.ERROR_REASON_TOO_LARGE,
             )

@@ -18,8 +18,9 @@ from meshscope.orchestrator.config import OrchestratorSettings
 from meshscope.orchestrator.failures import Reason
 from meshscope.orchestrator.pipelines import MeshFile
 from meshscope.orchestrator.pool import EndpointPool
-from meshscope.orchestrator.runs import Run, RunFailed, Runner
+from meshscope.orchestrator.runs import OutEvent, Run, RunFailed, Runner, encoded
 from meshscope.server import InFlight, Server, Service
+from meshscope.servicers import serializing
 from meshscope.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from meshscope.wire import MAX_KEY_LENGTH, MAX_RUN_TIMEOUT_S, key_problem, reason_metadata
 
@@ -28,6 +29,9 @@ log = logging.getLogger("meshscope.orchestrator")
 SERVICE_NAME = orchestrator_pb2.DESCRIPTOR.services_by_name["Orchestrator"].full_name
 DEADLINE_MARGIN_S = 0.05
 INVALID_INPUT = common_pb2.ERROR_REASON_INVALID_INPUT
+REGISTER = serializing(orchestrator_pb2_grpc.add_OrchestratorServicer_to_server, "Run", encoded)
+"""Registers the Orchestrator service; Run's events are encoded by `encoded`, since relayed ones
+are RelayedRunEvents (RunEvents on the wire)."""
 
 
 def _duration_problem(value: duration_pb2.Duration) -> str | None:
@@ -93,7 +97,7 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
 
     async def Run(  # noqa: N802 - gRPC method name
         self, request: orchestrator_pb2.RunRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[orchestrator_pb2.RunEvent]:
+    ) -> AsyncIterator[OutEvent]:
         if self._draining():
             await _abort(
                 context,
@@ -266,7 +270,7 @@ class OrchestratorServer(Server):
         servicer = OrchestratorServicer(self.runner, self.pool, settings, lambda: self.draining)
         super().__init__(
             settings,
-            [Service(SERVICE_NAME, orchestrator_pb2_grpc.add_OrchestratorServicer_to_server, servicer)],
+            [Service(SERVICE_NAME, REGISTER, servicer)],
             what="orchestrator",
             in_flight=InFlight(self.runner.idle, self._cut_off, "run(s)"),
         )

@@ -91,6 +91,26 @@ def _strict(handler: Any) -> Any:
     )
 
 
+def serializing(
+    register: Callable[[Any, Any], None], method: str, serializer: Callable[[Any], bytes]
+) -> Callable[[Any, Any], None]:
+    """`register` (a generated `add_*Servicer_to_server`) with `method`'s responses encoded by
+    `serializer` rather than the generated one (which takes the method's declared response type
+    only): for a servicer that yields messages of another type encoded the same way (the
+    orchestrator's relayed events, meshscope/v1/relay.proto)."""
+
+    def register_serializing(servicer: object, server: Any) -> None:
+        captured = _CapturingServer()
+        register(servicer, captured)
+        handlers = dict(captured.handlers)
+        handlers[method] = handlers[method]._replace(response_serializer=serializer)
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(captured.service, handlers),))
+        server.add_registered_method_handlers(captured.service, handlers)
+
+    register_serializing.__name__ = register.__name__
+    return register_serializing
+
+
 def add_servicer(server: grpc.aio.Server, register: Callable[[Any, Any], None], servicer: object) -> None:
     """Like `register(servicer, server)` (a generated `add_*Servicer_to_server`), with strict decoding."""
     captured = _CapturingServer()

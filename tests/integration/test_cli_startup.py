@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from meshscope.cli.launch import ServiceProcess
-from meshscope.testing import ConsulDevAgent
+from meshscope.testing import ConsulDevAgent, wait_until
 from tests.support import run_cli, start_agents, start_orchestrator
 
 pytestmark = pytest.mark.integration
@@ -106,6 +106,41 @@ def test_orchestrator_clients_load_no_agentscope_redis_or_consul(tmp_path: Path)
         if orchestrator is not None:
             orchestrator.stop()
         agents.stop()
+
+
+def imported(lines: Sequence[str]) -> set[str]:
+    """The top-level names of the modules an import report (`-X importtime` lines) lists."""
+    return {
+        line.rsplit("|", 1)[1].strip().split(".")[0]
+        for line in lines
+        if line.startswith("import time:") and not line.endswith("imported package")
+    }
+
+
+def test_the_orchestrator_process_holds_only_what_a_relay_needs(tmp_path: Path) -> None:
+    """Serving, and having relayed a pipeline's run, the orchestrator has not loaded AgentScope,
+    pydantic or Redis; with static discovery not the Consul client (nor aiohttp) either."""
+    agents = start_agents(["--agents", "echo"])
+    orchestrator: ServiceProcess | None = None
+    try:
+        orchestrator = start_orchestrator(
+            tmp_path / "mesh.yaml",
+            "agents: [echo]\npipelines:\n  twice: {kind: sequential, steps: [echo, echo]}\n",
+            {"echo": agents.address},
+            env={"PYTHONPROFILEIMPORTTIME": "1"},
+        )
+        result = run_cli(["run", "twice", "hello"], {"MESHSCOPE_ORCHESTRATOR": orchestrator.address})
+        assert result.returncode == 0, errors(result)
+        orchestrator.stop()
+        # Its output is read by a thread: everything before the shutdown line is in once that is.
+        wait_until(lambda: any("shutting down" in line for line in orchestrator.log), timeout=10)
+    finally:
+        if orchestrator is not None:
+            orchestrator.stop()
+        agents.stop()
+    loaded = imported(orchestrator.log)
+    assert {"grpc", "meshscope", "yaml"} <= loaded  # the report lists what it did load
+    assert not loaded & {*HEAVY, "pydantic"}, sorted(loaded & {*HEAVY, "pydantic"})
 
 
 def test_agents_loads_the_consul_client_only_with_consul(tmp_path: Path) -> None:
