@@ -47,7 +47,7 @@ def _filled(message: Message) -> None:
 def an_event(kind: str, *, agent: str = "member") -> agent_pb2.AgentEvent:
     """An AgentEvent of `kind` with every envelope field and its payload's fields set."""
     event = agent_pb2.AgentEvent(
-        sequence=7, event_id="e1", reply_id="r1", created_at="2026-11-30", agent=agent
+        sequence=7, event_id="e1", reply_id="r1", created_at_ms=1_796_000_000_000, agent=agent
     )
     payload = getattr(event, kind)
     payload.SetInParent()
@@ -81,7 +81,9 @@ async def test_a_relayed_event_is_the_run_event_the_decoded_path_built(
     raw = event.SerializeToString()
     runner = Runner(EndpointPool(), parse_mesh("agents: [analyst]", "m"))
     run = a_run()
-    relayed = run.numbered(runner._relayed("step:a", "analyst", StepEvent(endpoint, raw, head(raw))))
+    relayed = run.numbered(
+        runner._relayed("step:a", "analyst", event.agent or "analyst", StepEvent(endpoint, raw, head(raw)))
+    )
     # What the orchestrator sent before it relayed undecoded: a RunEvent around the decoded event.
     before = orchestrator_pb2.RunEvent(
         sequence=1,
