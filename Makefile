@@ -119,6 +119,7 @@ bench: $(STAMP) $(CONSUL) $(REDIS)
 	$(PY) bench/orchestrated_path.py $(BENCH_QUICK_FLAG)
 	$(PY) bench/session_store.py $(if $(BENCH_QUICK),--turns 50 --batches 1)
 	$(PY) bench/secure_path.py $(BENCH_QUICK_FLAG)
+	$(PY) bench/local_model.py $(BENCH_QUICK_FLAG)
 
 # Built once (a few minutes; pip's cache makes a rebuild quick), again when the pins change.
 peers-venv: $(PEERS_VENV)/.installed
@@ -131,7 +132,6 @@ $(PEERS_VENV)/.installed: $(PEERS_REQUIREMENTS)
 	  echo "peers: could not build $(PEERS_VENV) (last lines of .build/peers-venv.log below); the bench leaves AgentScope Runtime out"; \
 	  tail -n 3 .build/peers-venv.log; exit 1; }
 	@touch $@
-	$(PY) bench/local_model.py $(BENCH_QUICK_FLAG)
 
 clean:
 	rm -rf .build .pytest_cache .mypy_cache .ruff_cache .tools
