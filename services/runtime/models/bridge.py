@@ -105,29 +105,31 @@ class ModelThread:
                 self.waiting -= 1
                 self.running = job
             outcome = "completed"
+            # What ends the caller's stream: sent after the job is counted, so that a caller who
+            # has seen its stream end also sees the job in `stats`, and no longer `running`.
+            last: _Failed | _End | None = _END
             try:
                 if stop.is_set():  # cancelled while it waited for the thread
-                    outcome = "skipped"
+                    outcome, last = "skipped", None
                     return
                 items = produce()
                 try:
                     for value in items:
                         if stop.is_set() or not send(_Item(value)):
-                            outcome = "stopped"
+                            outcome, last = "stopped", None
                             return  # checked between two items: the next one is never computed
                 finally:
                     close = getattr(items, "close", None)
                     if close is not None:
                         close()
             except BaseException as exc:
-                outcome = "failed"
-                send(_Failed(exc))
-            else:
-                send(_END)
+                outcome, last = "failed", _Failed(exc)
             finally:
                 with self._lock:
                     self.running = None
                     setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
+                if last is not None:
+                    send(last)
 
         with self._lock:
             self.waiting += 1
