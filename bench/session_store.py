@@ -31,8 +31,9 @@ from bench.load import positive_int
 from meshscope.services.catalog import load_definition
 from meshscope.services.runtime.hosted import HostedAgent
 from meshscope.services.runtime.messages import message_to_msg
-from meshscope.services.runtime.redis_store import RedisSessionStore, StoreSettings
+from meshscope.services.runtime.redis_store import RedisSessionStore
 from meshscope.services.runtime.state import InMemorySessionStore, SessionStore
+from meshscope.services.runtime.stores import StoreSettings
 from meshscope.services.runtime.turn import Turn, TurnRunner
 from meshscope.testing import RedisDevServer
 from meshscope.v1 import common_pb2

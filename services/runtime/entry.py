@@ -16,9 +16,9 @@ from meshscope.services.runtime.config import ServerSettings
 from meshscope.services.runtime.flags import add_serve_flags
 from meshscope.services.runtime.hosted import HostedAgent
 from meshscope.services.runtime.models.factory import effective_spec
-from meshscope.services.runtime.redis_store import StoreSettings
 from meshscope.services.runtime.registration import register_server
 from meshscope.services.runtime.server import AgentServer
+from meshscope.services.runtime.stores import StoreSettings
 
 
 def build_server(

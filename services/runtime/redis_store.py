@@ -1,6 +1,6 @@
 """The Redis session store: state, locks and history shared by every replica.
 
-Environment (read by `StoreSettings.from_env`):
+Environment (read by `StoreSettings.from_env`, meshscope.services.runtime.stores):
   REDIS_URL                          redis://host:port/db (unset: sessions stay in memory)
   MESHSCOPE_REDIS_PREFIX             key namespace                                  meshscope
   MESHSCOPE_REDIS_MAX_CONNECTIONS    connection pool size per process               50
@@ -38,35 +38,32 @@ import asyncio
 import functools
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict
 from typing import Any, TypeVar
 
 import redis.asyncio as redis
 from redis.asyncio import BlockingConnectionPool
-from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from meshscope.config import Config, ConfigError
 from meshscope.services.runtime.errors import CorruptState, StoreBusy, StoreUnavailable
 from meshscope.services.runtime.state import (
     HistoryEntry,
     HistoryPage,
-    InMemorySessionStore,
     SessionCursor,
     SessionInfo,
     SessionsPage,
-    SessionStore,
     StateConflict,
     StateKey,
     StoredState,
     TurnWrite,
     TurnWritten,
 )
+from meshscope.services.runtime.stores import StoreSettings
 
 T = TypeVar("T")
 
@@ -170,61 +167,6 @@ class _WaitingPool(BlockingConnectionPool):
 
 def _part(value: str) -> str:
     return value.replace("%", "%25").replace(":", "%3A")
-
-
-def _redis_url(config: Config) -> str | None:
-    url = config.optional("REDIS_URL")
-    if url is None:
-        return None
-    if not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError(f"REDIS_URL={url!r} is not valid: expected redis://host:port[/db]")
-    try:
-        parse_url(url)  # what redis-py itself will do with it, now rather than mid-start
-    except ValueError as exc:
-        raise ConfigError(f"REDIS_URL={url!r} is not valid: {exc}") from None
-    return url
-
-
-@dataclass(frozen=True)
-class StoreSettings:
-    """Which session store, and its knobs (see the module docstring)."""
-
-    redis_url: str | None = None
-    prefix: str = "meshscope"
-    max_connections: int = 50
-    pool_timeout_s: float = 5.0
-    socket_timeout_s: float = 2.0
-    connect_timeout_s: float = 2.0
-    session_ttl_s: float = 0.0
-    lock_ttl_s: float = 30.0
-    lock_wait_s: float = 0.0
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> StoreSettings:
-        """Read every knob from `environ` (default os.environ); ConfigError names a bad one."""
-        config = Config(environ)
-        d = cls()
-        url = _redis_url(config)
-        lock_ttl = config.seconds("MESHSCOPE_SESSION_LOCK_TTL_S", d.lock_ttl_s)
-        if lock_ttl < 1:
-            raise ConfigError("MESHSCOPE_SESSION_LOCK_TTL_S must be at least 1 second")
-        return cls(
-            redis_url=url,
-            prefix=config.string("MESHSCOPE_REDIS_PREFIX", d.prefix),
-            max_connections=config.count("MESHSCOPE_REDIS_MAX_CONNECTIONS", d.max_connections),
-            pool_timeout_s=config.seconds("MESHSCOPE_REDIS_POOL_TIMEOUT_S", d.pool_timeout_s),
-            socket_timeout_s=config.seconds("MESHSCOPE_REDIS_SOCKET_TIMEOUT_S", d.socket_timeout_s),
-            connect_timeout_s=config.seconds("MESHSCOPE_REDIS_CONNECT_TIMEOUT_S", d.connect_timeout_s),
-            session_ttl_s=config.seconds("MESHSCOPE_SESSION_TTL_S", d.session_ttl_s),
-            lock_ttl_s=lock_ttl,
-            lock_wait_s=config.seconds("MESHSCOPE_SESSION_LOCK_WAIT_S", d.lock_wait_s),
-        )
-
-    def open(self) -> SessionStore:
-        """The configured store (Redis when REDIS_URL is set, memory otherwise)."""
-        if self.redis_url is None:
-            return InMemorySessionStore()
-        return RedisSessionStore(self)
 
 
 class RedisSessionStore:

@@ -11,6 +11,7 @@ listing modules would fail here rather than pass every test vacuously.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -19,7 +20,9 @@ from pathlib import Path
 import pytest
 
 from meshscope.cli.launch import ServiceProcess
-from meshscope.testing import ConsulDevAgent, wait_until
+from meshscope.codec import Reply
+from meshscope.services.runtime.client import AgentClient
+from meshscope.testing import ConsulDevAgent, RedisDevServer, wait_until
 from tests.support import run_cli, start_agents, start_orchestrator
 
 pytestmark = pytest.mark.integration
@@ -167,3 +170,37 @@ def test_serving_agents_does_load_agentscope() -> None:
     assert result.returncode == 2
     assert errors(result).startswith("meshscope: unknown agent 'poet'")
     assert "agentscope" in loaded
+
+
+def test_an_agent_with_sessions_in_memory_loads_no_redis_client(redis_server: RedisDevServer) -> None:
+    """Without REDIS_URL an agent process never imports the Redis client (~8 MB of RSS), even
+    having served a turn in a session; with REDIS_URL it does (so the report sees redis at all)."""
+    loaded = {
+        "memory": _served_a_turn_and_loaded({}),
+        "redis": _served_a_turn_and_loaded({"REDIS_URL": redis_server.url}),
+    }
+    assert {"grpc", "meshscope", "agentscope"} <= loaded["memory"]
+    assert "redis" not in loaded["memory"]
+    assert "redis" in loaded["redis"]
+
+
+def _served_a_turn_and_loaded(env: Mapping[str, str]) -> set[str]:
+    """Start `serve agents --agents echo` with `env`, run one turn in a session, stop it: what it imported."""
+    agents = start_agents(["--agents", "echo"], {"PYTHONPROFILEIMPORTTIME": "1", **env})
+    try:
+        reply = asyncio.run(_one_turn(agents.address))
+        assert reply.error is None and reply.text.startswith("hello"), reply.error
+        agents.stop()
+        # Its output is read by a thread: everything before the shutdown line is in once that is.
+        wait_until(lambda: any("shutting down" in line for line in agents.log), timeout=10)
+    finally:
+        agents.stop()
+    return imported(agents.log)
+
+
+async def _one_turn(address: str) -> Reply:
+    reply = Reply()
+    async with AgentClient(address) as client:
+        async for event in client.invoke("echo", "hello", session_id="s1", timeout=30):
+            reply.add(event)
+    return reply

@@ -551,7 +551,8 @@ def test_more_mesh_file_errors(text: str, message: str) -> None:
 async def test_an_agents_own_unavailable_is_not_blamed_on_the_replica(
     start_server: StartServer, start_mesh: StartMesh
 ) -> None:
-    from meshscope.services.runtime.redis_store import RedisSessionStore, StoreSettings
+    from meshscope.services.runtime.redis_store import RedisSessionStore
+    from meshscope.services.runtime.stores import StoreSettings
 
     dead_url = f"redis://127.0.0.1:{free_port()}/0"
     replicas = [

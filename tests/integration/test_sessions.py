@@ -22,8 +22,9 @@ from meshscope.orchestrator.config import OrchestratorSettings
 from meshscope.orchestrator.pipelines import parse_mesh
 from meshscope.orchestrator.service import OrchestratorServer
 from meshscope.services.runtime.client import AgentClient
-from meshscope.services.runtime.redis_store import RedisSessionStore, StoreSettings
+from meshscope.services.runtime.redis_store import RedisSessionStore
 from meshscope.services.runtime.state import HistoryEntry
+from meshscope.services.runtime.stores import StoreSettings
 from meshscope.testing import RedisDevServer, child_env, free_port, wait_for
 from meshscope.v1 import common_pb2
 from meshscope.wire import declared_reason

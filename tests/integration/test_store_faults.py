@@ -20,9 +20,10 @@ from meshscope.orchestrator.calls import stream_step
 from meshscope.orchestrator.pool import EndpointPool
 from meshscope.services.runtime.client import AgentClient
 from meshscope.services.runtime.errors import StoreBusy
-from meshscope.services.runtime.redis_store import RedisSessionStore, StoreSettings
+from meshscope.services.runtime.redis_store import RedisSessionStore
 from meshscope.services.runtime.server import AgentServer
 from meshscope.services.runtime.state import StateKey
+from meshscope.services.runtime.stores import StoreSettings
 from meshscope.testing import FaultProxy, RedisDevServer, wait_for
 from meshscope.v1 import agent_pb2, common_pb2
 from meshscope.wire import declared_reason, user_message

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from meshscope.services.runtime.errors import StoreUnavailable
-from meshscope.services.runtime.redis_store import RedisSessionStore, StoreSettings
+from meshscope.services.runtime.redis_store import RedisSessionStore
 from meshscope.services.runtime.state import (
     HistoryEntry,
     HistoryPage,
@@ -23,6 +23,7 @@ from meshscope.services.runtime.state import (
     TurnWritten,
     entry_size,
 )
+from meshscope.services.runtime.stores import StoreSettings
 from meshscope.testing import RedisDevServer, wait_for
 
 pytestmark = pytest.mark.integration
