@@ -161,11 +161,6 @@ class StepEvent:
     raw: bytes
     head: relay_pb2.AgentEventHead
 
-    @property
-    def event(self) -> agent_pb2.AgentEvent:
-        """The whole event, decoded (each access decodes `raw` again: not for the relay's path)."""
-        return agent_pb2.AgentEvent.FromString(self.raw)
-
 
 async def stream_step(
     pool: EndpointPool,

@@ -84,7 +84,12 @@ class _Queue:
 
 
 def _block(event: agent_pb2.AgentEvent) -> tuple[str, str, str] | None:
-    """The (reply, block, agent) of a text delta; None for every other kind."""
+    """The (reply, block, agent) of a text delta as sent; None for every other kind.
+
+    Compared as sent, not as resolved: the encoder names a reply, agent or block only where it
+    changes (the wire rule on `AgentEvent`), so two consecutive deltas with equal fields extend
+    the same block; a delta that names a switch differs from the one before it and is not merged
+    into it. A merge keeps its first delta's fields, so what the receiver resolves is unchanged."""
     if event.WhichOneof("kind") != "text_delta":
         return None
     return (event.reply_id, event.text_delta.block_id, event.agent)

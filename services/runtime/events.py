@@ -189,7 +189,7 @@ class EventEncoder:
             # reply once per block rather than appended to it delta by delta.
             block_id, delta = event.block_id, event.delta
             self.assembler.add_text(reply_id, block_id, delta)
-            out = agent_pb2.AgentEvent(sequence=self._sequence, created_at_ms=time.time_ns() // 1_000_000)
+            out = agent_pb2.AgentEvent(sequence=self._sequence, created_at_ms=_now_ms())
             text_delta = out.text_delta
             named = False
             if reply_id != self._reply_id:

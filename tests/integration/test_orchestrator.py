@@ -597,7 +597,7 @@ async def test_a_draining_replica_is_passed_over_and_ejected(start_server: Start
         await stopping
         await pool.close()
     assert {e.endpoint.instance.port for e in events} == {good.port}
-    assert events[-1].event.HasField("reply_end")
+    assert events[-1].head.WhichOneof("kind") == "reply_end"
     now = time.monotonic()
     assert not by_port[draining.port].available(now)  # ejected
     assert by_port[good.port].available(now)

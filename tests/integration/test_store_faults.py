@@ -244,7 +244,7 @@ async def test_a_replica_whose_store_pool_stays_full_is_passed_over_before_the_f
     request = agent_pb2.InvokeRequest(agent="analyst", input=user_message("hello"), session_id="s")
     events = [e async for e in stream_step(pool, request, deadline=time.monotonic() + 30, attempts=2)]
     assert {e.endpoint.instance.port for e in events} == {good.port}
-    assert events[-1].event.HasField("reply_end")
+    assert events[-1].head.WhichOneof("kind") == "reply_end"
     # The busy replica was tried first, and said so: passed over only because its status declared
     # STORE_BUSY (a RESOURCE_EXHAUSTED without a reason is gRPC's message limit, and fails the step).
     assert busy.runner.stats.failed == 1
