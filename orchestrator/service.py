@@ -20,7 +20,6 @@ from meshscope.orchestrator.pipelines import MeshFile
 from meshscope.orchestrator.pool import EndpointPool
 from meshscope.orchestrator.runs import OutEvent, Run, RunFailed, Runner, encoded
 from meshscope.server import InFlight, Server, Service
-from meshscope.servicers import serializing
 from meshscope.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from meshscope.wire import MAX_KEY_LENGTH, MAX_RUN_TIMEOUT_S, key_problem, reason_metadata
 
@@ -29,9 +28,6 @@ log = logging.getLogger("meshscope.orchestrator")
 SERVICE_NAME = orchestrator_pb2.DESCRIPTOR.services_by_name["Orchestrator"].full_name
 DEADLINE_MARGIN_S = 0.05
 INVALID_INPUT = common_pb2.ERROR_REASON_INVALID_INPUT
-REGISTER = serializing(orchestrator_pb2_grpc.add_OrchestratorServicer_to_server, "Run", encoded)
-"""Registers the Orchestrator service; Run's events are encoded by `encoded`, since relayed ones
-are RelayedRunEvents (RunEvents on the wire)."""
 
 
 def _duration_problem(value: duration_pb2.Duration) -> str | None:
@@ -270,7 +266,16 @@ class OrchestratorServer(Server):
         servicer = OrchestratorServicer(self.runner, self.pool, settings, lambda: self.draining)
         super().__init__(
             settings,
-            [Service(SERVICE_NAME, REGISTER, servicer)],
+            [
+                # Run's events are encoded by `encoded`: relayed ones are RelayedRunEvents
+                # (RunEvents on the wire, relay.proto), which the generated encoder refuses.
+                Service(
+                    SERVICE_NAME,
+                    orchestrator_pb2_grpc.add_OrchestratorServicer_to_server,
+                    servicer,
+                    {"Run": encoded},
+                )
+            ],
             what="orchestrator",
             in_flight=InFlight(self.runner.idle, self._cut_off, "run(s)"),
         )

@@ -30,8 +30,8 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Self, TypeVar
 
 import grpc
@@ -42,7 +42,7 @@ from grpc_reflection.v1alpha import reflection
 from meshscope.addresses import ensure_bindable, host_port, is_loopback
 from meshscope.auth import TokenCheck
 from meshscope.loops import loop_name
-from meshscope.servicers import add_servicer
+from meshscope.servicers import Serializer, add_servicer
 from meshscope.serving import ServeSettings
 
 __all__ = ["FINISH_AFTER_STOP_S", "INTERRUPT_BEFORE_S", "InFlight", "Server", "Service"]
@@ -71,6 +71,8 @@ class Service:
     name: str
     register: Callable[[Any, Any], None]
     servicer: object
+    response_serializers: Mapping[str, Serializer] = field(default_factory=dict)
+    """Methods whose responses another encoder writes (`meshscope.servicers.add_servicer`)."""
 
 
 @dataclass(frozen=True)
@@ -161,7 +163,7 @@ class Server:
             options=self.settings.server_options(), interceptors=self._interceptors or None
         )
         for service in self._services:
-            add_servicer(server, service.register, service.servicer)
+            add_servicer(server, service.register, service.servicer, service.response_serializers)
         add_servicer(server, health_pb2_grpc.add_HealthServicer_to_server, self.health)
         reflection.enable_server_reflection(
             (*(s.name for s in self._services), HEALTH_SERVICE, reflection.SERVICE_NAME), server

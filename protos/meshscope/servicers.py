@@ -23,6 +23,7 @@ from meshscope.v1 import common_pb2
 from meshscope.wire import reason_metadata
 
 Deserializer = Callable[[bytes], Any]
+Serializer = Callable[[Any], bytes]
 
 
 class _CapturingServer:
@@ -91,32 +92,27 @@ def _strict(handler: Any) -> Any:
     )
 
 
-def serializing(
-    register: Callable[[Any, Any], None], method: str, serializer: Callable[[Any], bytes]
-) -> Callable[[Any, Any], None]:
-    """`register` (a generated `add_*Servicer_to_server`) with `method`'s responses encoded by
-    `serializer` rather than the generated one (which takes the method's declared response type
-    only): for a servicer that yields messages of another type encoded the same way (the
-    orchestrator's relayed events, meshscope/v1/relay.proto)."""
+def add_servicer(
+    server: grpc.aio.Server,
+    register: Callable[[Any, Any], None],
+    servicer: object,
+    response_serializers: Mapping[str, Serializer] | None = None,
+) -> None:
+    """Like `register(servicer, server)` (a generated `add_*Servicer_to_server`), with strict decoding.
 
-    def register_serializing(servicer: object, server: Any) -> None:
-        captured = _CapturingServer()
-        register(servicer, captured)
-        handlers = dict(captured.handlers)
-        handlers[method] = handlers[method]._replace(response_serializer=serializer)
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(captured.service, handlers),))
-        server.add_registered_method_handlers(captured.service, handlers)
-
-    register_serializing.__name__ = register.__name__
-    return register_serializing
-
-
-def add_servicer(server: grpc.aio.Server, register: Callable[[Any, Any], None], servicer: object) -> None:
-    """Like `register(servicer, server)` (a generated `add_*Servicer_to_server`), with strict decoding."""
+    `response_serializers` (method name -> encoder) replace the generated response encoder of
+    those methods, which takes the declared response type only: for a servicer that yields
+    messages of another type encoded the same way (the orchestrator's relayed events,
+    meshscope/v1/relay.proto). TypeError names a method the service does not have.
+    """
     captured = _CapturingServer()
     register(servicer, captured)
     if not captured.service:
         raise TypeError(f"{register.__name__} registered no method handlers")
     handlers = {name: _strict(handler) for name, handler in captured.handlers.items()}
+    for method, serializer in (response_serializers or {}).items():
+        if method not in handlers:
+            raise TypeError(f"{captured.service} has no method {method!r}")
+        handlers[method] = handlers[method]._replace(response_serializer=serializer)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(captured.service, handlers),))
     server.add_registered_method_handlers(captured.service, handlers)
