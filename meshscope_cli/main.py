@@ -4,6 +4,7 @@ Commands so far:
   meshscope --version
   meshscope serve agents --agents a,b [--port P] [--host H] [--model SPEC] [--advertise-host H]
   meshscope serve orchestrator [-f FILE] [--port P] [--host H]
+  meshscope serve bridge [--port P] [--host H]
   meshscope agents [--json]
   meshscope run TARGET TEXT [--session S] [--user U] [--timeout SECONDS]
   meshscope pipelines
@@ -73,6 +74,15 @@ def _parser() -> argparse.ArgumentParser:
     orchestrator.add_argument("-f", "--file", dest="mesh_file", help="mesh file (default mesh.yaml)")
     orchestrator.add_argument("--port", type=int, help="port (default 50050; 0: any free port)")
     orchestrator.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    bridge = serve_what.add_parser(
+        "bridge",
+        help="serve the A2A-over-HTTP bridge",
+        description="Serve every pipeline and agent of the mesh as an A2A agent (docs/bridge.md). "
+        "Finds the orchestrator at MESHSCOPE_ORCHESTRATOR (default 127.0.0.1:50050); "
+        "the other settings are MESHSCOPE_BRIDGE_* (docs/configuration.md).",
+    )
+    bridge.add_argument("--port", type=int, help="port (default 8080, MESHSCOPE_BRIDGE_PORT; 0: any free port)")
+    bridge.add_argument("--host", help="address to bind (default 127.0.0.1, MESHSCOPE_BRIDGE_HOST)")
     run = commands.add_parser("run", help="run an agent or a pipeline and stream its steps")
     run.add_argument("target", help="an agent or pipeline name")
     run.add_argument("text", help="the input message")
@@ -147,6 +157,10 @@ def _main(argv: Sequence[str] | None) -> int:
         from meshscope.orchestrator import entry as orchestrator_entry
 
         return orchestrator_entry.run(orchestrator_entry.ServeArgs(args.mesh_file, args.port, args.host))
+    if args.command == "serve" and args.what == "bridge":
+        from meshscope.orchestrator.bridge import entry as bridge_entry
+
+        return bridge_entry.run(bridge_entry.ServeArgs(args.port, args.host))
     if args.command == "serve" and args.what == "agents":
         from meshscope.config import ConfigError
         from meshscope.services.catalog import parse_agent_list

@@ -12,13 +12,14 @@ is `meshscope.clients.SessionClient`'s, shared with the agent-service client.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from datetime import timedelta
 from typing import Any
 
 from google.protobuf import duration_pb2
 
 from meshscope.clients import SessionClient
+from meshscope.codec import to_struct
 from meshscope.config import Config
 from meshscope.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from meshscope.wire import user_message
@@ -48,11 +49,18 @@ class OrchestratorClient(SessionClient):
         session_id: str = "",
         user_id: str = "",
         timeout: float | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> AsyncGenerator[orchestrator_pb2.RunEvent, None]:
-        """Run an agent or a pipeline; yields its events as they happen. Leaving early cancels the run."""
+        """Run an agent or a pipeline; yields its events as they happen. Leaving early cancels the run.
+
+        `metadata` (JSON-like) is passed to every step as the run's metadata.
+        """
         request = orchestrator_pb2.RunRequest(
             target=target, input=user_message(text), session_id=session_id, user_id=user_id
         )
+        struct = to_struct(metadata)
+        if struct is not None:
+            request.metadata.CopyFrom(struct)
         if timeout is not None:
             request.timeout.CopyFrom(duration_pb2.Duration())
             request.timeout.FromTimedelta(timedelta(seconds=timeout))

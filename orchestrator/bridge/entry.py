@@ -1,0 +1,125 @@
+"""`meshscope serve bridge`: the A2A-over-HTTP bridge process.
+
+Like every `meshscope serve` command: settings are checked before anything binds (a bad one is
+one line and exit status 2); the task store is opened next (a database that cannot be reached is
+one line and exit status 1, as is an address that cannot be bound); then one ready line,
+`meshscope: serving bridge on http://HOST:PORT`, and uvicorn serves until SIGTERM or SIGINT, when
+open SSE streams get MESHSCOPE_SHUTDOWN_GRACE_S to finish and running tasks are cancelled (their
+runs with them; a client sees the task CANCELED, or FAILED when its run had already failed).
+
+The socket is bound here, not by uvicorn, so that `--port 0` can report the port it got and the
+cards can advertise it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import sys
+from dataclasses import dataclass
+
+from meshscope import loops
+from meshscope.config import Config, ConfigError
+from meshscope.orchestrator.bridge.config import BridgeSettings
+from meshscope.process import configure_logging
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServeArgs:
+    port: int | None
+    host: str | None
+
+
+class _StoreUnavailable(Exception):
+    pass
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("meshscope")
+    except PackageNotFoundError:
+        return "0"
+
+
+async def serve(settings: BridgeSettings, grace_s: float) -> None:
+    """Serve until a signal; raises OSError (cannot bind) or `_StoreUnavailable`."""
+    import uvicorn
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from meshscope.orchestrator.bridge.app import Bridge
+    from meshscope.orchestrator.bridge.stores import open_stores
+    from meshscope.orchestrator.client import OrchestratorClient
+
+    sock = _bind(settings.host, settings.port)
+    try:
+        try:
+            stores = await open_stores(settings.database_url, poll_interval_s=settings.poll_interval_s)
+        except (SQLAlchemyError, OSError) as exc:
+            raise _StoreUnavailable(f"cannot open the task store {settings.database_url}: {exc}") from None
+        orchestrator = OrchestratorClient()
+        base_url = settings.base_url(sock.getsockname()[1])
+        bridge = Bridge(settings, orchestrator, stores, base_url=base_url, version=_version())
+        config = uvicorn.Config(
+            bridge.app,
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=max(1, int(grace_s)),
+        )
+        server = uvicorn.Server(config)
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started and not serving.done():
+            await asyncio.sleep(0.01)  # uvicorn has no started event; it sets a flag
+        if server.started:
+            print(f"meshscope: serving bridge on {base_url}", flush=True)
+        try:
+            await serving
+        finally:
+            print("meshscope: shutting down bridge", flush=True)
+            await bridge.aclose()
+            await orchestrator.close()
+            await stores.close()
+    finally:
+        sock.close()
+
+
+def run(args: ServeArgs) -> int:
+    """Serve until SIGTERM/SIGINT; the exit status (see the module docstring)."""
+    try:
+        loop = loops.event_loop_choice()
+        settings = BridgeSettings.from_env().with_overrides(port=args.port, host=args.host)
+        if not 0 <= settings.port <= 65535:
+            raise ConfigError(f"--port {settings.port} is not a port (0-65535)")
+        grace_s = Config().seconds("MESHSCOPE_SHUTDOWN_GRACE_S", 10.0, maximum=3600)
+    except ConfigError as exc:
+        print(f"meshscope: {exc}", file=sys.stderr)
+        return 2
+    configure_logging()
+    try:
+        loops.run(serve(settings, grace_s), loop)
+    except OSError as exc:
+        print(f"meshscope: cannot serve: {exc}", file=sys.stderr)
+        return 1
+    except _StoreUnavailable as exc:
+        print(f"meshscope: {exc}", file=sys.stderr)
+        return 1
+    return 0

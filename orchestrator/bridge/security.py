@@ -1,0 +1,225 @@
+"""The bridge's edge: request body size, API keys, per-key rate limits, push-notification URLs.
+
+One pure ASGI middleware (`Guard`) in front of every route, in this order:
+
+1. **Body size** — a body over MESHSCOPE_BRIDGE_MAX_BODY_BYTES (by its Content-Length, or as it
+   arrives) is refused with 413 before any of it is parsed. The body is read here, bounded, and
+   handed on whole, so no handler ever sees half of one.
+2. **API keys** — when MESHSCOPE_BRIDGE_API_KEYS is set, every request but a card (`GET
+   .../.well-known/agent-card.json`, public so clients can learn how to authenticate) needs a
+   key, as `Authorization: Bearer <key>` or `X-API-Key: <key>`; none or a wrong one is 401 with
+   `WWW-Authenticate: Bearer`. The key's name becomes the request's user (Starlette's
+   `scope["user"]`), which a2a-sdk uses as the owner of the tasks it creates: one key never
+   sees another's tasks. Keys are compared in constant time (`hmac.compare_digest`).
+3. **Rate limit** — MESHSCOPE_BRIDGE_RATE_LIMIT per key (per client address when the bridge is
+   open), a moving window kept by the `limits` library in memory or, with REDIS_URL, in Redis so
+   that every bridge replica counts against one budget; over it is 429 with `Retry-After`.
+
+Errors use A2A's HTTP+JSON error shape (`{"error": {"code", "status", "message"}}`), also on the
+JSON-RPC paths: these are HTTP-level refusals, made before a JSON-RPC request is read.
+
+`PushUrlPolicy` screens push-notification URLs (a2a-sdk calls it when a client registers one and
+before each delivery): http(s) only; the host in MESHSCOPE_BRIDGE_PUSH_ALLOWED_HOSTS when that is
+set; and, unless MESHSCOPE_BRIDGE_PUSH_ALLOW_PRIVATE, a host resolving only to public addresses
+(a2a-sdk's own `validate_push_notification_url`: no loopback, private, link-local or metadata
+addresses), so a client cannot make the bridge call into the network it runs in.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import math
+import time
+import urllib.parse
+from collections.abc import Mapping
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import Storage
+from limits.storage import storage_from_string
+from limits.aio.strategies import MovingWindowRateLimiter
+from starlette.authentication import SimpleUser, UnauthenticatedUser
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from a2a.utils.push_url_validator import validate_push_notification_url
+from meshscope.orchestrator.bridge.cards import API_KEY_HEADER
+
+__all__ = ["Guard", "PushUrlPolicy", "RateLimit", "rate_limit_storage"]
+
+log = logging.getLogger(__name__)
+
+CARD_SUFFIX = "/.well-known/agent-card.json"
+_API_KEY_HEADER = API_KEY_HEADER.lower().encode()
+
+
+def rate_limit_storage(uri: str) -> Storage:
+    """A `limits` async storage from its URI; Redis through redis-py (installed), not coredis."""
+    if uri.startswith(("async+redis://", "async+rediss://", "async+redis+unix://")):
+        return storage_from_string(uri, implementation="redispy")
+    return storage_from_string(uri)
+
+
+class RateLimit:
+    """One rate per key, in a shared `limits` storage (see the module docstring)."""
+
+    def __init__(self, rate: str, storage: Storage) -> None:
+        self.item: RateLimitItem = parse(rate)
+        self._limiter = MovingWindowRateLimiter(storage)
+
+    async def retry_after(self, key: str) -> int | None:
+        """Count one request of `key`: None when allowed, else the whole seconds until one is."""
+        if await self._limiter.hit(self.item, key):
+            return None
+        stats = await self._limiter.get_window_stats(self.item, key)
+        return max(1, math.ceil(stats.reset_time - time.time()))
+
+
+async def _error(send: Send, status: int, name: str, message: str, headers: Mapping[str, str] | None = None) -> None:
+    body = json.dumps({"error": {"code": status, "status": name, "message": message}}).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class Guard:
+    """Body size, API keys and the rate limit, in front of the bridge's routes (module docstring)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        api_keys: Mapping[str, str],
+        rate_limit: RateLimit | None,
+    ) -> None:
+        self.app = app
+        self._max = max_body_bytes
+        self._keys = {key.encode(): name for key, name in api_keys.items()}
+        self._rate_limit = rate_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        user = self._user(scope, headers)
+        if user is None:
+            await _error(
+                send, 401, "UNAUTHENTICATED",
+                f"an API key is required: Authorization: Bearer <key> or {API_KEY_HEADER}: <key>",
+                {"WWW-Authenticate": 'Bearer realm="meshscope"'},
+            )  # fmt: skip
+            return
+        scope["user"] = user
+        if self._rate_limit is not None and not self._is_card(scope):
+            client = scope.get("client")
+            key = user.username if user.is_authenticated else f"addr:{client[0] if client else '-'}"
+            wait = await self._rate_limit.retry_after(key)
+            if wait is not None:
+                await _error(
+                    send, 429, "RESOURCE_EXHAUSTED",
+                    f"rate limit of {self._rate_limit.item} exceeded; retry in {wait} s",
+                    {"Retry-After": str(wait)},
+                )  # fmt: skip
+                return
+        if scope["method"] in ("POST", "PUT", "PATCH"):
+            try:
+                body = await self._read_body(headers, receive)
+            except _BodyTooLarge:
+                await _error(
+                    send, 413, "INVALID_ARGUMENT", f"the request body is larger than {self._max} bytes"
+                )
+                return
+            receive = _replay(body, receive)
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def _is_card(scope: Scope) -> bool:
+        return scope["method"] in ("GET", "HEAD") and str(scope["path"]).endswith(CARD_SUFFIX)
+
+    def _user(self, scope: Scope, headers: Mapping[bytes, bytes]) -> SimpleUser | UnauthenticatedUser | None:
+        """The caller, or None when a key is needed and not given (cards never need one)."""
+        if not self._keys:
+            return UnauthenticatedUser()
+        presented = headers.get(_API_KEY_HEADER)
+        if presented is None:
+            scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
+            presented = token.strip() if scheme.lower() == b"bearer" else None
+        if presented:
+            for key, name in self._keys.items():
+                if hmac.compare_digest(presented, key):
+                    return SimpleUser(name)
+        return UnauthenticatedUser() if self._is_card(scope) else None
+
+    async def _read_body(self, headers: Mapping[bytes, bytes], receive: Receive) -> bytes:
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self._max:
+            raise _BodyTooLarge
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self._max:
+                raise _BodyTooLarge
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that gives the read body once, then passes on (disconnects) from the real one."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+class PushUrlPolicy:
+    """Which push-notification URLs the bridge will call (see the module docstring)."""
+
+    def __init__(self, allowed_hosts: tuple[str, ...], allow_private: bool) -> None:
+        self._allowed = allowed_hosts
+        self._allow_private = allow_private
+
+    def _host_allowed(self, host: str) -> bool:
+        if not self._allowed:
+            return True
+        for pattern in self._allowed:
+            if pattern.startswith("*."):
+                if host.endswith(pattern[1:]):
+                    return True
+            elif host == pattern:
+                return True
+        return False
+
+    async def __call__(self, url: str) -> bool:
+        try:
+            parsed = urllib.parse.urlparse(url)
+            host = (parsed.hostname or "").lower()
+            parsed.port  # noqa: B018 — raises ValueError on a bad port
+        except ValueError:
+            return False
+        if parsed.scheme not in ("http", "https") or not host or not self._host_allowed(host):
+            log.info("push URL refused: %r", url)
+            return False
+        if self._allow_private:
+            return True
+        return await validate_push_notification_url(url)
+

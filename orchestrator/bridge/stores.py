@@ -1,0 +1,93 @@
+"""Where the bridge keeps tasks: a2a-sdk's database stores, SQLite or PostgreSQL.
+
+- tasks: `VersionedDatabaseTaskStore` (a2a-sdk's `a2a.server.cluster`): each task with a version,
+  and every event that changed it appended to a `task_events` table in the same transaction. A
+  writer holding a stale copy gets `ConcurrentTaskModificationError` instead of overwriting a
+  newer one (upstream a2a-python #1188, a replica resuming from a stale task copy), and a cancel
+  recorded by one replica stops the run on the replica executing it at its next write.
+- events across replicas: `DatabaseTaskEventStream` reads that table, so SubscribeToTask on a
+  replica that is not running the task serves the task as stored, then every later event, in
+  order, each once (MESHSCOPE_BRIDGE_POLL_INTERVAL_S apart at most). On the replica running it,
+  a subscriber taps the live stream instead. Either way a client whose stream broke subscribes
+  again and gets the task as it now is, then what follows: nothing it missed is lost and nothing
+  after the snapshot comes twice.
+- push-notification configs: `DatabasePushNotificationConfigStore`, in the same database.
+
+MESHSCOPE_BRIDGE_DATABASE_URL picks the database: `sqlite+aiosqlite:///<file>` (the default,
+`.meshscope/bridge.db` under the working directory: embedded, nothing to start, one bridge
+process) or `postgresql+asyncpg://user:password@host/db` (several bridge replicas share it).
+SQLite runs in WAL mode with a busy timeout, so concurrent runs wait for the write lock rather
+than fail. The tables are created at start when missing.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from a2a.server.cluster import DatabaseTaskEventStream, VersionedDatabaseTaskStore
+from a2a.server.tasks import DatabasePushNotificationConfigStore
+
+__all__ = ["TaskStores", "open_stores"]
+
+SQLITE_BUSY_TIMEOUT_S = 30.0
+"""How long an SQLite writer waits for the lock (concurrent runs each write per event)."""
+
+
+@dataclass
+class TaskStores:
+    """The bridge's stores over one engine; `close` disposes of its connections."""
+
+    engine: AsyncEngine
+    tasks: VersionedDatabaseTaskStore
+    events: DatabaseTaskEventStream
+    push_configs: DatabasePushNotificationConfigStore
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+async def open_stores(database_url: str, *, poll_interval_s: float) -> TaskStores:
+    """Connect, create the tables when missing, and return the stores.
+
+    Raises OSError (an SQLite folder that cannot be made) or SQLAlchemy's `DBAPIError` / `OSError`
+    (a database that cannot be reached); the caller reports either in one line.
+    """
+    url = make_url(database_url)
+    options: dict[str, Any] = {}
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            folder = os.path.dirname(os.path.abspath(url.database))
+            os.makedirs(folder, exist_ok=True)
+        options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
+    else:
+        options["pool_pre_ping"] = True
+    engine = create_async_engine(url, **options)
+    if url.get_backend_name() == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    try:
+        stores = TaskStores(
+            engine=engine,
+            tasks=VersionedDatabaseTaskStore(engine),
+            events=DatabaseTaskEventStream(engine, poll_interval_s=poll_interval_s),
+            push_configs=DatabasePushNotificationConfigStore(engine),
+        )
+        await stores.tasks.initialize()
+        await stores.events.initialize()
+        await stores.push_configs.initialize()
+    except BaseException:
+        await engine.dispose()
+        raise
+    return stores
