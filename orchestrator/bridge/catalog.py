@@ -25,7 +25,7 @@ _RETRY_UNKNOWN_S = 1.0
 
 
 class CatalogUnavailable(RuntimeError):
-    """The orchestrator could not be asked and no earlier list is kept; the message says where it was tried."""
+    """The orchestrator could not be asked and no earlier list is kept (the message says where)."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,8 @@ class Catalog:
                 if self._targets is None:
                     raise CatalogUnavailable(
                         f"the orchestrator at {self._orchestrator.target} did not answer: {exc.code().name}"
-                        f" ({exc.details()}); start one (meshscope serve orchestrator) or set MESHSCOPE_ORCHESTRATOR"
+                        f" ({exc.details()}); start one (meshscope serve orchestrator)"
+                        " or set MESHSCOPE_ORCHESTRATOR"
                     ) from None
                 return
             targets: dict[str, Target] = {}

@@ -59,7 +59,9 @@ def _api_keys(config: Config, name: str) -> dict[str, str]:
         user, sep, key = item.strip().partition("=")
         user, key = user.strip(), key.strip()
         if not sep or not _KEY_NAME.match(user):
-            raise ConfigError(f"{name}: {user or item.strip()!r} is not name=key (name: letters, digits, _.@-)")
+            raise ConfigError(
+                f"{name}: {user or item.strip()!r} is not name=key (name: letters, digits, _.@-)"
+            )
         if len(key) < 16:
             raise ConfigError(f"{name}: the key of {user!r} is shorter than 16 characters")
         if key in keys or user in keys.values():
@@ -120,7 +122,9 @@ class BridgeSettings:
         database_url = config.string("MESHSCOPE_BRIDGE_DATABASE_URL", d.database_url)
         if not database_url.startswith(_SCHEMES):
             raise config.invalid(
-                "MESHSCOPE_BRIDGE_DATABASE_URL", database_url, "sqlite+aiosqlite:///PATH or postgresql+asyncpg://..."
+                "MESHSCOPE_BRIDGE_DATABASE_URL",
+                database_url,
+                "sqlite+aiosqlite:///PATH or postgresql+asyncpg://...",
             )
         redis_url = config.optional("REDIS_URL")
         storage_default = f"async+{redis_url}" if redis_url else d.rate_limit_storage
@@ -135,7 +139,9 @@ class BridgeSettings:
             rate_limit_storage=config.string("MESHSCOPE_BRIDGE_RATE_LIMIT_STORAGE", storage_default),
             push_allowed_hosts=_hosts(config, "MESHSCOPE_BRIDGE_PUSH_ALLOWED_HOSTS"),
             push_allow_private=config.flag("MESHSCOPE_BRIDGE_PUSH_ALLOW_PRIVATE", d.push_allow_private),
-            max_body_bytes=config.bytes("MESHSCOPE_BRIDGE_MAX_BODY_BYTES", d.max_body_bytes, maximum=MAX_BYTES),
+            max_body_bytes=config.bytes(
+                "MESHSCOPE_BRIDGE_MAX_BODY_BYTES", d.max_body_bytes, maximum=MAX_BYTES
+            ),
             card_max_age_s=config.integer(
                 "MESHSCOPE_BRIDGE_CARD_MAX_AGE_S", d.card_max_age_s, minimum=0, maximum=86400, what="seconds"
             ),

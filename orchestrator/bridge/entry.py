@@ -7,6 +7,10 @@ one line and exit status 1, as is an address that cannot be bound); then one rea
 open SSE streams get MESHSCOPE_SHUTDOWN_GRACE_S to finish and running tasks are cancelled (their
 runs with them; a client sees the task CANCELED, or FAILED when its run had already failed).
 
+a2a-sdk's built-in spans (`OTEL_INSTRUMENTATION_A2A_SDK_ENABLED`) are off unless that variable
+is set: with them on, 1.3.0 detaches OpenTelemetry contexts across asyncio contexts when a stream
+ends and logs a traceback for it.
+
 The socket is bound here, not by uvicorn, so that `--port 0` can report the port it got and the
 cards can advertise it.
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import sys
 from dataclasses import dataclass
@@ -87,8 +92,9 @@ async def serve(settings: BridgeSettings, grace_s: float) -> None:
         )
         server = uvicorn.Server(config)
         serving = asyncio.create_task(server.serve(sockets=[sock]))
-        while not server.started and not serving.done():
-            await asyncio.sleep(0.01)  # uvicorn has no started event; it sets a flag
+        # uvicorn sets a flag when it serves and offers no event to wait on.
+        while not server.started and not serving.done():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
         if server.started:
             print(f"meshscope: serving bridge on {base_url}", flush=True)
         try:
@@ -113,7 +119,12 @@ def run(args: ServeArgs) -> int:
     except ConfigError as exc:
         print(f"meshscope: {exc}", file=sys.stderr)
         return 2
+    # a2a-sdk's own spans are off unless asked for: read when a2a is first imported, below.
+    os.environ.setdefault("OTEL_INSTRUMENTATION_A2A_SDK_ENABLED", "false")
     configure_logging()
+    from meshscope.orchestrator.bridge import logs
+
+    logs.install()
     try:
         loops.run(serve(settings, grace_s), loop)
     except OSError as exc:

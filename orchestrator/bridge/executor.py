@@ -32,12 +32,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import grpc
-from google.protobuf import json_format, timestamp_pb2
-
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events.event_queue_v2 import EventQueue
 from a2a.server.tasks import TaskUpdater
 from a2a.types import a2a_pb2
+from google.protobuf import json_format, timestamp_pb2
+
 from meshscope.codec import StreamContext, usage_fields
 from meshscope.orchestrator.bridge.parts import PartError, to_a2a_message, to_a2a_part, to_mesh_message
 from meshscope.orchestrator.client import OrchestratorClient
@@ -135,7 +135,11 @@ class _RunRelay:
         await self._updater.update_status(
             a2a_pb2.TASK_STATE_FAILED,
             message=_agent_text(f"{code}: {message}", self._updater.task_id, self._updater.context_id),
-            metadata={"meshscope.code": code, "meshscope.reason": reason_name, "meshscope.retryable": retryable},
+            metadata={
+                "meshscope.code": code,
+                "meshscope.reason": reason_name,
+                "meshscope.retryable": retryable,
+            },
         )
 
     async def _agent_event(self, event: orchestrator_pb2.RunEvent) -> None:
@@ -149,11 +153,17 @@ class _RunRelay:
         elif kind == "thinking_delta":
             await self._chunk(step, event, "/thinking", a2a_pb2.Part(text=agent_event.thinking_delta.delta))
         elif kind == "reply_end":
-            rest = [to_a2a_part(p) for p in agent_event.reply_end.message.parts if p.WhichOneof("kind") not in _STREAMED]
+            rest = [
+                to_a2a_part(p)
+                for p in agent_event.reply_end.message.parts
+                if p.WhichOneof("kind") not in _STREAMED
+            ]
             if rest:
                 await self._chunk(step, event, "", *rest)
 
-    async def _chunk(self, step: _Step, event: orchestrator_pb2.RunEvent, suffix: str, *parts: a2a_pb2.Part) -> None:
+    async def _chunk(
+        self, step: _Step, event: orchestrator_pb2.RunEvent, suffix: str, *parts: a2a_pb2.Part
+    ) -> None:
         key = f"{event.step}/{step.stream.reply_id}{suffix}"
         artifact = step.artifacts.get(key)
         if artifact is None:
@@ -203,7 +213,9 @@ class MeshExecutor(AgentExecutor):
             target = task.metadata[TARGET_KEY]
         relay = _RunRelay(updater)
         if context.message is None:
-            await relay.fail("INVALID_ARGUMENT", "no message to run", False, common_pb2.ERROR_REASON_INVALID_INPUT)
+            await relay.fail(
+                "INVALID_ARGUMENT", "no message to run", False, common_pb2.ERROR_REASON_INVALID_INPUT
+            )
             return
         try:
             message = to_mesh_message(context.message)
@@ -214,7 +226,9 @@ class MeshExecutor(AgentExecutor):
             return
         user = context.call_context.user.user_name if context.call_context.user.is_authenticated else ""
         request_metadata = (
-            json_format.MessageToDict(context.message.metadata) if context.message.HasField("metadata") else None
+            json_format.MessageToDict(context.message.metadata)
+            if context.message.HasField("metadata")
+            else None
         )
         try:
             async for event in self._orchestrator.run(

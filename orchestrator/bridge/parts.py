@@ -24,9 +24,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from a2a.types import a2a_pb2
 from google.protobuf import json_format, struct_pb2
 
-from a2a.types import a2a_pb2
 from meshscope.v1 import common_pb2
 
 KIND_KEY = "meshscope.kind"
@@ -116,7 +116,9 @@ def to_a2a_part(part: common_pb2.Part) -> a2a_pb2.Part:
             a2a_pb2.Part(raw=part.data.data, media_type=part.data.media_type, filename=part.data.name), part
         )
     if kind == "url":
-        return _marked(a2a_pb2.Part(url=part.url.url, media_type=part.url.media_type, filename=part.url.name), part)
+        return _marked(
+            a2a_pb2.Part(url=part.url.url, media_type=part.url.media_type, filename=part.url.name), part
+        )
     if kind in ("thinking", "hint"):
         text = part.thinking if kind == "thinking" else "".join(p.text for p in part.hint.content)
         out = _marked(a2a_pb2.Part(text=text), part)

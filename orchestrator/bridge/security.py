@@ -2,21 +2,23 @@
 
 One pure ASGI middleware (`Guard`) in front of every route, in this order:
 
-1. **Body size** — a body over MESHSCOPE_BRIDGE_MAX_BODY_BYTES (by its Content-Length, or as it
-   arrives) is refused with 413 before any of it is parsed. The body is read here, bounded, and
-   handed on whole, so no handler ever sees half of one.
-2. **API keys** — when MESHSCOPE_BRIDGE_API_KEYS is set, every request but a card (`GET
-   .../.well-known/agent-card.json`, public so clients can learn how to authenticate) needs a
-   key, as `Authorization: Bearer <key>` or `X-API-Key: <key>`; none or a wrong one is 401 with
-   `WWW-Authenticate: Bearer`. The key's name becomes the request's user (Starlette's
+1. **API keys** — when MESHSCOPE_BRIDGE_API_KEYS is set, every request but a card (`GET
+   .../.well-known/agent-card.json`, public so clients can learn how to authenticate) and `GET
+   /healthz` needs a key, as `Authorization: Bearer <key>` or `X-API-Key: <key>`; none or a
+   wrong one is 401 with `WWW-Authenticate: Bearer`. The key's name becomes the request's user (Starlette's
    `scope["user"]`), which a2a-sdk uses as the owner of the tasks it creates: one key never
    sees another's tasks. Keys are compared in constant time (`hmac.compare_digest`).
-3. **Rate limit** — MESHSCOPE_BRIDGE_RATE_LIMIT per key (per client address when the bridge is
+2. **Rate limit** — MESHSCOPE_BRIDGE_RATE_LIMIT per key (per client address when the bridge is
    open), a moving window kept by the `limits` library in memory or, with REDIS_URL, in Redis so
    that every bridge replica counts against one budget; over it is 429 with `Retry-After`.
+3. **Body size and type** — a body over MESHSCOPE_BRIDGE_MAX_BODY_BYTES (by its Content-Length,
+   or as it arrives) is refused with 413 before any of it is parsed, and a body that is not JSON
+   (`application/json` or `application/a2a+json`) with 415. The body is read here, bounded, and
+   handed on whole, so no handler ever sees half of one.
 
-Errors use A2A's HTTP+JSON error shape (`{"error": {"code", "status", "message"}}`), also on the
-JSON-RPC paths: these are HTTP-level refusals, made before a JSON-RPC request is read.
+Refusals are HTTP statuses (401, 413, 415, 429) with a JSON body: on the JSON-RPC endpoints a
+JSON-RPC error (-32600 invalid request, id null since the request was not read, the HTTP status in
+`data`), elsewhere A2A's HTTP+JSON error shape (`{"error": {"code", "status", "message"}}`).
 
 `PushUrlPolicy` screens push-notification URLs (a2a-sdk calls it when a client registers one and
 before each delivery): http(s) only; the host in MESHSCOPE_BRIDGE_PUSH_ALLOWED_HOSTS when that is
@@ -35,21 +37,25 @@ import time
 import urllib.parse
 from collections.abc import Mapping
 
+from a2a.utils.push_url_validator import validate_push_notification_url
 from limits import RateLimitItem, parse
 from limits.aio.storage import Storage
-from limits.storage import storage_from_string
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
 from starlette.authentication import SimpleUser, UnauthenticatedUser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from a2a.utils.push_url_validator import validate_push_notification_url
 from meshscope.orchestrator.bridge.cards import API_KEY_HEADER
 
-__all__ = ["Guard", "PushUrlPolicy", "RateLimit", "rate_limit_storage"]
+__all__ = ["Guard", "PushUrlPolicy", "RateLimit", "rate_limit_storage", "refuse"]
 
 log = logging.getLogger(__name__)
 
 CARD_SUFFIX = "/.well-known/agent-card.json"
+HEALTH_PATH = "/healthz"
+"""Answers 200 once the bridge serves; public like the cards (it tells nothing else)."""
+JSON_MEDIA_TYPES = (b"application/json", b"application/a2a+json")
+"""What A2A's JSON-RPC and HTTP+JSON bindings send; another type is 415 before the body is read."""
 _API_KEY_HEADER = API_KEY_HEADER.lower().encode()
 
 
@@ -75,8 +81,29 @@ class RateLimit:
         return max(1, math.ceil(stats.reset_time - time.time()))
 
 
-async def _error(send: Send, status: int, name: str, message: str, headers: Mapping[str, str] | None = None) -> None:
-    body = json.dumps({"error": {"code": status, "status": name, "message": message}}).encode()
+def _is_jsonrpc(scope: Scope) -> bool:
+    """JSON-RPC endpoints are the POSTs to a target's root (`/` or `/agents/<name>/`)."""
+    path = str(scope["path"])
+    return scope["method"] == "POST" and (
+        path == "/" or (path.startswith("/agents/") and path.count("/") == 3 and path.endswith("/"))
+    )
+
+
+async def refuse(
+    scope: Scope, send: Send, status: int, name: str, message: str, headers: Mapping[str, str] | None = None
+) -> None:
+    """An HTTP-level refusal: JSON-RPC's error shape on JSON-RPC endpoints (-32600, id null: the
+    request was not read), A2A's HTTP+JSON error shape elsewhere."""
+    payload: dict[str, object]
+    if _is_jsonrpc(scope):
+        payload = {
+            "jsonrpc": "2.0",
+            "id": None,
+            "error": {"code": -32600, "message": message, "data": {"httpStatus": status, "status": name}},
+        }
+    else:
+        payload = {"error": {"code": status, "status": name, "message": message}}
+    body = json.dumps(payload).encode()
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
@@ -110,38 +137,47 @@ class Guard:
         headers = dict(scope["headers"])
         user = self._user(scope, headers)
         if user is None:
-            await _error(
-                send, 401, "UNAUTHENTICATED",
+            await refuse(
+                scope, send, 401, "UNAUTHENTICATED",
                 f"an API key is required: Authorization: Bearer <key> or {API_KEY_HEADER}: <key>",
                 {"WWW-Authenticate": 'Bearer realm="meshscope"'},
             )  # fmt: skip
             return
         scope["user"] = user
-        if self._rate_limit is not None and not self._is_card(scope):
+        if self._rate_limit is not None and not self._is_public(scope):
             client = scope.get("client")
             key = user.username if user.is_authenticated else f"addr:{client[0] if client else '-'}"
             wait = await self._rate_limit.retry_after(key)
             if wait is not None:
-                await _error(
-                    send, 429, "RESOURCE_EXHAUSTED",
+                await refuse(
+                    scope, send, 429, "RESOURCE_EXHAUSTED",
                     f"rate limit of {self._rate_limit.item} exceeded; retry in {wait} s",
                     {"Retry-After": str(wait)},
                 )  # fmt: skip
                 return
         if scope["method"] in ("POST", "PUT", "PATCH"):
+            media_type = headers.get(b"content-type", b"").partition(b";")[0].strip().lower()
             try:
                 body = await self._read_body(headers, receive)
             except _BodyTooLarge:
-                await _error(
-                    send, 413, "INVALID_ARGUMENT", f"the request body is larger than {self._max} bytes"
+                await refuse(
+                    scope, send, 413, "INVALID_ARGUMENT", f"the request body is larger than {self._max} bytes"
                 )
+                return
+            if body and media_type not in JSON_MEDIA_TYPES:
+                await refuse(
+                    scope, send, 415, "INVALID_ARGUMENT",
+                    "the body must be JSON (Content-Type: application/json), not "
+                    + (media_type.decode(errors="replace") or "untyped"),
+                )  # fmt: skip
                 return
             receive = _replay(body, receive)
         await self.app(scope, receive, send)
 
     @staticmethod
-    def _is_card(scope: Scope) -> bool:
-        return scope["method"] in ("GET", "HEAD") and str(scope["path"]).endswith(CARD_SUFFIX)
+    def _is_public(scope: Scope) -> bool:
+        path = str(scope["path"])
+        return scope["method"] in ("GET", "HEAD") and (path.endswith(CARD_SUFFIX) or path == HEALTH_PATH)
 
     def _user(self, scope: Scope, headers: Mapping[bytes, bytes]) -> SimpleUser | UnauthenticatedUser | None:
         """The caller, or None when a key is needed and not given (cards never need one)."""
@@ -155,7 +191,7 @@ class Guard:
             for key, name in self._keys.items():
                 if hmac.compare_digest(presented, key):
                     return SimpleUser(name)
-        return UnauthenticatedUser() if self._is_card(scope) else None
+        return UnauthenticatedUser() if self._is_public(scope) else None
 
     async def _read_body(self, headers: Mapping[bytes, bytes], receive: Receive) -> bytes:
         declared = headers.get(b"content-length")
@@ -222,4 +258,3 @@ class PushUrlPolicy:
         if self._allow_private:
             return True
         return await validate_push_notification_url(url)
-

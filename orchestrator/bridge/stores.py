@@ -26,12 +26,11 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from a2a.server.cluster import DatabaseTaskEventStream, VersionedDatabaseTaskStore
+from a2a.server.tasks import DatabasePushNotificationConfigStore
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-
-from a2a.server.cluster import DatabaseTaskEventStream, VersionedDatabaseTaskStore
-from a2a.server.tasks import DatabasePushNotificationConfigStore
 
 __all__ = ["TaskStores", "open_stores"]
 
@@ -59,6 +58,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _make_folder_of(path: str) -> None:
+    """SQLite creates its file but not the folders above it (`.meshscope/` on a first start)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+
+
 async def open_stores(database_url: str, *, poll_interval_s: float) -> TaskStores:
     """Connect, create the tables when missing, and return the stores.
 
@@ -69,8 +73,7 @@ async def open_stores(database_url: str, *, poll_interval_s: float) -> TaskStore
     options: dict[str, Any] = {}
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
-            folder = os.path.dirname(os.path.abspath(url.database))
-            os.makedirs(folder, exist_ok=True)
+            _make_folder_of(url.database)
         options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
     else:
         options["pool_pre_ping"] = True
