@@ -56,8 +56,8 @@ VERSIONS = tuple(range(18, 12, -1))
 TOOLS = ("postgres", "initdb")
 OVERRIDE_ENV = "MESHSCOPE_POSTGRES_SERVER"
 FAILURE_HINT = (
-    "install postgresql (Debian/Ubuntu: apt-get install postgresql) or set MESHSCOPE_POSTGRES_BIN "
-    "to a folder holding initdb and postgres, and re-run (`make test` needs it)"
+    "install postgresql (Debian/Ubuntu: apt-get install postgresql) or point MESHSCOPE_POSTGRES_SERVER "
+    "at a postgres binary with initdb beside it, and re-run (`make test` needs it)"
 )
 
 

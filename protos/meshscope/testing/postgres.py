@@ -4,7 +4,7 @@
 database), `postgres` serves it on 127.0.0.1 with its socket in the same folder. PostgreSQL
 refuses to run as root: when the tests run as root, both run as the `postgres` user (or
 `nobody`) through `setpriv`, and the folder is handed to that user. The binaries are the first
-of: MESHSCOPE_POSTGRES_BIN (a folder holding `initdb` and `postgres`), `initdb` on PATH,
+of: MESHSCOPE_POSTGRES_SERVER (a `postgres` binary with `initdb` beside it), `initdb` on PATH,
 Debian's `/usr/lib/postgresql/<version>/bin` (newest first), and `.tools/bin` of the source
 checkout (`make postgres` puts them there, unpacking the release's package on machines without one).
 
@@ -33,11 +33,13 @@ DATABASE = "postgres"
 
 def postgres_bin() -> Path:
     """The folder with `initdb` and `postgres` (see the module docstring); DevServerError if none."""
-    override = Config().optional("MESHSCOPE_POSTGRES_BIN")
+    override = Config().optional("MESHSCOPE_POSTGRES_SERVER")
     if override:
-        if not (Path(override) / "postgres").exists():
-            raise DevServerError(f"MESHSCOPE_POSTGRES_BIN={override}: no postgres there")
-        return Path(override)
+        if not Path(override).exists() or not (Path(override).parent / "initdb").exists():
+            raise DevServerError(
+                f"MESHSCOPE_POSTGRES_SERVER={override}: no such postgres with initdb beside it"
+            )
+        return Path(override).parent
     found = shutil.which("initdb")
     if found is not None and (Path(found).resolve().parent / "postgres").exists():
         return Path(found).resolve().parent
@@ -50,7 +52,7 @@ def postgres_bin() -> Path:
     if (local / "postgres").exists() and (local / "initdb").exists():
         return local
     raise DevServerError(
-        "no PostgreSQL server: run `make postgres` (or install postgresql, or set MESHSCOPE_POSTGRES_BIN)"
+        "no PostgreSQL server: run `make postgres` (or install postgresql, or set MESHSCOPE_POSTGRES_SERVER)"
     )
 
 
