@@ -18,11 +18,15 @@ cards can advertise it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import socket
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from meshscope import loops
 from meshscope.config import Config, ConfigError
@@ -54,6 +58,29 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def _server_class() -> Any:
+    import uvicorn
+
+    class Server(uvicorn.Server):  # type: ignore[misc]
+        """uvicorn's server with the process's signal handling, not uvicorn's own.
+
+        uvicorn re-raises a caught SIGTERM once it has shut down, so the process would end
+        "killed by SIGTERM" (-15) after a graceful stop; every meshscope server exits 0 then.
+        The first signal asks for the graceful shutdown, a second one forces it.
+        """
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+        def stop_requested(self) -> None:
+            if self.should_exit:
+                self.force_exit = True
+            self.should_exit = True
+
+    return Server
 
 
 def _version() -> str:
@@ -90,7 +117,10 @@ async def serve(settings: BridgeSettings, grace_s: float) -> None:
             access_log=False,
             timeout_graceful_shutdown=max(1, int(grace_s)),
         )
-        server = uvicorn.Server(config)
+        server = _server_class()(config)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, server.stop_requested)
         serving = asyncio.create_task(server.serve(sockets=[sock]))
         # uvicorn sets a flag when it serves and offers no event to wait on.
         while not server.started and not serving.done():  # noqa: ASYNC110
