@@ -81,7 +81,9 @@ def _parser() -> argparse.ArgumentParser:
         "Finds the orchestrator at MESHSCOPE_ORCHESTRATOR (default 127.0.0.1:50050); "
         "the other settings are MESHSCOPE_BRIDGE_* (docs/configuration.md).",
     )
-    bridge.add_argument("--port", type=int, help="port (default 8080, MESHSCOPE_BRIDGE_PORT; 0: any free port)")
+    bridge.add_argument(
+        "--port", type=int, help="port (default 8080, MESHSCOPE_BRIDGE_PORT; 0: any free port)"
+    )
     bridge.add_argument("--host", help="address to bind (default 127.0.0.1, MESHSCOPE_BRIDGE_HOST)")
     run = commands.add_parser("run", help="run an agent or a pipeline and stream its steps")
     run.add_argument("target", help="an agent or pipeline name")

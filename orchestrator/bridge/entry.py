@@ -63,7 +63,7 @@ def _bind(host: str, port: int) -> socket.socket:
 def _server_class() -> Any:
     import uvicorn
 
-    class Server(uvicorn.Server):  # type: ignore[misc]
+    class Server(uvicorn.Server):
         """uvicorn's server with the process's signal handling, not uvicorn's own.
 
         uvicorn re-raises a caught SIGTERM once it has shut down, so the process would end

@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 
 import grpc
 from a2a.server.agent_execution import AgentExecutor, RequestContext
-from a2a.server.events.event_queue_v2 import EventQueue
+from a2a.server.events import EventQueue
 from a2a.server.tasks import TaskUpdater
 from a2a.types import a2a_pb2
 from google.protobuf import json_format, timestamp_pb2
@@ -210,7 +210,7 @@ class MeshExecutor(AgentExecutor):
             created.metadata[TARGET_KEY] = target
             await event_queue.enqueue_event(created)
         elif TARGET_KEY in task.metadata.fields:
-            target = task.metadata[TARGET_KEY]
+            target = task.metadata.fields[TARGET_KEY].string_value
         relay = _RunRelay(updater)
         if context.message is None:
             await relay.fail(

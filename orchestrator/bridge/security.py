@@ -60,10 +60,14 @@ _API_KEY_HEADER = API_KEY_HEADER.lower().encode()
 
 
 def rate_limit_storage(uri: str) -> Storage:
-    """A `limits` async storage from its URI; Redis through redis-py (installed), not coredis."""
-    if uri.startswith(("async+redis://", "async+rediss://", "async+redis+unix://")):
-        return storage_from_string(uri, implementation="redispy")
-    return storage_from_string(uri)
+    """A `limits` async storage from its URI (`async+...`); Redis through redis-py (installed), not coredis.
+
+    Raises ValueError for a URI that names no async storage."""
+    options = {"implementation": "redispy"} if uri.startswith(("async+redis://", "async+rediss://")) else {}
+    storage = storage_from_string(uri, **options)
+    if not isinstance(storage, Storage):
+        raise ValueError(f"{uri!r} is not an async storage (its scheme must start with async+)")
+    return storage
 
 
 class RateLimit:
@@ -146,7 +150,7 @@ class Guard:
         scope["user"] = user
         if self._rate_limit is not None and not self._is_public(scope):
             client = scope.get("client")
-            key = user.username if user.is_authenticated else f"addr:{client[0] if client else '-'}"
+            key = user.username if isinstance(user, SimpleUser) else f"addr:{client[0] if client else '-'}"
             wait = await self._rate_limit.retry_after(key)
             if wait is not None:
                 await refuse(

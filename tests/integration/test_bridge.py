@@ -12,10 +12,10 @@ import asyncio
 import json
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -204,7 +204,7 @@ async def test_send_returns_the_completed_task_with_each_steps_reply(
     assert set(by_step) == {"analyst", "writer"}
     assert text_of(by_step["writer"].parts) == final
     assert by_step["analyst"].metadata["meshscope.agent"] == "analyst"
-    assert by_step["analyst"].metadata["meshscope.replica"].startswith("analyst@")
+    assert str(by_step["analyst"].metadata["meshscope.replica"]).startswith("analyst@")
     assert task.metadata["meshscope.target"] == "analysis"
     assert task.history[0].parts[0].text == "Compare gRPC and REST"
 
@@ -267,7 +267,9 @@ async def test_a_client_whose_stream_broke_resubscribes_and_misses_nothing(bridg
     try:
         seen: list[str] = []
         task_id = ""
-        stream = client.send_message(user_message("go on #slow=30"))
+        stream = cast(
+            AsyncGenerator[a2a_pb2.StreamResponse, None], client.send_message(user_message("go on #slow=30"))
+        )
         async for item in stream:
             if item.HasField("task"):
                 task_id = item.task.id
