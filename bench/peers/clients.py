@@ -59,9 +59,9 @@ class _Reading:
     once the stream is read: the `Timing`, or `BadResponse`.
     """
 
-    def __init__(self, system: str) -> None:
+    def __init__(self, system: str, *, joined: bool = False) -> None:
         self.system = system
-        self.reply = Reply()
+        self.reply = Reply(joined=joined)
         self.start = time.perf_counter()
         self.first = 0.0
         self.last = 0.0
@@ -279,12 +279,26 @@ class A2aClient:
     """A2A 1.0 over JSON-RPC: `SendStreamingMessage`, SSE back (header `A2A-Version: 1.0`).
 
     Content is each `artifactUpdate`'s text parts; the terminal event is the `statusUpdate`
-    reaching TASK_STATE_COMPLETED (it carries no text: the artifact chunks are the reply).
+    reaching TASK_STATE_COMPLETED. The bare server's carries no text (the artifact chunks are the
+    reply); the meshscope bridge's carries the run's final message, checked against the chunks
+    when `final_text` is set. `path` is where the agent's JSON-RPC endpoint is (`/agents/echo/`
+    on the bridge); `joined` accepts deltas joined into fewer chunks (the bridge's coalescing).
     """
 
-    def __init__(self, system: str, address: str, connections: int) -> None:
+    def __init__(
+        self,
+        system: str,
+        address: str,
+        connections: int,
+        *,
+        path: str = "/",
+        final_text: bool = False,
+        joined: bool = False,
+    ) -> None:
         self.system = system
-        self._url = f"http://{address}/"
+        self._url = f"http://{address}{path}"
+        self._final_text = final_text
+        self._joined = joined
         self._session = http_session(connections)
 
     async def turn(self, session_id: str) -> Timing:
@@ -300,7 +314,7 @@ class A2aClient:
                 }
             },
         }
-        reading = _Reading(self.system)
+        reading = _Reading(self.system, joined=self._joined)
         headers = {"A2A-Version": A2A_VERSION}
         response = await _post_stream(self.system, self._session, self._url, body, headers)
         try:
@@ -314,7 +328,9 @@ class A2aClient:
                     parts = result["artifactUpdate"]["artifact"].get("parts", [])
                     reading.delta("".join(p.get("text", "") for p in parts))
                 elif result.get("statusUpdate", {}).get("status", {}).get("state") == "TASK_STATE_COMPLETED":
-                    reading.end(None)  # A2A's terminal status carries no text
+                    status = result["statusUpdate"]["status"]
+                    final = status.get("message", {}).get("parts", [])
+                    reading.end("".join(p.get("text", "") for p in final) if self._final_text else None)
         finally:
             response.release()
         return reading.checked()

@@ -36,7 +36,7 @@ class Ratio:
 
 @dataclass(frozen=True)
 class Target:
-    """One of issue 11's targets, judged on this run's medians."""
+    """One of issue 11's or 13's targets, judged on this run's medians."""
 
     name: str
     figure: str
@@ -55,6 +55,9 @@ PAIRS = (
     ("direct-ns", "raw-1hop"),
     ("direct", "raw-1hop"),
     ("orchestrated", "a2a-sdk"),
+    ("bridge", "a2a-sdk"),
+    ("bridge-pd", "a2a-sdk"),
+    ("bridge-mem", "a2a-sdk"),
 )
 """The comparisons issue 11 asks for (and a2a-sdk beside them), numerator first."""
 
@@ -98,7 +101,26 @@ def targets(medians: Mapping[str, Figures]) -> list[Target]:
     if "orchestrated" in medians:
         mb = medians["orchestrated"].rss_total_mib * MIB_TO_MB
         found.append(Target("orchestrator + agent RSS <= 200 MB", f"{mb:.0f} MB", mb <= 200))
+    # Issue 13 (the A2A bridge): at least the bare a2a-sdk server's throughput, and the bridge
+    # hop's added latency (bridge minus orchestrated: the same path without the bridge) under 2 ms.
+    for key in ("bridge", "bridge-pd", "bridge-mem"):
+        if f"{key} / a2a-sdk throughput" in by_name:
+            value = by_name[f"{key} / a2a-sdk throughput"].value
+            found.append(Target(f"{key} / a2a-sdk throughput >= 1x", f"{value:.2f}x", value >= 1.0))
+    bridge_hop = added_by_bridge_ms(medians)
+    if bridge_hop is not None:
+        found.append(
+            Target("bridge's added latency, p50 < 2 ms", f"{bridge_hop[0]:+.2f} ms", bridge_hop[0] < 2.0)
+        )
     return found
+
+
+def added_by_bridge_ms(medians: Mapping[str, Figures]) -> tuple[float, float] | None:
+    """(p50, p99) of the bridge path minus the orchestrated path (last content): what the bridge adds."""
+    if "bridge" not in medians or "orchestrated" not in medians:
+        return None
+    b, o = medians["bridge"], medians["orchestrated"]
+    return b.last_p50_ms - o.last_p50_ms, b.last_p99_ms - o.last_p99_ms
 
 
 # ---------------------------------------------------------------- printing
@@ -146,9 +168,13 @@ def print_summary(medians: Mapping[str, Figures], rounds: Mapping[str, Sequence[
         print(
             f"  {'added per hop vs raw relay (last content)':<50} p50 {hop[0]:+.2f} ms, p99 {hop[1]:+.2f} ms"
         )
+    bridge_hop = added_by_bridge_ms(medians)
+    if bridge_hop is not None:
+        label = "added by the bridge (last content)"
+        print(f"  {label:<50} p50 {bridge_hop[0]:+.2f} ms, p99 {bridge_hop[1]:+.2f} ms")
     found = targets(medians)
     if found:
-        print("\nTargets of issue 11 (per-delta mode), on this run:")
+        print("\nTargets of issues 11 (per-delta mode) and 13 (the bridge), on this run:")
         for t in found:
             print(f"  {verdict(t.met)}  {t.name}: {t.figure}")
 

@@ -9,9 +9,18 @@
 | direct         | `meshscope serve agents --agents echo`, session/turn   | `AgentClient`   |
 | direct-ns      | another such process, turns without a session          | `AgentClient`   |
 | orchestrated   | `meshscope serve orchestrator` -> its own echo agent   | `RunClient`     |
+| bridge         | `meshscope serve bridge` -> orchestrator -> echo agent | `A2aClient`     |
+| bridge-pd      | the same, each delta its own artifact update           | `A2aClient`     |
+| bridge-mem     | the same per delta, tasks in memory (as the bare peer) | `A2aClient`     |
 
 A system's CPU and RSS are those of all its processes (the 2-hop relay's include the echo
-server behind it; the orchestrated path's, the orchestrator and its agent). Every process is
+server behind it; the orchestrated path's, the orchestrator and its agent; the bridge's, the
+bridge, its orchestrator and its agent). `bridge` runs as shipped (its SQLite task store in a
+temporary folder, deltas coalesced per MESHSCOPE_BRIDGE_FLUSH_MS's default); `bridge-pd` sends
+each of the 20 deltas as its own artifact update, as the bare a2a-sdk peer does; `bridge-mem`
+does that too with a2a-sdk's in-memory task store, as the bare peer has: the bridge's own cost,
+like for like. The rate limit is off in all three: one load generator is one client address,
+and 64 clients would exceed the default 600 requests a minute. Every process is
 started before the first measurement and stopped at the end; an idle one costs nothing.
 The AgentScope Runtime system needs `.build/peers-venv` (`make peers-venv`); without a usable
 one it is left out with one line saying why.
@@ -57,6 +66,9 @@ SPECS = {
         SystemSpec("direct", "meshscope direct (session per turn)", 1),
         SystemSpec("direct-ns", "meshscope direct (no session)", 1),
         SystemSpec("orchestrated", "meshscope orchestrated (client → orchestrator → agent)", 2),
+        SystemSpec("bridge", "meshscope A2A bridge (A2A client → bridge → orchestrator → agent)", 3),
+        SystemSpec("bridge-pd", "meshscope A2A bridge, an artifact update per delta", 3),
+        SystemSpec("bridge-mem", "meshscope A2A bridge, per delta, tasks in memory", 3),
     )
 }
 """Every system, in the order tables list them."""
@@ -107,6 +119,27 @@ def _orchestrator(stack: ExitStack, agent: str) -> ServerProcess:
     env = child_env() | {"MESHSCOPE_STATIC_ENDPOINTS": f"echo={agent}"}
     command = meshscope_command("serve", "orchestrator", "-f", str(mesh), "--port", "0")
     return ServerProcess("orchestrator", launch(command, env, cwd=REPO))
+
+
+BRIDGES = {"bridge": ("sqlite", None), "bridge-pd": ("sqlite", "0"), "bridge-mem": ("memory", "0")}
+"""Each bridge system's task store and MESHSCOPE_BRIDGE_FLUSH_MS (None: the default)."""
+
+
+def _bridge(stack: ExitStack, orchestrator: str, store: str, flush_ms: str | None) -> ServerProcess:
+    """`meshscope serve bridge` in front of `orchestrator`: its task store in memory or in SQLite
+    in a temporary folder, deltas coalesced unless `flush_ms` is "0"."""
+    folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="meshscope-peers-bridge-")))
+    env = child_env() | {
+        "MESHSCOPE_ORCHESTRATOR": orchestrator,
+        "MESHSCOPE_BRIDGE_DATABASE_URL": "memory"
+        if store == "memory"
+        else f"sqlite+aiosqlite:///{folder / 't.db'}",
+        "MESHSCOPE_BRIDGE_RATE_LIMIT": "off",
+    }
+    if flush_ms is not None:
+        env["MESHSCOPE_BRIDGE_FLUSH_MS"] = flush_ms
+    command = meshscope_command("serve", "bridge", "--port", "0")
+    return ServerProcess("bridge", launch(command, env, cwd=REPO))
 
 
 def _agentscope_runtime() -> ServerProcess:
@@ -171,5 +204,16 @@ def start_systems(
         orchestrator = started(_orchestrator(stack, behind.address))
         run = RunClient("orchestrated", orchestrator.address)
         systems.append(System(SPECS["orchestrated"], [orchestrator, behind], run))
+    for key, (store, flush_ms) in BRIDGES.items():
+        if key not in wanted:
+            continue
+        agent = started(start_agent_server(f"agent behind {key}", "echo"))
+        orchestrator = started(_orchestrator(stack, agent.address))
+        bridge = started(_bridge(stack, orchestrator.address, store, flush_ms))
+        address = bridge.address.removeprefix("http://")
+        client = A2aClient(
+            key, address, connections, path="/agents/echo/", final_text=True, joined=flush_ms is None
+        )
+        systems.append(System(SPECS[key], [bridge, orchestrator, agent], client))
     order = list(SPECS)
     return sorted(systems, key=lambda s: order.index(s.key))

@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 from a2a.server.agent_execution import SimpleRequestContextBuilder
 from a2a.server.agent_execution.context import RequestContext
-from a2a.server.cluster import VersionedTaskStore
+from a2a.server.cluster import LegacyTaskStoreAdapter, VersionedTaskStore
 from a2a.server.context import ServerCallContext
 from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.server.routes import (
@@ -147,14 +147,18 @@ class Bridge:
         policy = PushUrlPolicy(settings.push_allowed_hosts, settings.push_allow_private)
         self._http = httpx.AsyncClient(timeout=PUSH_TIMEOUT_S)
         self.handler = DefaultRequestHandler(
-            agent_executor=MeshExecutor(orchestrator),
+            agent_executor=MeshExecutor(orchestrator, flush_s=settings.flush_ms / 1000),
             task_store=stores.tasks,
             agent_card=_template_card(),
             push_config_store=stores.push_configs,
             push_sender=BasePushNotificationSender(
                 self._http, stores.push_configs, push_url_validator=policy
             ),
-            request_context_builder=_KeepTaskContext(stores.tasks),
+            request_context_builder=_KeepTaskContext(
+                stores.tasks
+                if isinstance(stores.tasks, VersionedTaskStore)
+                else LegacyTaskStoreAdapter(stores.tasks)
+            ),
             push_url_validator=policy,
             event_stream=stores.events,
         )

@@ -5,7 +5,10 @@
   MESHSCOPE_BRIDGE_PUBLIC_URL           the base URL the cards advertise           http://HOST:PORT
   MESHSCOPE_BRIDGE_DATABASE_URL         the task store, an SQLAlchemy async URL: SQLite (a local file,
                                         nothing to start) or PostgreSQL (`postgresql+asyncpg://...`,
-                                        for several bridge replicas)  sqlite+aiosqlite:///.meshscope/bridge.db
+                                        for several bridge replicas), or `memory` (this process only, lost
+                                        on exit)           sqlite+aiosqlite:///.meshscope/bridge.db
+  MESHSCOPE_BRIDGE_FLUSH_MS            text deltas arriving faster than this are sent as one artifact
+                                        chunk (0: every delta its own chunk)                       50
   MESHSCOPE_BRIDGE_DEFAULT_TARGET       the pipeline (or agent) served at the root paths; unset: the
                                         orchestrator's first pipeline by name
   MESHSCOPE_BRIDGE_API_KEYS             `name=key` pairs, comma-separated; when set, every A2A call needs
@@ -113,6 +116,7 @@ class BridgeSettings:
     card_max_age_s: int = 60
     catalog_ttl_s: float = 5.0
     poll_interval_s: float = 0.2
+    flush_ms: int = 50
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
@@ -120,11 +124,11 @@ class BridgeSettings:
         config = Config(environ)
         d = cls()
         database_url = config.string("MESHSCOPE_BRIDGE_DATABASE_URL", d.database_url)
-        if not database_url.startswith(_SCHEMES):
+        if database_url != "memory" and not database_url.startswith(_SCHEMES):
             raise config.invalid(
                 "MESHSCOPE_BRIDGE_DATABASE_URL",
                 database_url,
-                "sqlite+aiosqlite:///PATH or postgresql+asyncpg://...",
+                "sqlite+aiosqlite:///PATH, postgresql+asyncpg://... or memory",
             )
         redis_url = config.optional("REDIS_URL")
         storage_default = f"async+{redis_url}" if redis_url else d.rate_limit_storage
@@ -146,6 +150,9 @@ class BridgeSettings:
                 "MESHSCOPE_BRIDGE_CARD_MAX_AGE_S", d.card_max_age_s, minimum=0, maximum=86400, what="seconds"
             ),
             catalog_ttl_s=config.seconds("MESHSCOPE_BRIDGE_CATALOG_TTL_S", d.catalog_ttl_s, maximum=3600),
+            flush_ms=config.integer(
+                "MESHSCOPE_BRIDGE_FLUSH_MS", d.flush_ms, minimum=0, maximum=1000, what="ms"
+            ),
             poll_interval_s=config.seconds(
                 "MESHSCOPE_BRIDGE_POLL_INTERVAL_S", d.poll_interval_s, minimum=0.01, maximum=60
             ),

@@ -15,7 +15,9 @@
 
 MESHSCOPE_BRIDGE_DATABASE_URL picks the database: `sqlite+aiosqlite:///<file>` (the default,
 `.meshscope/bridge.db` under the working directory: embedded, nothing to start, one bridge
-process) or `postgresql+asyncpg://user:password@host/db` (several bridge replicas share it).
+process), `postgresql+asyncpg://user:password@host/db` (several bridge replicas share it), or
+`memory` (a2a-sdk's in-memory stores: one process, tasks lost when it exits; for development and
+for measuring the bridge without its store).
 SQLite runs in WAL mode with a busy timeout, so concurrent runs wait for the write lock rather
 than fail. The tables are created at start when missing.
 """
@@ -26,29 +28,44 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from a2a.server.cluster import DatabaseTaskEventStream, VersionedDatabaseTaskStore
-from a2a.server.tasks import DatabasePushNotificationConfigStore
+from a2a.server.cluster import (
+    DatabaseTaskEventStream,
+    TaskEventStream,
+    VersionedDatabaseTaskStore,
+    VersionedTaskStore,
+)
+from a2a.server.tasks import (
+    DatabasePushNotificationConfigStore,
+    InMemoryPushNotificationConfigStore,
+    InMemoryTaskStore,
+    PushNotificationConfigStore,
+    TaskStore,
+)
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 __all__ = ["TaskStores", "open_stores"]
 
+MEMORY = "memory"
+"""MESHSCOPE_BRIDGE_DATABASE_URL's value for tasks in this process's memory (a2a-sdk's in-memory stores)."""
 SQLITE_BUSY_TIMEOUT_S = 30.0
 """How long an SQLite writer waits for the lock (concurrent runs each write per event)."""
 
 
 @dataclass
 class TaskStores:
-    """The bridge's stores over one engine; `close` disposes of its connections."""
+    """The bridge's stores (over one engine, or in memory); `close` disposes of its connections."""
 
-    engine: AsyncEngine
-    tasks: VersionedDatabaseTaskStore
-    events: DatabaseTaskEventStream
-    push_configs: DatabasePushNotificationConfigStore
+    tasks: VersionedTaskStore | TaskStore
+    events: TaskEventStream | None
+    """None in memory: one process, nobody else to tell."""
+    push_configs: PushNotificationConfigStore
+    engine: AsyncEngine | None = None
 
     async def close(self) -> None:
-        await self.engine.dispose()
+        if self.engine is not None:
+            await self.engine.dispose()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -69,6 +86,8 @@ async def open_stores(database_url: str, *, poll_interval_s: float) -> TaskStore
     Raises OSError (an SQLite folder that cannot be made) or SQLAlchemy's `DBAPIError` / `OSError`
     (a database that cannot be reached); the caller reports either in one line.
     """
+    if database_url == MEMORY:
+        return TaskStores(InMemoryTaskStore(), None, InMemoryPushNotificationConfigStore())
     url = make_url(database_url)
     options: dict[str, Any] = {}
     if url.get_backend_name() == "sqlite":
@@ -81,16 +100,13 @@ async def open_stores(database_url: str, *, poll_interval_s: float) -> TaskStore
     if url.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     try:
-        stores = TaskStores(
-            engine=engine,
-            tasks=VersionedDatabaseTaskStore(engine),
-            events=DatabaseTaskEventStream(engine, poll_interval_s=poll_interval_s),
-            push_configs=DatabasePushNotificationConfigStore(engine),
-        )
-        await stores.tasks.initialize()
-        await stores.events.initialize()
-        await stores.push_configs.initialize()
+        tasks = VersionedDatabaseTaskStore(engine)
+        events = DatabaseTaskEventStream(engine, poll_interval_s=poll_interval_s)
+        push_configs = DatabasePushNotificationConfigStore(engine)
+        await tasks.initialize()
+        await events.initialize()
+        await push_configs.initialize()
     except BaseException:
         await engine.dispose()
         raise
-    return stores
+    return TaskStores(tasks, events, push_configs, engine)

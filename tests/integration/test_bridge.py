@@ -215,21 +215,36 @@ async def test_a_stream_starts_with_the_task_and_streams_text_as_artifact_update
 ) -> None:
     client = await client_for(f"{bridge.address}/agents/analyst", transport)
     try:
-        items = await send(client, user_message("stream this please"))
+        items = await send(client, user_message("stream this please #slow=8"))
     finally:
         await client.close()
     kinds = [i.WhichOneof("payload") for i in items]
-    assert kinds[0] == "task"
-    assert items[0].task.status.state == a2a_pb2.TASK_STATE_SUBMITTED
-    assert items[1].status_update.status.state == a2a_pb2.TASK_STATE_WORKING
+    assert kinds[0] == "task"  # the task first, created once the run started
+    assert items[0].task.status.state == a2a_pb2.TASK_STATE_WORKING
+    assert items[0].task.metadata["meshscope.kind"] == "agent"
     assert items[-1].status_update.status.state == a2a_pb2.TASK_STATE_COMPLETED
+    assert kinds[1:-1] == ["artifact_update"] * (len(kinds) - 2)
     updates = [i.artifact_update for i in items if i.HasField("artifact_update")]
-    assert len(updates) > 3  # word by word, as the model streamed it
+    assert len(updates) >= 8  # word by word, as the model streamed it (one word every 50 ms)
     assert not updates[0].append
     assert all(u.append for u in updates[1:])
     assert text_of(p for u in updates for p in u.artifact.parts) == text_of(
         items[-1].status_update.status.message.parts
     )
+
+
+async def test_text_faster_than_the_flush_interval_is_sent_in_fewer_chunks(bridge: ServiceProcess) -> None:
+    client = await client_for(f"{bridge.address}/agents/analyst")
+    try:
+        items = await send(client, user_message("a quick reply of many words, streamed at once"))
+    finally:
+        await client.close()
+    updates = [i.artifact_update for i in items if i.HasField("artifact_update")]
+    final = text_of(items[-1].status_update.status.message.parts)
+    assert len(final.split()) >= 12  # the model streamed a chunk per word...
+    assert len(updates) <= 3  # ...that came faster than MESHSCOPE_BRIDGE_FLUSH_MS (50 ms): coalesced
+    assert updates[0].artifact.parts[0].text == "analyst:"  # the first word is not held back
+    assert text_of(p for u in updates for p in u.artifact.parts) == final
 
 
 async def test_get_and_list_find_the_task(bridge: ServiceProcess) -> None:

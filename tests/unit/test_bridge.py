@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from a2a.server.cluster import TaskVersion
+from a2a.server.cluster import TaskVersion, VersionedTaskStore
 from a2a.server.context import ServerCallContext
 from a2a.types import a2a_pb2
 from google.protobuf import json_format
@@ -251,15 +251,15 @@ async def test_a_follow_up_naming_only_its_task_keeps_the_tasks_context(tmp_path
         task = a2a_pb2.Task(
             id="t-1", context_id="session-7", status=a2a_pb2.TaskStatus(state=a2a_pb2.TASK_STATE_WORKING)
         )
-        await stores.tasks.save(
-            task, event=None, prev=None, prev_version=TaskVersion.MISSING, context=context
-        )
+        tasks = stores.tasks
+        assert isinstance(tasks, VersionedTaskStore)  # the database stores are versioned
+        await tasks.save(task, event=None, prev=None, prev_version=TaskVersion.MISSING, context=context)
         params = a2a_pb2.SendMessageRequest(
             message=a2a_pb2.Message(
                 message_id="m", task_id="t-1", role=a2a_pb2.ROLE_USER, parts=[a2a_pb2.Part(text="hi")]
             )
         )
-        built = await _KeepTaskContext(stores.tasks).build(context, params, task_id="t-1", context_id=None)
+        built = await _KeepTaskContext(tasks).build(context, params, task_id="t-1", context_id=None)
     finally:
         await stores.close()
     assert built.context_id == "session-7"
