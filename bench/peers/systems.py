@@ -11,16 +11,18 @@
 | orchestrated   | `meshscope serve orchestrator` -> its own echo agent   | `RunClient`     |
 | bridge         | `meshscope serve bridge` -> orchestrator -> echo agent | `A2aClient`     |
 | bridge-pd      | the same, each delta its own artifact update           | `A2aClient`     |
-| bridge-mem     | the same per delta, tasks in memory (as the bare peer) | `A2aClient`     |
+| bridge-mem     | the bridge with its tasks in memory                    | `A2aClient`     |
+| bridge-mem-pd  | that, each delta its own update (as the bare peer)     | `A2aClient`     |
 
 A system's CPU and RSS are those of all its processes (the 2-hop relay's include the echo
 server behind it; the orchestrated path's, the orchestrator and its agent; the bridge's, the
 bridge, its orchestrator and its agent). `bridge` runs as shipped (its SQLite task store in a
 temporary folder, deltas coalesced per MESHSCOPE_BRIDGE_FLUSH_MS's default); `bridge-pd` sends
-each of the 20 deltas as its own artifact update, as the bare a2a-sdk peer does; `bridge-mem`
-does that too with a2a-sdk's in-memory task store, as the bare peer has: the bridge's own cost,
-like for like. The rate limit is off in all three: one load generator is one client address,
-and 64 clients would exceed the default 600 requests a minute. Every process is
+each of the 20 deltas as its own artifact update, as the bare a2a-sdk peer does; `bridge-mem` and
+`bridge-mem-pd` are the same two with a2a-sdk's in-memory task store, as the bare peer has
+(`bridge-mem-pd` is the like-for-like one: the bridge's own cost, without its store). The rate
+limit is off in all four: one load generator is one client address, and 64 clients would
+exceed the default 600 requests a minute. Every process is
 started before the first measurement and stopped at the end; an idle one costs nothing.
 The AgentScope Runtime system needs `.build/peers-venv` (`make peers-venv`); without a usable
 one it is left out with one line saying why.
@@ -68,7 +70,8 @@ SPECS = {
         SystemSpec("orchestrated", "meshscope orchestrated (client → orchestrator → agent)", 2),
         SystemSpec("bridge", "meshscope A2A bridge (A2A client → bridge → orchestrator → agent)", 3),
         SystemSpec("bridge-pd", "meshscope A2A bridge, an artifact update per delta", 3),
-        SystemSpec("bridge-mem", "meshscope A2A bridge, per delta, tasks in memory", 3),
+        SystemSpec("bridge-mem", "meshscope A2A bridge, tasks in memory", 3),
+        SystemSpec("bridge-mem-pd", "meshscope A2A bridge, tasks in memory, an update per delta", 3),
     )
 }
 """Every system, in the order tables list them."""
@@ -121,7 +124,12 @@ def _orchestrator(stack: ExitStack, agent: str) -> ServerProcess:
     return ServerProcess("orchestrator", launch(command, env, cwd=REPO))
 
 
-BRIDGES = {"bridge": ("sqlite", None), "bridge-pd": ("sqlite", "0"), "bridge-mem": ("memory", "0")}
+BRIDGES = {
+    "bridge": ("sqlite", None),
+    "bridge-pd": ("sqlite", "0"),
+    "bridge-mem": ("memory", None),
+    "bridge-mem-pd": ("memory", "0"),
+}
 """Each bridge system's task store and MESHSCOPE_BRIDGE_FLUSH_MS (None: the default)."""
 
 

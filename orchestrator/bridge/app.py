@@ -65,6 +65,8 @@ __all__ = ["Bridge"]
 log = logging.getLogger(__name__)
 
 PREFIX = "/agents/"
+STOP_RUNS_S = 2.0
+"""Of the shutdown grace, how much is kept for recording the runs that did not finish as FAILED."""
 PUSH_TIMEOUT_S = 10.0
 """How long one push-notification delivery may take (a slow webhook must not hold a run)."""
 
@@ -146,8 +148,10 @@ class Bridge:
         self.catalog = Catalog(orchestrator, settings.catalog_ttl_s)
         policy = PushUrlPolicy(settings.push_allowed_hosts, settings.push_allow_private)
         self._http = httpx.AsyncClient(timeout=PUSH_TIMEOUT_S)
+        self._executor = MeshExecutor(orchestrator, flush_s=settings.flush_ms / 1000)
+        self.draining = False
         self.handler = DefaultRequestHandler(
-            agent_executor=MeshExecutor(orchestrator, flush_s=settings.flush_ms / 1000),
+            agent_executor=self._executor,
             task_store=stores.tasks,
             agent_card=_template_card(),
             push_config_store=stores.push_configs,
@@ -174,6 +178,15 @@ class Bridge:
             api_keys=settings.api_keys,
             rate_limit=rate_limit,
         )
+
+    async def drain(self, grace_s: float) -> None:
+        """The graceful stop (SIGTERM): refuse new requests with 503, let the runs in progress
+        finish within `grace_s`, then stop the rest, their tasks recorded FAILED (retryable, reason
+        DRAINING) so that no task is left WORKING by a bridge that stopped cleanly."""
+        self.draining = True
+        stop_s = min(STOP_RUNS_S, grace_s / 2)
+        if not await self._executor.wait_idle(grace_s - stop_s):
+            await self._executor.stop_all(stop_s)
 
     async def aclose(self) -> None:
         """Stop the tasks this bridge runs (their runs are cancelled) and close its clients."""
@@ -209,6 +222,9 @@ class Bridge:
         if scope["type"] == "lifespan":
             return
         path: str = scope["path"]
+        if self.draining:
+            await refuse(scope, send, 503, "UNAVAILABLE", "the bridge is shutting down; try another replica")
+            return
         if path == HEALTH_PATH:
             await _healthy(send)
             return

@@ -3,9 +3,11 @@
 Like every `meshscope serve` command: settings are checked before anything binds (a bad one is
 one line and exit status 2); the task store is opened next (a database that cannot be reached is
 one line and exit status 1, as is an address that cannot be bound); then one ready line,
-`meshscope: serving bridge on http://HOST:PORT`, and uvicorn serves until SIGTERM or SIGINT, when
-open SSE streams get MESHSCOPE_SHUTDOWN_GRACE_S to finish and running tasks are cancelled (their
-runs with them; a client sees the task CANCELED, or FAILED when its run had already failed).
+`meshscope: serving bridge on http://HOST:PORT`, and uvicorn serves until SIGTERM or SIGINT. Then
+(`Bridge.drain`): new requests get 503 (`/healthz` too, so a load balancer stops routing here),
+the runs in progress get MESHSCOPE_SHUTDOWN_GRACE_S to finish, the rest are stopped and their
+tasks end FAILED (retryable, reason DRAINING) in the store and on their streams, the streams
+close, and the process exits 0. A second signal stops at once.
 
 a2a-sdk's built-in spans (`OTEL_INSTRUMENTATION_A2A_SDK_ENABLED`) are off unless that variable
 is set: with them on, 1.3.0 detaches OpenTelemetry contexts across asyncio contexts when a stream
@@ -42,6 +44,10 @@ class ServeArgs:
     host: str | None
 
 
+STREAMS_CLOSE_S = 2
+"""After the drain, how long uvicorn lets open streams send their last events (whole seconds)."""
+
+
 class _StoreUnavailable(Exception):
     pass
 
@@ -68,17 +74,12 @@ def _server_class() -> Any:
 
         uvicorn re-raises a caught SIGTERM once it has shut down, so the process would end
         "killed by SIGTERM" (-15) after a graceful stop; every meshscope server exits 0 then.
-        The first signal asks for the graceful shutdown, a second one forces it.
+        `serve` below installs the process's handlers instead.
         """
 
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
             yield
-
-        def stop_requested(self) -> None:
-            if self.should_exit:
-                self.force_exit = True
-            self.should_exit = True
 
     return Server
 
@@ -115,22 +116,38 @@ async def serve(settings: BridgeSettings, grace_s: float) -> None:
             lifespan="off",
             log_level="warning",
             access_log=False,
-            timeout_graceful_shutdown=max(1, int(grace_s)),
+            # After `drain`, only the last events of the streams it ended are left to send.
+            timeout_graceful_shutdown=STREAMS_CLOSE_S,
         )
         server = _server_class()(config)
+        stop = asyncio.Event()
+
+        def signalled() -> None:
+            if stop.is_set():  # a second signal: stop now
+                server.should_exit = server.force_exit = True
+            stop.set()
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, server.stop_requested)
+            loop.add_signal_handler(sig, signalled)
         serving = asyncio.create_task(server.serve(sockets=[sock]))
         # uvicorn sets a flag when it serves and offers no event to wait on.
         while not server.started and not serving.done():  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         if server.started:
             print(f"meshscope: serving bridge on {base_url}", flush=True)
+        stopping = asyncio.create_task(stop.wait())
         try:
+            await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if stop.is_set():
+                print("meshscope: shutting down bridge (finishing running tasks)", flush=True)
+                await bridge.drain(grace_s)
+                server.should_exit = True
             await serving
         finally:
-            print("meshscope: shutting down bridge", flush=True)
+            stopping.cancel()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
             await bridge.aclose()
             await orchestrator.close()
             await stores.close()

@@ -31,6 +31,7 @@ on to the agent and its model call; `cancel` then records the CANCELED status.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -124,6 +125,8 @@ class _RunRelay:
         self._artifacts: dict[str, _Artifact] = {}
         self._pending: set[str] = set()
         self.finished = False
+        self.stopping = False
+        """Set by `MeshExecutor.stop_all` before it cancels the run."""
 
     async def on(self, event: orchestrator_pb2.RunEvent) -> None:
         kind = event.WhichOneof("kind")
@@ -266,6 +269,7 @@ class MeshExecutor(AgentExecutor):
         """`flush_s`: how long text deltas may be coalesced per artifact (see `_RunRelay`)."""
         self._orchestrator = orchestrator
         self._flush_s = flush_s
+        self._running: dict[asyncio.Task[Any], _RunRelay] = {}
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         task_id = context.task_id or ""
@@ -306,11 +310,24 @@ class MeshExecutor(AgentExecutor):
             if context.message.HasField("metadata")
             else None
         )
+        this = asyncio.current_task()
+        assert this is not None
+        self._running[this] = relay
         try:
             async for event in self._orchestrator.run(
                 target, message, session_id=context_id, user_id=user, metadata=request_metadata
             ):
                 await relay.on(event)
+        except asyncio.CancelledError:
+            if not relay.stopping:
+                raise  # a2a-sdk's cancel (CancelTask): it records CANCELED through `cancel`
+            # Our own stop (`stop_all`): the run is cancelled; say so in the task, then end.
+            this.uncancel()
+            await relay.fail(
+                "UNAVAILABLE", "the bridge stopped while the run was in progress; send it again", True,
+                common_pb2.ERROR_REASON_DRAINING,
+            )  # fmt: skip
+            return
         except grpc.aio.AioRpcError as exc:
             code = exc.code()
             await relay.fail(
@@ -320,8 +337,33 @@ class MeshExecutor(AgentExecutor):
                 declared_reason(exc.trailing_metadata()) or 0,
             )
             return
+        finally:
+            self._running.pop(this, None)
         if not relay.finished:
             await relay.fail("UNAVAILABLE", "the run's stream ended without a result", True, 0)
+
+    @property
+    def running(self) -> int:
+        """Runs this process is executing now."""
+        return len(self._running)
+
+    async def stop_all(self, timeout_s: float) -> None:
+        """Stop every run still executing here: its gRPC call is cancelled (and with it the agent's
+        turn) and its task ends FAILED, retryable, with reason DRAINING, written to the store and
+        sent to its subscribers; waits at most `timeout_s` for them to be recorded."""
+        running = list(self._running.items())
+        for task, relay in running:
+            relay.stopping = True
+            task.cancel()
+        if running:
+            await asyncio.wait([task for task, _ in running], timeout=timeout_s)
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        """Wait at most `timeout_s` for the runs executing here to end; whether they all did."""
+        running = list(self._running)
+        if running:
+            await asyncio.wait(running, timeout=timeout_s)
+        return not self._running
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
         """Record CANCELED; the SDK has already cancelled `execute`, and with it the run's gRPC call."""

@@ -597,3 +597,35 @@ async def test_a_push_url_into_the_bridges_own_network_is_refused_by_default(mes
             await send(client, request)
     finally:
         await client.close()
+
+
+async def test_a_stopped_bridge_ends_its_running_tasks_failed_and_exits_cleanly(mesh: Mesh) -> None:
+    database = f"sqlite+aiosqlite:///{mesh.folder / 'stop.db'}"
+    bridge = mesh.start_bridge({"MESHSCOPE_SHUTDOWN_GRACE_S": "2"}, database=database)
+    client = await client_for(f"{bridge.address}/agents/analyst")
+    try:
+        stream = cast(
+            AsyncGenerator[a2a_pb2.StreamResponse, None], client.send_message(user_message("long #slow=400"))
+        )
+        task_id = ""
+        async for item in stream:
+            if item.HasField("task"):
+                task_id = item.task.id
+            if item.HasField("artifact_update"):
+                break
+        bridge.terminate()  # SIGTERM while the task runs: 20 s of words are left
+        rest = [item async for item in stream]
+    finally:
+        await client.close()
+    assert bridge.stop() == 0
+    last = rest[-1].status_update
+    assert last.status.state == a2a_pb2.TASK_STATE_FAILED  # the stream ends with the task's fate...
+    assert last.metadata["meshscope.reason"] == "ERROR_REASON_DRAINING"
+    assert last.metadata["meshscope.retryable"] is True
+    again = mesh.start_bridge(database=database)
+    client = await client_for(f"{again.address}/agents/analyst", streaming=False)
+    try:
+        stored = await client.get_task(a2a_pb2.GetTaskRequest(id=task_id))
+    finally:
+        await client.close()
+    assert stored.status.state == a2a_pb2.TASK_STATE_FAILED  # ...and the store holds it: nothing left WORKING
