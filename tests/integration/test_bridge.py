@@ -277,8 +277,11 @@ async def test_a_follow_up_in_the_same_context_continues_the_session(bridge: Ser
 # --- subscribe, resubscribe, cancel ------------------------------------------------------------
 
 
-async def test_a_client_whose_stream_broke_resubscribes_and_misses_nothing(bridge: ServiceProcess) -> None:
-    client = await client_for(f"{bridge.address}/agents/analyst")
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_client_whose_stream_broke_resubscribes_and_misses_nothing(
+    bridge: ServiceProcess, transport: str
+) -> None:
+    client = await client_for(f"{bridge.address}/agents/analyst", transport)
     try:
         seen: list[str] = []
         task_id = ""

@@ -166,6 +166,12 @@ class DevServer(abc.ABC):
                 self._kill()
         self.proc = None
 
+    def kill(self) -> None:
+        """SIGKILL and wait: the server goes at once, with no graceful leave during which it still
+        answers some requests (keeps `workdir`; `start()` again is a restart). Safe to call twice."""
+        self._kill()
+        self.proc = None
+
     def restart(self) -> None:
         """Stop, then start again on the same ports and folder."""
         self.stop()
