@@ -2,6 +2,7 @@
 
 Commands so far:
   meshscope --version
+  meshscope up [-f FILE] [--detach] | status | down
   meshscope serve agents --agents a,b [--port P] [--host H] [--model SPEC] [--advertise-host H]
   meshscope serve orchestrator [-f FILE] [--port P] [--host H]
   meshscope serve bridge [--port P] [--host H]
@@ -85,6 +86,22 @@ def _parser() -> argparse.ArgumentParser:
         "--port", type=int, help="port (default 8080, MESHSCOPE_BRIDGE_PORT; 0: any free port)"
     )
     bridge.add_argument("--host", help="address to bind (default 127.0.0.1, MESHSCOPE_BRIDGE_HOST)")
+    up_command = commands.add_parser(
+        "up",
+        help="run the whole mesh from a mesh file: Consul, agents, orchestrator, bridge",
+        description="Start every process of a mesh file (Consul unless CONSUL_HTTP_ADDR is set, Redis when "
+        "the file's up.redis is true, each agent process and replica, the orchestrator, the bridge), wait "
+        "until all are healthy and print where they are. Ctrl-C stops everything. The state folder is "
+        "MESHSCOPE_STATE_DIR (default .meshscope); MESHSCOPE_MODEL overrides every agent's model.",
+    )
+    up_command.add_argument(
+        "-f", "--file", dest="mesh_file", default="mesh.yaml", help="mesh file (default mesh.yaml)"
+    )
+    up_command.add_argument(
+        "--detach", action="store_true", help="run in the background; meshscope status / down manage it"
+    )
+    commands.add_parser("status", help="the processes of the mesh `meshscope up --detach` started")
+    commands.add_parser("down", help="stop the mesh `meshscope up --detach` started")
     run = commands.add_parser("run", help="run an agent or a pipeline and stream its steps")
     run.add_argument("target", help="an agent or pipeline name")
     run.add_argument("text", help="the input message")
@@ -159,6 +176,12 @@ def _main(argv: Sequence[str] | None) -> int:
         from meshscope.orchestrator import entry as orchestrator_entry
 
         return orchestrator_entry.run(orchestrator_entry.ServeArgs(args.mesh_file, args.port, args.host))
+    if args.command in ("up", "status", "down"):
+        from meshscope.cli import up as up_commands
+
+        if args.command == "up":
+            return up_commands.up(args.mesh_file, args.detach)
+        return up_commands.status() if args.command == "status" else up_commands.down()
     if args.command == "serve" and args.what == "bridge":
         from meshscope.orchestrator.bridge import entry as bridge_entry
 

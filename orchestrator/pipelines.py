@@ -10,13 +10,17 @@ Kinds (docs/architecture.md, "Orchestrator"; the seed's examples):
 A mesh file:
 
     agents:            # the agents of the mesh (what pipelines may call)
-      analyst: {}
-      writer: {}
+      analyst: {model: local, process: team}     # `meshscope up`: model spec, process group,
+      writer: {process: team}                    # replicas (the orchestrator reads only names)
+      researcher: {replicas: 2}
     pipelines:
       analysis:
         kind: sequential
         description: analyst, then writer
         steps: [analyst, writer]
+    up:                # `meshscope up` only: Redis for shared sessions, the ports
+      redis: true
+      ports: {orchestrator: 50050, bridge: 8080, consul: 8500, redis: 6379, agents: 50051}
 """
 
 from __future__ import annotations
@@ -65,12 +69,46 @@ class Pipeline:
 
 
 @dataclass(frozen=True)
+class AgentSpec:
+    """How `meshscope up` runs an agent (the orchestrator needs only its name)."""
+
+    name: str
+    model: str | None = None
+    """Its model spec; None: the agent's own default."""
+    replicas: int = 1
+    process: str | None = None
+    """The process group it shares with the agents naming the same one; None: a process of its own."""
+
+
+PORT_NAMES = ("consul", "redis", "orchestrator", "bridge", "agents")
+DEFAULT_PORTS: Mapping[str, int] = {
+    "consul": 8500, "redis": 6379, "orchestrator": 50050, "bridge": 8080, "agents": 50051,
+}  # fmt: skip
+"""DESIGN.md §11's addresses; `agents` is the first agent process's port (the next count up; 0: any)."""
+
+
+@dataclass(frozen=True)
+class UpSpec:
+    """The `up:` section: what else `meshscope up` starts, and on which ports."""
+
+    redis: bool = False
+    """Start a redis-server and give every agent and the bridge REDIS_URL (sessions shared by replicas)."""
+    ports: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+
+
+@dataclass(frozen=True)
 class MeshFile:
-    """The parts of a mesh file the orchestrator needs."""
+    """A mesh file: its agents and pipelines (what the orchestrator needs), and how `meshscope up` runs it."""
 
     path: str
     agents: tuple[str, ...]
     pipelines: Mapping[str, Pipeline] = field(default_factory=dict)
+    specs: Mapping[str, AgentSpec] = field(default_factory=dict)
+    """Every agent's `AgentSpec` by name (`parse_mesh` fills it; a default one for agents not in it)."""
+    up: UpSpec = field(default_factory=UpSpec)
+
+    def spec(self, agent: str) -> AgentSpec:
+        return self.specs.get(agent) or AgentSpec(agent)
 
 
 _FIELDS: dict[str, dict[str, type]] = {
@@ -201,25 +239,69 @@ def _check_cycles(mesh: MeshFile, at: _Located) -> None:
         visit(name, ())
 
 
-TOP_LEVEL_KEYS = ("agents", "pipelines")
-AGENT_FIELDS: dict[str, type] = {"model": str, "replicas": int}
-"""What an agent entry may say (used by `meshscope up`): its model spec and replica count."""
+TOP_LEVEL_KEYS = ("agents", "pipelines", "up")
+AGENT_FIELDS: dict[str, type] = {"model": str, "replicas": int, "process": str}
+"""What an agent entry may say (used by `meshscope up`): its model spec, its replica count, and the
+process group it shares with other agents (seed modes 1 and 3)."""
+MAX_REPLICAS = 64
 
 
-def _agent_entry(name: str, entry: Any, at: _Located) -> None:
+def _agent_entry(name: str, entry: Any, at: _Located) -> AgentSpec:
     if entry is None:
-        return
+        return AgentSpec(name)
     if not isinstance(entry, dict):
-        raise at.error(("agents", name), "must be a mapping (model, replicas) or empty")
+        raise at.error(("agents", name), "must be a mapping (model, replicas, process) or empty")
     for key, value in entry.items():
         expected = AGENT_FIELDS.get(key)
         if expected is None:
             raise at.error(("agents", name, key), f"unknown field (allowed: {', '.join(AGENT_FIELDS)})")
         if expected is int:
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise at.error(("agents", name, key), "must be a positive whole number")
-        elif not isinstance(value, str):
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_REPLICAS:
+                raise at.error(("agents", name, key), f"must be a whole number 1-{MAX_REPLICAS}")
+        elif not isinstance(value, str) or not value.strip():
             raise at.error(("agents", name, key), "must be text")
+    return AgentSpec(name, entry.get("model"), entry.get("replicas", 1), entry.get("process"))
+
+
+def _check_groups(specs: Mapping[str, AgentSpec], at: _Located) -> None:
+    """Agents sharing a process run together: one model spec flag, one replica count."""
+    groups: dict[str, AgentSpec] = {}
+    for spec in specs.values():
+        if spec.process is None:
+            continue
+        first = groups.setdefault(spec.process, spec)
+        for what in ("model", "replicas"):
+            if getattr(spec, what) != getattr(first, what):
+                raise at.error(
+                    ("agents", spec.name, what),
+                    f"agents sharing process {spec.process!r} must have the same {what} ({first.name}: "
+                    f"{getattr(first, what)!r})",
+                )
+
+
+def _up(entry: Any, at: _Located) -> UpSpec:
+    if entry is None:
+        return UpSpec()
+    if not isinstance(entry, dict):
+        raise at.error(("up",), "must be a mapping (redis, ports)")
+    for key in entry:
+        if key not in ("redis", "ports"):
+            raise at.error(("up", key), "unknown field (allowed: redis, ports)")
+    redis = entry.get("redis", False)
+    if not isinstance(redis, bool):
+        raise at.error(("up", "redis"), "must be true or false")
+    raw_ports = entry.get("ports") or {}
+    if not isinstance(raw_ports, dict):
+        raise at.error(("up", "ports"), f"must be a mapping of {', '.join(PORT_NAMES)} to ports")
+    ports = dict(DEFAULT_PORTS)
+    for key, value in raw_ports.items():
+        if key not in PORT_NAMES:
+            raise at.error(("up", "ports", key), f"unknown port (allowed: {', '.join(PORT_NAMES)})")
+        lowest = 0 if key == "agents" else 1
+        if isinstance(value, bool) or not isinstance(value, int) or not lowest <= value <= 65535:
+            raise at.error(("up", "ports", key), f"must be a port {lowest}-65535")
+        ports[str(key)] = value
+    return UpSpec(redis, ports)
 
 
 def parse_mesh(text: str, source: str = "<mesh>") -> MeshFile:
@@ -232,12 +314,14 @@ def parse_mesh(text: str, source: str = "<mesh>") -> MeshFile:
         if key not in TOP_LEVEL_KEYS:
             raise at.error((key,), f"unknown section (allowed: {', '.join(TOP_LEVEL_KEYS)})")
     raw_agents = data.get("agents") or {}
+    specs: dict[str, AgentSpec] = {}
     if isinstance(raw_agents, list):
         agents = _names(raw_agents, ("agents",), at, unique=True)
     elif isinstance(raw_agents, dict):
         agents = tuple(str(a) for a in raw_agents)
         for name, entry in raw_agents.items():
-            _agent_entry(str(name), entry, at)
+            specs[str(name)] = _agent_entry(str(name), entry, at)
+        _check_groups(specs, at)
     else:
         raise at.error(("agents",), "must be a mapping (or list) of agent names")
     raw_pipelines = data.get("pipelines") or {}
@@ -248,7 +332,7 @@ def parse_mesh(text: str, source: str = "<mesh>") -> MeshFile:
         if name in agents:
             raise at.error(("pipelines", name), "a pipeline cannot have the name of an agent")
         pipelines[str(name)] = _pipeline(str(name), spec, at)
-    mesh = MeshFile(path=source, agents=agents, pipelines=pipelines)
+    mesh = MeshFile(path=source, agents=agents, pipelines=pipelines, specs=specs, up=_up(data.get("up"), at))
     _check_references(mesh, at)
     _check_cycles(mesh, at)
     return mesh

@@ -537,9 +537,19 @@ async def test_the_router_prefers_a_declared_choice(start_server: StartServer, s
         ),
         (
             "agents:\n  a: {modle: scripted}\n",
-            "m.yaml:2: agents.a.modle: unknown field (allowed: model, replicas)",
+            "m.yaml:2: agents.a.modle: unknown field (allowed: model, replicas, process)",
         ),
-        ("agents:\n  a: {replicas: 0}\n", "m.yaml:2: agents.a.replicas: must be a positive whole number"),
+        ("agents:\n  a: {replicas: 0}\n", "m.yaml:2: agents.a.replicas: must be a whole number 1-64"),
+        (
+            "agents:\n  a: {process: p, replicas: 2}\n  b: {process: p}\n",
+            "m.yaml:3: agents.b.replicas: agents sharing process 'p' must have the same replicas (a: 2)",
+        ),
+        ("agents: [a]\nup: {redis: yes please}\n", "m.yaml:2: up.redis: must be true or false"),
+        ("agents: [a]\nup:\n  ports: {bridge: 70000}\n", "m.yaml:3: up.ports.bridge: must be a port 1-65535"),
+        (
+            "agents: [a]\nup:\n  ports: {web: 1}\n",
+            "m.yaml:3: up.ports.web: unknown port (allowed: consul, redis",
+        ),
     ],
 )
 def test_more_mesh_file_errors(text: str, message: str) -> None:

@@ -1,0 +1,455 @@
+"""`meshscope up [-f FILE] [--detach]`, `meshscope status`, `meshscope down`: the whole mesh in one command.
+
+From a mesh file (`orchestrator/pipelines.py` reads it; DESIGN.md §11) `up` makes a plan of processes:
+
+  consul            a Consul dev agent on `up.ports.consul` (the project-local binary, `make consul`;
+                    logs at WARN), unless CONSUL_HTTP_ADDR points at one already
+  redis             a redis-server on `up.ports.redis`, when `up.redis` is true (REDIS_URL for every agent
+                    and the bridge: sessions shared by replicas; append-only file in the state folder)
+  <group>[.<n>]     `meshscope serve agents` per process group (an agent alone, or the agents naming the
+                    same `process`), once per replica, on `up.ports.agents` counting up (0: any free port)
+  orchestrator      `meshscope serve orchestrator -f FILE` on `up.ports.orchestrator`
+  bridge            `meshscope serve bridge` on `up.ports.bridge`, its tasks in the state folder
+
+Before anything starts, every fixed port is checked free (one line naming the port and its role, exit 2),
+as is the mesh file (one line, exit 2). Then honcho's `Manager` runs them all at once (each finds the others
+through Consul or retries: nothing needs an order), prefixing and interleaving their output; a watcher
+thread waits until Consul has a leader, every agent replica passes its health check in Consul, and the
+bridge serves the default pipeline's card (which it reads from the orchestrator), then prints the bridge
+URL, the Consul UI URL and the orchestrator address and writes the state file. One process exiting stops
+all of them (honcho's rule, so nothing runs half a mesh); Ctrl-C (SIGINT) or SIGTERM stops them with
+SIGTERM, a second Ctrl-C with SIGKILL, and honcho itself SIGKILLs what is left after 5 s: no orphans.
+
+Why honcho: it is the maintained Procfile runner (DESIGN.md §12); its `Manager` is the supervisor without
+the Procfile. `--detach` runs the same foreground `up` as a background process (its own session, output in
+`<state>/up.log`) and returns once the mesh is up; `status` and `down` find it through `<state>/up.json`.
+The state folder is MESHSCOPE_STATE_DIR (default `.meshscope` in the working directory).
+
+The supervisor never opens a gRPC channel (honcho forks a reader per process; grpc and fork do not mix):
+its health checks are Consul's HTTP API and the bridge's HTTP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from meshscope.cli.launch import meshscope_command
+from meshscope.config import Config, ConfigError
+
+__all__ = ["down", "plan", "status", "up"]
+
+READY_TIMEOUT_S = 300.0
+"""How long `up` waits for every process to be healthy (the `local` model loads in each agent)."""
+STOP_TIMEOUT_S = 30.0
+"""How long `down` waits for the supervisor to stop everything before it SIGKILLs what is left."""
+UP_READY = "meshscope: the mesh is up"
+
+
+class UpError(Exception):
+    """`up` cannot start: a bad mesh file, a port in use, a missing binary (one line; exit 2)."""
+
+
+@dataclass
+class Proc:
+    """One process of the plan."""
+
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    port: int | None = None
+    """The fixed port it listens on (None: it picks one), checked free before anything starts."""
+    role: str = ""
+
+
+@dataclass
+class Plan:
+    """What `up` runs, and where users and clients find it."""
+
+    mesh_file: str
+    procs: list[Proc]
+    consul_http: str
+    bridge_url: str
+    orchestrator: str
+    replicas: dict[str, int] = field(default_factory=dict)
+    """How many passing instances each agent must have in Consul before the mesh counts as up."""
+    redis_url: str | None = None
+
+
+def state_dir(config: Config | None = None) -> Path:
+    return Path((config or Config()).string("MESHSCOPE_STATE_DIR", ".meshscope")).absolute()
+
+
+def _group_order(specs: Mapping[str, Any], agents: Sequence[str]) -> dict[str, list[str]]:
+    """Process groups in file order: a named `process`, or the agent alone."""
+    groups: dict[str, list[str]] = {}
+    for name in agents:
+        spec = specs.get(name)
+        group = (spec.process if spec is not None else None) or name
+        groups.setdefault(group, []).append(name)
+    return groups
+
+
+def plan(mesh_file: str, environ: Mapping[str, str], state: Path) -> Plan:
+    """The processes for `mesh_file` (raises UpError for a bad file or a missing binary)."""
+    from meshscope.orchestrator.pipelines import PipelineError, load_mesh
+
+    try:
+        mesh = load_mesh(mesh_file)
+    except PipelineError as exc:
+        raise UpError(str(exc)) from None
+    if not mesh.agents:
+        raise UpError(f"{mesh_file}: declares no agents")
+    ports = mesh.up.ports
+    base = {k: v for k, v in environ.items() if k not in ("CONSUL_HTTP_ADDR", "REDIS_URL")}
+    base["PYTHONUNBUFFERED"] = "1"
+    procs: list[Proc] = []
+    external_consul = environ.get("CONSUL_HTTP_ADDR", "").strip()
+    consul_http = external_consul.removeprefix("http://") or f"127.0.0.1:{ports['consul']}"
+    if not external_consul:
+        procs.append(_consul(ports["consul"], state))
+    redis_url = None
+    if mesh.up.redis:
+        redis_url = f"redis://127.0.0.1:{ports['redis']}/0"
+        procs.append(_redis(ports["redis"], state))
+    mesh_env = {**base, "CONSUL_HTTP_ADDR": consul_http, "MESHSCOPE_DISCOVERY": "consul"}
+    if redis_url:
+        mesh_env["REDIS_URL"] = redis_url
+    port = ports["agents"]
+    replicas: dict[str, int] = {}
+    for group, names in _group_order(mesh.specs, mesh.agents).items():
+        spec = mesh.spec(names[0])
+        for name in names:
+            replicas[name] = spec.replicas
+        for replica in range(1, spec.replicas + 1):
+            label = group if spec.replicas == 1 else f"{group}.{replica}"
+            command = meshscope_command("serve", "agents", "--agents", ",".join(names), "--port", str(port))
+            if spec.model:
+                command += ["--model", spec.model]
+            procs.append(Proc(label, command, dict(mesh_env), port or None, f"agents {','.join(names)}"))
+            if port:
+                port += 1
+    orchestrator = f"127.0.0.1:{ports['orchestrator']}"
+    procs.append(
+        Proc(
+            "orchestrator",
+            meshscope_command("serve", "orchestrator", "-f", str(Path(mesh_file).absolute()), "--port",
+                              str(ports["orchestrator"])),
+            dict(mesh_env),
+            ports["orchestrator"],
+            "the orchestrator",
+        )
+    )  # fmt: skip
+    bridge_env = {
+        **mesh_env,
+        "MESHSCOPE_ORCHESTRATOR": orchestrator,
+        "MESHSCOPE_BRIDGE_DATABASE_URL": environ.get(
+            "MESHSCOPE_BRIDGE_DATABASE_URL", f"sqlite+aiosqlite:///{state / 'bridge.db'}"
+        ),
+    }
+    procs.append(
+        Proc("bridge", meshscope_command("serve", "bridge", "--port", str(ports["bridge"])), bridge_env,
+             ports["bridge"], "the bridge")
+    )  # fmt: skip
+    return Plan(
+        mesh_file=str(Path(mesh_file).absolute()),
+        procs=procs,
+        consul_http=consul_http,
+        bridge_url=f"http://127.0.0.1:{ports['bridge']}",
+        orchestrator=orchestrator,
+        replicas=replicas,
+        redis_url=redis_url,
+    )
+
+
+def _consul(http_port: int, state: Path) -> Proc:
+    from meshscope.testing._process import DevServerError
+    from meshscope.testing.consul import consul_binary
+    from meshscope.testing.ports import free_ports
+
+    try:
+        binary = consul_binary()
+    except DevServerError as exc:
+        raise UpError(str(exc)) from None
+    serf_lan, serf_wan, server = free_ports(3, udp=True)
+    # Its own empty config folder: a dev agent started in a folder holding other files must not read them.
+    config = state / "consul.d"
+    config.mkdir(parents=True, exist_ok=True)
+    command = [
+        binary, "agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1", "-http-port", str(http_port),
+        "-serf-lan-port", str(serf_lan), "-serf-wan-port", str(serf_wan), "-server-port", str(server),
+        "-dns-port", "-1", "-grpc-port", "-1", "-log-level", "warn", "-config-dir", str(config),
+    ]  # fmt: skip
+    return Proc("consul", command, {"PATH": os.environ.get("PATH", "")}, http_port, "Consul")
+
+
+def _redis(port: int, state: Path) -> Proc:
+    from meshscope.testing._process import DevServerError
+    from meshscope.testing.redis import redis_binary
+
+    try:
+        binary = redis_binary()
+    except DevServerError as exc:
+        raise UpError(str(exc)) from None
+    folder = state / "redis"
+    folder.mkdir(parents=True, exist_ok=True)
+    command = [
+        binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
+        "--dir", str(folder), "--daemonize", "no", "--loglevel", "warning",
+    ]  # fmt: skip
+    return Proc("redis", command, {"PATH": os.environ.get("PATH", "")}, port, "Redis")
+
+
+def preflight(procs: Sequence[Proc]) -> None:
+    """Every fixed port must be free now (UpError names the first one taken, and its role)."""
+    seen: dict[int, str] = {}
+    for proc in procs:
+        if proc.port is None:
+            continue
+        if proc.port in seen:
+            raise UpError(f"port {proc.port} is given to both {seen[proc.port]} and {proc.role}")
+        seen[proc.port] = proc.role
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", proc.port))
+            except OSError:
+                raise UpError(
+                    f"port {proc.port} ({proc.role}) is in use: stop what holds it, or set another in the "
+                    "mesh file's up.ports"
+                ) from None
+
+
+# ------------------------------------------------------------------------------ health
+
+
+def _get(url: str, timeout: float = 2.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.loads(response.read() or b"null")
+
+
+def _healthy(p: Plan) -> str | None:
+    """None when the whole mesh answers; else what is still missing (for the wait's messages)."""
+    try:
+        if not _get(f"http://{p.consul_http}/v1/status/leader"):
+            return "Consul has no leader yet"
+        for agent, count in p.replicas.items():
+            passing = _get(f"http://{p.consul_http}/v1/health/service/{agent}?passing=1")
+            if len(passing) < count:
+                return f"agent {agent}: {len(passing)} of {count} replica(s) passing"
+        _get(f"{p.bridge_url}/healthz")
+        _get(f"{p.bridge_url}/.well-known/agent-card.json")
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return f"not answering yet ({exc})"
+    return None
+
+
+def _wait_healthy(p: Plan, manager: Any, state: Path, done: threading.Event) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    missing: str | None = "starting"
+    while not done.is_set() and time.monotonic() < deadline:
+        missing = _healthy(p)
+        if missing is None:
+            break
+        done.wait(0.5)
+    if done.is_set():
+        return
+    if missing is not None:
+        print(
+            f"meshscope: the mesh did not come up within {READY_TIMEOUT_S:g}s ({missing}); stopping it",
+            flush=True,
+        )
+        manager.terminate()
+        return
+    pids = {name: entry.get("pid") for name, entry in manager._processes.items()}
+    where = {"bridge": p.bridge_url, "consul": p.consul_http, "orchestrator": p.orchestrator}
+    _write_state(state, {"pid": os.getpid(), "mesh_file": p.mesh_file, **where, "processes": pids})
+    print(
+        f"{UP_READY}: bridge {p.bridge_url}  |  Consul UI http://{p.consul_http}/ui  |  orchestrator "
+        f"{p.orchestrator}\n          try: meshscope run analysis 'Compare gRPC and REST'  "
+        f"(MESHSCOPE_ORCHESTRATOR={p.orchestrator}); stop: Ctrl-C",
+        flush=True,
+    )
+
+
+# ------------------------------------------------------------------------------ state
+
+
+def _state_file(state: Path) -> Path:
+    return state / "up.json"
+
+
+def _write_state(state: Path, data: Mapping[str, Any]) -> None:
+    state.mkdir(parents=True, exist_ok=True)
+    tmp = _state_file(state).with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(_state_file(state))
+
+
+def _read_state(state: Path) -> dict[str, Any] | None:
+    try:
+        data: dict[str, Any] = json.loads(_state_file(state).read_text())
+    except (OSError, ValueError):
+        return None
+    return data
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# ------------------------------------------------------------------------------ commands
+
+
+def _manager_class() -> Any:
+    from honcho.manager import Manager
+
+    class MeshManager(Manager):  # type: ignore[misc]
+        """honcho's Manager; a second Ctrl-C (or SIGTERM) kills what is still running."""
+
+        def terminate(self) -> None:
+            if self._terminating:
+                self.kill()
+                return
+            super().terminate()
+
+    return MeshManager
+
+
+def up(mesh_file: str, detach: bool) -> int:
+    """The exit status: 0 after a clean stop (or a detached start), 2 when it cannot start."""
+    config = Config()
+    state = state_dir(config)
+    running = _read_state(state)
+    if running is not None and _alive(running.get("pid")):
+        print(f"meshscope: a mesh is already up (pid {running['pid']}, {running['mesh_file']}): "
+              "meshscope down first", file=sys.stderr)  # fmt: skip
+        return 2
+    try:
+        p = plan(mesh_file, os.environ, state)
+        preflight(p.procs)
+    except (UpError, ConfigError) as exc:
+        print(f"meshscope: {exc}", file=sys.stderr)
+        return 2
+    if detach:
+        return _detach(mesh_file, state)
+    manager = _manager_class()()
+    for proc in p.procs:
+        # honcho runs a shell command line; `exec` makes the shell become the process, so its pid (in
+        # the state file) is the server's own and its exit status is the server's.
+        manager.add_process(proc.name, "exec " + " ".join(_quote(a) for a in proc.command), env=proc.env)
+    print(f"meshscope: starting {len(p.procs)} processes from {p.mesh_file}", flush=True)
+    done = threading.Event()
+    watcher = threading.Thread(target=_wait_healthy, args=(p, manager, state, done), daemon=True)
+    watcher.start()
+    try:
+        manager.loop()
+    finally:
+        done.set()
+        with contextlib.suppress(OSError):
+            _state_file(state).unlink()
+    code = manager.returncode
+    print("meshscope: the mesh is down", flush=True)
+    return 130 if code == 130 else 0 if code in (0, 143, None) else 1
+
+
+def _quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(arg)
+
+
+def _detach(mesh_file: str, state: Path) -> int:
+    state.mkdir(parents=True, exist_ok=True)
+    log = state / "up.log"
+    with open(log, "wb") as output:
+        child = subprocess.Popen(
+            meshscope_command("up", "-f", mesh_file),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + READY_TIMEOUT_S + 10
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+            print(f"meshscope: the mesh did not come up (exit {child.returncode}); {log}:", file=sys.stderr)
+            print("\n".join(tail), file=sys.stderr)
+            return 1
+        for line in log.read_text(errors="replace").splitlines():
+            if line.startswith(UP_READY):
+                print(line)
+                print(f"meshscope: running in the background (pid {child.pid}, log {log}); "
+                      "meshscope status, meshscope down")  # fmt: skip
+                return 0
+        time.sleep(0.2)
+    child.terminate()
+    print(f"meshscope: the mesh did not come up within {READY_TIMEOUT_S:g}s; see {log}", file=sys.stderr)
+    return 1
+
+
+def status() -> int:
+    """Print each process of the running mesh; 0 when all run, 1 when some do not, 3 when none is up."""
+    data = _read_state(state_dir())
+    if data is None or not _alive(data.get("pid")):
+        print("meshscope: no mesh is up (meshscope up starts one)")
+        return 3
+    print(f"mesh {data['mesh_file']} (supervisor pid {data['pid']})")
+    consul, orchestrator = data["consul"], data["orchestrator"]
+    print(f"  bridge {data['bridge']}  |  Consul http://{consul}/ui  |  orchestrator {orchestrator}")
+    print(f"  {'PROCESS':<22} {'PID':>8}  STATE")
+    down = 0
+    for name, pid in data["processes"].items():
+        alive = _alive(pid)
+        down += not alive
+        print(f"  {name:<22} {pid or '-':>8}  {'running' if alive else 'stopped'}")
+    return 1 if down else 0
+
+
+def down() -> int:
+    """Stop the mesh `up --detach` started; 0 when it is down (or none was up)."""
+    state = state_dir()
+    data = _read_state(state)
+    if data is None or not _alive(data.get("pid")):
+        print("meshscope: no mesh is up")
+        return 0
+    pid = int(data["pid"])
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    leftovers = [p for p in (pid, *data["processes"].values()) if _alive(p)]
+    for left in leftovers:  # the supervisor did not finish in time: nothing stays behind
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(left, signal.SIGKILL)  # each process leads its own group (honcho starts sessions)
+    with contextlib.suppress(OSError):
+        _state_file(state).unlink()
+    print("meshscope: the mesh is down" + (f" ({len(leftovers)} process(es) killed)" if leftovers else ""))
+    return 0
+
+
+def describe_plan(p: Plan) -> list[dict[str, Any]]:
+    """The plan as data (for `meshscope up --dry-run`-like inspection and tests)."""
+    return [asdict(proc) | {"env": {}} for proc in p.procs]
