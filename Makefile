@@ -33,7 +33,7 @@ help:
 	@echo "make consul       put a consul binary in .tools/bin (PATH's, or fetched from Debian/the release)"
 	@echo "make redis        put redis-server in .tools/bin (PATH's, or fetched from the release)"
 	@echo "make postgres     put PostgreSQL's initdb and postgres in .tools/bin (the machine's, or fetched)"
-	@echo "make demo         start an agent service and stream replies from the local model"
+	@echo "make demo         bring the whole mesh up (local model) and ask the seed's questions through the A2A bridge"
 	@echo "make test         run the test suite (unit + integration)"
 	@echo "make lint         ruff + mypy + stale-stub check"
 	@echo "make protos       regenerate the Python stubs from protos/"
@@ -116,7 +116,7 @@ lint: $(STAMP) protos-check
 test: $(STAMP) $(CONSUL) $(REDIS) $(POSTGRES)
 	$(PY) -m pytest tests
 
-demo: $(STAMP)
+demo: $(STAMP) $(CONSUL)
 	$(PY) -m meshscope.cli.demo
 
 # The peers run leaves AgentScope Runtime out, with one line, when its venv cannot be built.

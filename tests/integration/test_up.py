@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -194,3 +195,33 @@ def test_a_port_in_use_fails_before_anything_starts(tmp_path: Path) -> None:
         "file's up.ports"
     ]
     assert "starting" not in done.stdout
+
+
+@pytest.mark.local_model
+def test_the_demo_brings_the_mesh_up_and_streams_answers_through_the_bridge(tmp_path: Path) -> None:
+    pytest.importorskip("llama_cpp", reason="the `local` model needs the [local] extra (make setup)")
+    mesh = tmp_path / "mesh.yaml"
+    with_free_ports(REPO / "mesh.yaml", mesh)
+    state = tmp_path / "state"
+    env = up_env(state)
+    env.pop("MESHSCOPE_MODEL")  # the demo's own model: the mesh file's `local`
+    try:
+        demo = subprocess.run(
+            [sys.executable, "-m", "meshscope.cli.demo", "-f", str(mesh)],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+        pids = state_pids(state)
+    finally:
+        cli(["down"], env, timeout=60)
+    out = demo.stdout
+    for step, agent in (
+        ("analyst", "analyst"),
+        ("writer", "writer"),
+        ("plan", "manager"),
+        ("reporter", "reporter"),
+    ):
+        assert re.search(rf"--- \[{step}\] {agent} @ {agent}@127\.0\.0\.1:\d+\n\S", out), (step, out[-3000:])
+    assert out.count("completed in") == 3
+    assert "Stop it with: .venv/bin/meshscope down" in out
+    assert wait_gone(pids) == []
