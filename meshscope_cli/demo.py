@@ -66,7 +66,7 @@ async def ask(bridge: str, pipeline: str, question: str) -> None:
             elif item.HasField("status_update"):
                 status = item.status_update.status
                 if status.state == a2a_pb2.TASK_STATE_COMPLETED:
-                    steps = item.status_update.metadata["meshscope.steps"]
+                    steps = item.status_update.metadata.fields["meshscope.steps"].number_value
                     print(f"\n=== {pipeline}: completed in {int(steps)} steps", flush=True)
                 elif status.state == a2a_pb2.TASK_STATE_FAILED:
                     print(
