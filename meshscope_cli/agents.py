@@ -93,4 +93,16 @@ def run(as_json: bool) -> int:
         print("no agents registered")
     else:
         print(render_table(agents))
+    for line in split_session_warnings(agents):
+        print(f"meshscope: warning: {line}", file=sys.stderr)
     return 0
+
+
+def split_session_warnings(agents: Mapping[str, tuple[Instance, ...]]) -> list[str]:
+    """One line per agent whose replicas keep sessions in their own memory (registration meta)."""
+    return [
+        f"{name} has {len(local)} replicas keeping sessions in their own memory: a session's turns split "
+        "between them; set REDIS_URL on every replica (meshscope up: up.redis: true)"
+        for name, instances in agents.items()
+        if len(local := [i for i in instances if i.meta.get("sessions") == "memory"]) > 1
+    ]

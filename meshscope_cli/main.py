@@ -102,13 +102,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands.add_parser("status", help="the processes of the mesh `meshscope up --detach` started")
     commands.add_parser("down", help="stop the mesh `meshscope up --detach` started")
-    run = commands.add_parser("run", help="run an agent or a pipeline and stream its steps")
+    orchestrator_is = "Finds the orchestrator at MESHSCOPE_ORCHESTRATOR (default 127.0.0.1:50050)."
+    run = commands.add_parser(
+        "run",
+        help="run an agent or a pipeline and stream its steps",
+        description="Run an agent or a pipeline and stream each step's text, labelled by its step, agent and "
+        f"replica. {orchestrator_is} Exit status: 0 done, 1 failed, 2 bad arguments, 130 Ctrl-C.",
+    )
     run.add_argument("target", help="an agent or pipeline name")
     run.add_argument("text", help="the input message")
-    run.add_argument("--session", default="", help="session id (continue a conversation)")
-    run.add_argument("--user", default="", help="user id")
-    run.add_argument("--timeout", type=float, help="deadline of the whole run, in seconds")
-    commands.add_parser("pipelines", help="list the orchestrator's pipelines")
+    run.add_argument(
+        "--session", default="", help="session id, to continue a conversation (default: a new one)"
+    )
+    run.add_argument("--user", default="", help="user id (default: anonymous)")
+    run.add_argument(
+        "--timeout",
+        type=float,
+        help="deadline of the whole run, in seconds (default: the orchestrator's, 300)",
+    )
+    run.add_argument(
+        "-v", "--verbose", action="store_true", help="also print every event of the run on stderr"
+    )
+    commands.add_parser("pipelines", help="list the orchestrator's pipelines", description=orchestrator_is)
     sessions = commands.add_parser("sessions", help="list, show or delete sessions")
     session_actions = sessions.add_subparsers(dest="action", required=True, metavar="ACTION")
     session_list = session_actions.add_parser("list", help="a user's sessions, newest first")
@@ -165,7 +180,9 @@ def _main(argv: Sequence[str] | None) -> int:
 
         try:
             if args.command == "run":
-                return run_commands.run(args.target, args.text, args.session, args.user, args.timeout)
+                return run_commands.run(
+                    args.target, args.text, args.session, args.user, args.timeout, args.verbose
+                )
             if args.command == "pipelines":
                 return run_commands.pipelines()
             return run_commands.sessions(args.action, args.user if args.action == "list" else args.session)

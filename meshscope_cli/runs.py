@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Coroutine
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import Any, TextIO
 
 import grpc
 
 from meshscope.orchestrator.client import OrchestratorClient
-from meshscope.wire import MAX_RUN_TIMEOUT_S
+from meshscope.wire import MAX_RUN_TIMEOUT_S, declared_reason
 
 
 class StepPrinter:
@@ -27,10 +28,14 @@ class StepPrinter:
         self.buffers: dict[tuple[str, str], list[str]] = {}
         self.done: set[tuple[str, str]] = set()
         self.printed_any = False
+        self.replicas: dict[tuple[str, str], str] = {}
+        """The replica that served each (step, agent), for its label."""
 
     def _label(self, source: tuple[str, str]) -> str:
         step, agent = source
-        return agent if step == agent else f"{step} · {agent}"
+        label = agent if step == agent else f"{step} · {agent}"
+        replica = self.replicas.get(source)
+        return f"{label} @ {replica}" if replica else label
 
     def _start(self, source: tuple[str, str]) -> None:
         self.out.write(f"{chr(10) if self.printed_any else ''}[{self._label(source)}] ")
@@ -61,7 +66,22 @@ class StepPrinter:
         self.out.flush()
 
 
-async def _run(target: str, text: str, session: str, user: str, timeout: float | None, out: TextIO) -> int:
+def _failed(error: grpc.aio.AioRpcError, address: str) -> None:
+    """One line for a failed call; an orchestrator that is not there says where it was looked for."""
+    if error.code() == grpc.StatusCode.UNAVAILABLE and declared_reason(error.trailing_metadata()) is None:
+        print(
+            f"meshscope: cannot reach the orchestrator at {address} ({error.details()}); is one running "
+            "there? Start one (meshscope up, or meshscope serve orchestrator) or point "
+            "MESHSCOPE_ORCHESTRATOR at one",
+            file=sys.stderr,
+        )
+        return
+    print(f"meshscope: {error.code().name}: {error.details()}", file=sys.stderr)
+
+
+async def _run(
+    target: str, text: str, session: str, user: str, timeout: float | None, out: TextIO, verbose: bool
+) -> int:
     printer = StepPrinter(out)
     reported = False
     async with OrchestratorClient() as client:
@@ -69,6 +89,19 @@ async def _run(target: str, text: str, session: str, user: str, timeout: float |
             async for event in client.run(target, text, session_id=session, user_id=user, timeout=timeout):
                 kind = event.WhichOneof("kind")
                 source = (event.step, event.agent)
+                if event.replica:
+                    printer.replicas.setdefault(source, event.replica)
+                if verbose:
+                    inner = event.agent_event.WhichOneof("kind") if kind == "agent_event" else ""
+                    print(
+                        f"  #{event.sequence} {kind}{'.' + inner if inner else ''}"
+                        + (
+                            f" step={event.step} agent={event.agent} replica={event.replica}"
+                            if event.step
+                            else ""
+                        ),
+                        file=sys.stderr,
+                    )
                 if kind == "agent_event" and event.agent_event.HasField("text_delta"):
                     printer.text(source, event.agent_event.text_delta.delta)
                 elif kind == "agent_event" and event.agent_event.HasField("reply_end"):
@@ -87,17 +120,29 @@ async def _run(target: str, text: str, session: str, user: str, timeout: float |
                     )
         except grpc.aio.AioRpcError as error:
             if not reported:
-                print(f"meshscope: {error.code().name}: {error.details()}", file=sys.stderr)
+                _failed(error, client.target)
             return 1
     return 0
 
 
-def run(target: str, text: str, session: str, user: str, timeout: float | None) -> int:
-    """Stream a run to the terminal, labelled by step and agent; exit 1 on failure."""
+def run(target: str, text: str, session: str, user: str, timeout: float | None, verbose: bool = False) -> int:
+    """Stream a run to the terminal, each step labelled by its agent and replica; exit 1 on failure,
+    2 on bad arguments, 130 on Ctrl-C (one line, the run cancelled with the call)."""
     if timeout is not None and not 0 < timeout <= MAX_RUN_TIMEOUT_S:  # also rejects nan and inf
         print(f"meshscope: --timeout must be between 0 and {MAX_RUN_TIMEOUT_S:.0f} seconds", file=sys.stderr)
         return 2
-    return asyncio.run(_run(target, text, session, user, timeout, sys.stdout))
+    if not text.strip():
+        print("meshscope: TEXT is empty: say what the run is about", file=sys.stderr)
+        return 2
+    return _interruptible(_run(target, text, session, user, timeout, sys.stdout, verbose))
+
+
+def _interruptible(work: Coroutine[Any, Any, int]) -> int:
+    try:
+        return asyncio.run(work)
+    except KeyboardInterrupt:
+        print("\nmeshscope: interrupted", file=sys.stderr)
+        return 130
 
 
 async def _pipelines() -> int:
@@ -105,16 +150,20 @@ async def _pipelines() -> int:
         try:
             response = await client.list_pipelines()
         except grpc.aio.AioRpcError as error:
-            print(f"meshscope: {error.code().name}: {error.details()}", file=sys.stderr)
+            _failed(error, client.target)
             return 1
-    width = max((len(p.name) for p in response.pipelines), default=4)
+    if not response.pipelines:
+        print("no pipelines (the orchestrator's mesh file declares none)")
+        return 0
+    width = max(len("PIPELINE"), *(len(p.name) for p in response.pipelines))
+    print(f"{'PIPELINE'.ljust(width)}  {'KIND':<10}  {'AGENTS':<30}  DESCRIPTION")
     for p in response.pipelines:
         print(f"{p.name.ljust(width)}  {p.kind:<10}  {', '.join(p.agents):<30}  {p.description}")
     return 0
 
 
 def pipelines() -> int:
-    return asyncio.run(_pipelines())
+    return _interruptible(_pipelines())
 
 
 async def _sessions(action: str, value: str) -> int:
@@ -139,11 +188,11 @@ async def _sessions(action: str, value: str) -> int:
                 print(f"deleted session {value!r}" if deleted else f"no session {value!r}")
                 return 0 if deleted else 1
         except grpc.aio.AioRpcError as error:
-            print(f"meshscope: {error.code().name}: {error.details()}", file=sys.stderr)
+            _failed(error, client.target)
             return 1
     return 0
 
 
 def sessions(action: str, value: str) -> int:
     """`meshscope sessions list|show|delete`."""
-    return asyncio.run(_sessions(action, value))
+    return _interruptible(_sessions(action, value))

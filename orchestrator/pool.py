@@ -114,6 +114,7 @@ class EndpointPool:
         the defaults, plaintext). `eject_s`, `panic_grace_s`: seconds. `max_pending_streams`:
         per replica, at least 1."""
         self._agents: dict[str, _AgentEndpoints] = {}
+        self._warned_split: set[str] = set()
         self._channels = channels or ChannelSettings()
         self.eject_s = eject_s
         self.max_pending_streams = max_pending_streams
@@ -140,6 +141,7 @@ class EndpointPool:
                 self._apply(agent, current, {**recent, **{r: e.instance for r, e in current.by_id.items()}})
                 self._start_panic(agent, current)
                 return
+        self._warn_split_sessions(agent, wanted.values())
         if current.panic_end is not None:
             current.panic_end.cancel()
             current.panic_end = None
@@ -147,6 +149,19 @@ class EndpointPool:
                 endpoint.panic = False
             log.warning("panic over for %s: %d replica(s) pass their checks again", agent, len(wanted))
         self._apply(agent, current, wanted)
+
+    def _warn_split_sessions(self, agent: str, instances: Iterable[Instance]) -> None:
+        """Once per agent: several replicas keeping sessions in their own memory split every session."""
+        local = [i for i in instances if i.meta.get("sessions") == "memory"]
+        if len(local) > 1 and agent not in self._warned_split:
+            self._warned_split.add(agent)
+            log.warning(
+                "%s has %d replicas keeping sessions in their own memory: a session's turns go to "
+                "whichever replica is picked, so each sees only its own part of the conversation; "
+                "set REDIS_URL on every replica (meshscope up: up.redis: true)",
+                agent,
+                len(local),
+            )
 
     def _start_panic(self, agent: str, current: _AgentEndpoints) -> None:
         for endpoint in current.by_id.values():

@@ -40,7 +40,7 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import redis.asyncio as redis
 from redis.asyncio import BlockingConnectionPool
@@ -171,6 +171,9 @@ def _part(value: str) -> str:
 
 class RedisSessionStore:
     """`SessionStore` on Redis via redis.asyncio with a connection pool."""
+
+    shared: ClassVar[bool] = True
+    """Every replica using this Redis sees every session (registered as meta)."""
 
     def __init__(self, settings: StoreSettings) -> None:
         assert settings.redis_url is not None

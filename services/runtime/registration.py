@@ -47,6 +47,9 @@ def registrations_for(server: AgentServer, host: str) -> list[Registration]:
                     "version": card.version,
                     "skills": ",".join(s.id for s in card.skills),
                     "model": card.model,
+                    # Replicas keeping sessions in their own memory split a session's turns between
+                    # them: the orchestrator and `meshscope agents` warn when they see that.
+                    "sessions": "shared" if getattr(server.store, "shared", False) else "memory",
                 },
                 tls=server.settings.security.serves_tls,
             )

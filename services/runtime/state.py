@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +227,9 @@ class _Session:
 
 class InMemorySessionStore:
     """Sessions in this process's memory: the default for one process and for tests."""
+
+    shared: ClassVar[bool] = False
+    """Replicas of an agent on this store do not see each other's sessions (registered as meta)."""
 
     def __init__(self) -> None:
         self._states: dict[StateKey, StoredState] = {}

@@ -78,8 +78,8 @@ def test_version_prints_the_installed_distributions_version() -> None:
 
 CLIENT_COMMANDS: list[tuple[list[str], int, str]] = [
     # (arguments, exit status, how a line of its output starts), in order: later ones read earlier ones
-    (["run", "echo", "hello mesh", "--session", "startup"], 0, "[echo] hello mesh"),
-    (["run", "twice", "hello mesh"], 0, "[echo] hello mesh"),
+    (["run", "echo", "hello mesh", "--session", "startup"], 0, "[echo @ echo@127.0.0.1:"),
+    (["run", "twice", "hello mesh"], 0, "[echo @ echo@127.0.0.1:"),
     (["pipelines"], 0, "twice "),
     (["sessions", "list"], 0, "startup "),
     (["sessions", "show", "startup"], 0, "[echo] hello mesh"),

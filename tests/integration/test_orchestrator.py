@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -381,11 +382,34 @@ def test_meshscope_run_and_pipelines_from_the_command_line(tmp_path: Path) -> No
         result = run_cli(["run", "analysis", "Compare gRPC and REST", "--session", "cli"], client_env)
         assert result.returncode == 0, result.stderr
         lines = result.stdout.strip().splitlines()
-        assert lines[0].startswith("[analyst] analyst: turn 1. You said: Compare gRPC and REST")
-        assert lines[1].startswith("[writer] writer: turn 1.")
+        # Each step under its agent and the replica that served it.
+        assert re.match(
+            r"\[analyst @ analyst@127\.0\.0\.1:\d+\] analyst: turn 1\. You said: Compare gRPC", lines[0]
+        )
+        assert re.match(r"\[writer @ writer@127\.0\.0\.1:\d+\] writer: turn 1\.", lines[1])
         assert "2 step(s)" in lines[-1]
         listed = run_cli(["pipelines"], client_env)
-        assert listed.stdout.split()[:2] == ["analysis", "sequential"]
+        header, row = listed.stdout.splitlines()
+        assert header.split() == ["PIPELINE", "KIND", "AGENTS", "DESCRIPTION"]
+        assert row.split()[:2] == ["analysis", "sequential"]
+        verbose = run_cli(["run", "analyst", "hi", "-v"], client_env)
+        assert verbose.returncode == 0
+        assert re.search(r"#1 run_start\n", verbose.stderr)
+        assert re.search(
+            r"#\d+ agent_event\.text_delta step=analyst agent=analyst replica=analyst@", verbose.stderr
+        )
+        empty = run_cli(["run", "analyst", "  "], client_env)
+        assert (empty.returncode, empty.stderr) == (
+            2,
+            "meshscope: TEXT is empty: say what the run is about\n",
+        )
+        nowhere = f"127.0.0.1:{free_port()}"
+        gone = run_cli(["run", "analyst", "hi"], {"MESHSCOPE_ORCHESTRATOR": nowhere})
+        assert gone.returncode == 1
+        assert gone.stderr.startswith(f"meshscope: cannot reach the orchestrator at {nowhere} (")
+        assert gone.stderr.rstrip().endswith(
+            "Start one (meshscope up, or meshscope serve orchestrator) or point MESHSCOPE_ORCHESTRATOR at one"
+        )
         failed = run_cli(["run", "poem", "x"], client_env)
         assert failed.returncode == 1
         assert failed.stderr.startswith("meshscope: NOT_FOUND: no agent or pipeline 'poem'")

@@ -7,6 +7,7 @@ servers are the agent service and the orchestrator, the callers their clients an
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -163,8 +164,11 @@ def test_the_cli_runs_a_pipeline_through_an_orchestrator_and_agents_with_mutual_
         result = run_cli(["run", "analysis", "Compare gRPC and REST", "--session", "tls"], {**cli, **token})
         assert result.returncode == 0, result.stderr
         lines = result.stdout.strip().splitlines()
-        assert lines[0].startswith("[analyst] analyst: turn 1. You said: Compare gRPC and REST")
-        assert lines[1].startswith("[writer] writer: turn 1.")
+        # Each step under its agent and the replica that served it.
+        assert re.match(
+            r"\[analyst @ analyst@127\.0\.0\.1:\d+\] analyst: turn 1\. You said: Compare gRPC", lines[0]
+        )
+        assert re.match(r"\[writer @ writer@127\.0\.0\.1:\d+\] writer: turn 1\.", lines[1])
         assert "2 step(s)" in lines[-1]
 
         no_token = run_cli(["run", "analysis", "hello"], cli)
@@ -176,7 +180,11 @@ def test_the_cli_runs_a_pipeline_through_an_orchestrator_and_agents_with_mutual_
             {"MESHSCOPE_ORCHESTRATOR": orchestrator.address, **ca.client_env(), **token},
         )
         assert no_certificate.returncode == 1
-        assert no_certificate.stderr.strip().splitlines()[-1].startswith("meshscope: UNAVAILABLE: ")
+        assert (
+            no_certificate.stderr.strip()
+            .splitlines()[-1]
+            .startswith(f"meshscope: cannot reach the orchestrator at {orchestrator.address} (")
+        )
     finally:
         if orchestrator is not None:
             orchestrator.stop()
