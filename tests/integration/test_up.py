@@ -21,7 +21,7 @@ from a2a.client import ClientConfig, ClientFactory
 from a2a.types import a2a_pb2
 
 from meshscope.cli.launch import meshscope_command
-from meshscope.testing import child_env, free_ports
+from meshscope.testing import child_env, free_ports, wait_until
 from tests.support import REPO
 
 pytestmark = pytest.mark.integration
@@ -225,3 +225,31 @@ def test_the_demo_brings_the_mesh_up_and_streams_answers_through_the_bridge(tmp_
     assert out.count("completed in") == 3
     assert "Stop it with: .venv/bin/meshscope down" in out
     assert wait_gone(pids) == []
+
+
+def test_replicas_without_redis_are_warned_about(tmp_path: Path, leftovers: list[int]) -> None:
+    mesh = tmp_path / "split.yaml"
+    consul, orchestrator, bridge = free_ports(3)
+    mesh.write_text(
+        "agents:\n  researcher: {replicas: 2}\n"
+        f"up:\n  ports: {{consul: {consul}, orchestrator: {orchestrator}, bridge: {bridge}, agents: 0}}\n"
+    )
+    state = tmp_path / "state"
+    env = up_env(state)
+    started = cli(["up", "-f", str(mesh), "--detach"], env)
+    assert started.returncode == 0, started.stdout + started.stderr
+    leftovers.extend(state_pids(state))
+    try:
+        listed = cli(
+            ["agents"], {**env, "CONSUL_HTTP_ADDR": f"127.0.0.1:{consul}", "MESHSCOPE_DISCOVERY": "consul"}
+        )
+        assert listed.returncode == 0, listed.stderr
+        assert listed.stderr.splitlines() == [
+            "meshscope: warning: researcher has 2 replicas keeping sessions in their own memory: a session's "
+            "turns split between them; set REDIS_URL on every replica (meshscope up: up.redis: true)"
+        ]
+        warning = "researcher has 2 replicas keeping sessions in their own memory"
+        wait_until(lambda: warning in (state / "up.log").read_text(), timeout=20)  # the orchestrator's watch
+        assert (state / "up.log").read_text().count(warning) == 1  # said once
+    finally:
+        cli(["down"], env, timeout=60)
