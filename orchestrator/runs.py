@@ -32,7 +32,7 @@ from meshscope.orchestrator.pipelines import MeshFile, Pipeline
 from meshscope.orchestrator.pool import EndpointPool
 from meshscope.orchestrator.stops import RunStop, cut_off
 from meshscope.v1 import agent_pb2, common_pb2, orchestrator_pb2, relay_pb2
-from meshscope.wire import DEFAULT_MAX_MESSAGE_BYTES, text_of, user_message
+from meshscope.wire import DEFAULT_MAX_MESSAGE_BYTES, routing_question, text_of, user_message
 
 log = logging.getLogger("meshscope.orchestrator")
 _WORD = re.compile(r"[A-Za-z](?:[A-Za-z0-9_.\-]*[A-Za-z0-9])?")
@@ -326,7 +326,8 @@ class Runner:
         self, run: Run, p: Pipeline, message: common_pb2.Message, prefix: str, into: Outcome
     ) -> Events:
         decision = Outcome()
-        async with aclosing(self._step(run, f"{prefix}route", p.router, message, decision)) as events:
+        question = routing_question(message, p.choices)
+        async with aclosing(self._step(run, f"{prefix}route", p.router, question, decision)) as events:
             async for event in events:
                 yield event
         choice = self._checked_choice(text_of(decision.final()), p)

@@ -8,7 +8,7 @@ and user ids are acceptable, and how a status declares its reason.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import cast
 
 from meshscope.v1 import common_pb2
@@ -57,6 +57,24 @@ def declared_reason(
                 return common_pb2.ERROR_REASON_UNSPECIFIED
             return cast(common_pb2.ErrorReason, known.number)
     return None
+
+
+def routing_question(message: common_pb2.Message, choices: Sequence[str]) -> common_pb2.Message:
+    """What a route pipeline's router is asked: the request, with the names it may answer.
+
+    The instruction comes first, as its own text part, then the request's parts unchanged. The
+    scripted model recognises the instruction's sentence and answers with one of the names.
+    """
+    instruction = (
+        "Decide which agent should handle the request below. "
+        f"Reply with exactly one name from: {', '.join(choices)}.\nRequest:\n"
+    )
+    routed = common_pb2.Message()
+    routed.CopyFrom(message)
+    del routed.parts[:]
+    routed.parts.append(common_pb2.Part(text=instruction))
+    routed.parts.extend(message.parts)
+    return routed
 
 
 def user_message(content: str | common_pb2.Message, name: str = "user") -> common_pb2.Message:

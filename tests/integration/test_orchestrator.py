@@ -168,7 +168,7 @@ async def test_fanout_and_route(start_server: StartServer, start_mesh: StartMesh
         e.step for e in routed if e.HasField("agent_event") and e.agent_event.HasField("reply_start")
     ] == ["route", "coder"]
     with pytest.raises(grpc.aio.AioRpcError) as failure:
-        await collect(client, "triage", "send it to the writer")
+        await collect(client, "triage", "send it to the writer #route=writer")
     assert failure.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "chose 'writer', which is not among the allowed agents: researcher, coder" in str(
         failure.value.details()
@@ -181,7 +181,7 @@ async def test_router_error_is_an_error_event(start_server: StartServer, start_m
     client = await start_mesh([agents])
     events: list[orchestrator_pb2.RunEvent] = []
     with pytest.raises(grpc.aio.AioRpcError) as failure:
-        async for event in client.run("triage", "nobody in particular"):
+        async for event in client.run("triage", "nobody in particular #route="):
             events.append(event)
     assert events[-1].HasField("error")
     assert "named no agent; allowed: researcher, coder" in events[-1].error.message
@@ -544,8 +544,27 @@ async def test_a_run_timeout_above_the_default_is_honoured(
 async def test_the_router_prefers_a_declared_choice(start_server: StartServer, start_mesh: StartMesh) -> None:
     agents = await start_server(["manager", "researcher", "coder"])
     client = await start_mesh([agents])
-    events = await collect(client, "triage", "not the writer but the coder please")
+    events = await collect(client, "triage", "hand it over #route=not the writer but the coder please")
     assert [e.step for e in events if e.agent_event.HasField("reply_start")] == ["route", "coder"]
+
+
+async def test_the_triage_pipeline_routes_offline_and_the_same_request_the_same_way(
+    start_server: StartServer, start_mesh: StartMesh
+) -> None:
+    agents = await start_server(["manager", "researcher", "coder"])
+    client = await start_mesh([agents])
+
+    def routed(events: list[orchestrator_pb2.RunEvent]) -> list[str]:
+        return [e.step for e in events if e.agent_event.HasField("reply_start")]
+
+    assert routed(await collect(client, "triage", "the coder should write this function")) == [
+        "route",
+        "coder",
+    ]
+    assert routed(await collect(client, "triage", "ask the researcher about HTTP")) == ["route", "researcher"]
+    first = routed(await collect(client, "triage", "what is the history of the web?"))
+    assert first[0] == "route" and first[1] in ("researcher", "coder")
+    assert routed(await collect(client, "triage", "what is the history of the web?")) == first
 
 
 @pytest.mark.parametrize(

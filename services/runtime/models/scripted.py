@@ -11,6 +11,11 @@ the text. A few markers in the latest user message steer it:
 - `#fail`: raise `ScriptedModelError` instead of answering;
 - `#slow` or `#slow=<n>`: stream a long answer (400 words, or n) with a
   50 ms pause per word (for cancellation, deadline and drain scenarios).
+
+Asked by a route pipeline to pick an agent (the orchestrator's "Reply with exactly one name from:
+a, b." question), it answers with one of the names: the first the request mentions, else one picked
+by the request's bytes, so `triage` works offline and the same request always goes the same way;
+`#route=<text>` in the request makes it answer `<text>` (the rest of the line) instead (a router's bad answer, for tests).
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from pydantic import BaseModel
 
 _TOOL_MARKER = re.compile(r"#tool(?::(?P<name>[A-Za-z0-9_\-]+))?")
 _SLOW_MARKER = re.compile(r"#slow(?:=(?P<words>\d{1,5}))?")
+_ROUTE_MARKER = re.compile(r"Reply with exactly one name from: (?P<names>[^\n]+?)\.\n")
+"""The orchestrator's question to a route pipeline's router (`meshscope.wire.routing_question`)."""
 SLOW_WORDS = 400
 SLOW_DELAY_S = 0.05
 
@@ -69,6 +76,20 @@ def _sample_value(schema: dict[str, Any]) -> Any:
     if kind == "object":
         return {}
     return "meshscope"
+
+
+def _route_choice(names: str, request: str) -> str:
+    """A router's answer, deterministic: the first allowed name the request mentions, else one picked
+    by the request's bytes (the same request always goes to the same agent)."""
+    forced = re.search(r"#route=([^\n]*)", request)
+    if forced:  # tests of what the orchestrator does with a router's bad answer
+        return forced.group(1).rstrip(".!?") or "I cannot decide."
+    choices = [n.strip() for n in names.split(",") if n.strip()]
+    lowered = request.lower()
+    for name in choices:
+        if name.lower() in lowered:
+            return name
+    return choices[sum(request.encode()) % len(choices)] if choices else "nobody"
 
 
 def _tool_arguments(tool: dict[str, Any]) -> dict[str, Any]:
@@ -118,6 +139,9 @@ class ScriptedChatModel(ChatModelBase):
             return self._stream_words(self._after_tools(tool_results), messages)
         if "#fail" in latest:
             raise ScriptedModelError("scripted model failure requested by #fail")
+        route = _ROUTE_MARKER.search(latest)
+        if route:
+            return self._stream_words([_route_choice(route.group("names"), latest[route.end() :])], messages)
         marker = _TOOL_MARKER.search(latest)
         if marker and tools:
             return self._stream_tool_call(marker.group("name"), tools, messages)
