@@ -15,7 +15,8 @@ the text. A few markers in the latest user message steer it:
 Asked by a route pipeline to pick an agent (the orchestrator's "Reply with exactly one name from:
 a, b." question), it answers with one of the names: the first the request mentions, else one picked
 by the request's bytes, so `triage` works offline and the same request always goes the same way;
-`#route=<text>` in the request makes it answer `<text>` (the rest of the line) instead (a router's bad answer, for tests).
+`#route=<text>` in the request makes it answer `<text>` (the rest of the line) instead: a router's
+bad answer, for tests.
 """
 
 from __future__ import annotations
