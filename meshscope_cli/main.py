@@ -71,10 +71,22 @@ def _parser() -> argparse.ArgumentParser:
     agents = serve_what.add_parser("agents", help="serve one or more agents from one gRPC server")
     agents.add_argument("--agents", required=True, help="comma-separated agent names, e.g. analyst,writer")
     add_serve_flags(agents)
-    orchestrator = serve_what.add_parser("orchestrator", help="serve the orchestrator")
-    orchestrator.add_argument("-f", "--file", dest="mesh_file", help="mesh file (default mesh.yaml)")
-    orchestrator.add_argument("--port", type=int, help="port (default 50050; 0: any free port)")
-    orchestrator.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    orchestrator = serve_what.add_parser(
+        "orchestrator",
+        help="serve the orchestrator",
+        description="Serve the orchestrator: it finds agents in Consul (CONSUL_HTTP_ADDR, default "
+        "127.0.0.1:8500) or MESHSCOPE_STATIC_ENDPOINTS (MESHSCOPE_DISCOVERY=static) and runs the mesh file's "
+        "pipelines. Other settings: MESHSCOPE_* (docs/configuration.md).",
+    )
+    orchestrator.add_argument(
+        "-f", "--file", dest="mesh_file", help="mesh file (default mesh.yaml; env MESHSCOPE_MESH_FILE)"
+    )
+    orchestrator.add_argument(
+        "--port", type=int, help="port (default 50050; 0: any free port; env MESHSCOPE_ORCHESTRATOR_PORT)"
+    )
+    orchestrator.add_argument(
+        "--host", help="address to bind (default 127.0.0.1; env MESHSCOPE_ORCHESTRATOR_HOST)"
+    )
     bridge = serve_what.add_parser(
         "bridge",
         help="serve the A2A-over-HTTP bridge",
@@ -100,8 +112,11 @@ def _parser() -> argparse.ArgumentParser:
     up_command.add_argument(
         "--detach", action="store_true", help="run in the background; meshscope status / down manage it"
     )
-    commands.add_parser("status", help="the processes of the mesh `meshscope up --detach` started")
-    commands.add_parser("down", help="stop the mesh `meshscope up --detach` started")
+    state_is = "Reads the state folder MESHSCOPE_STATE_DIR (default .meshscope)."
+    commands.add_parser(
+        "status", help="the processes of the mesh `meshscope up --detach` started", description=state_is
+    )
+    commands.add_parser("down", help="stop the mesh `meshscope up --detach` started", description=state_is)
     orchestrator_is = "Finds the orchestrator at MESHSCOPE_ORCHESTRATOR (default 127.0.0.1:50050)."
     run = commands.add_parser(
         "run",
@@ -124,7 +139,9 @@ def _parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", help="also print every event of the run on stderr"
     )
     commands.add_parser("pipelines", help="list the orchestrator's pipelines", description=orchestrator_is)
-    sessions = commands.add_parser("sessions", help="list, show or delete sessions")
+    sessions = commands.add_parser(
+        "sessions", help="list, show or delete sessions", description=orchestrator_is
+    )
     session_actions = sessions.add_subparsers(dest="action", required=True, metavar="ACTION")
     session_list = session_actions.add_parser("list", help="a user's sessions, newest first")
     session_list.add_argument("--user", default="", help="user id (default: anonymous)")
@@ -132,7 +149,13 @@ def _parser() -> argparse.ArgumentParser:
     session_show.add_argument("session")
     session_delete = session_actions.add_parser("delete", help="delete a session: states, transcript, locks")
     session_delete.add_argument("session")
-    listing = commands.add_parser("agents", help="list the mesh's agents, replicas, health and meta")
+    listing = commands.add_parser(
+        "agents",
+        help="list the mesh's agents, replicas, health and meta",
+        description="Asks Consul (CONSUL_HTTP_ADDR, default 127.0.0.1:8500), or lists "
+        "MESHSCOPE_STATIC_ENDPOINTS when MESHSCOPE_DISCOVERY=static; warns about replicas that keep sessions "
+        "in their own memory.",
+    )
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
 

@@ -253,3 +253,26 @@ def test_replicas_without_redis_are_warned_about(tmp_path: Path, leftovers: list
         assert (state / "up.log").read_text().count(warning) == 1  # said once
     finally:
         cli(["down"], env, timeout=60)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["up"],
+        ["status"],
+        ["down"],
+        ["run"],
+        ["pipelines"],
+        ["sessions"],
+        ["agents"],
+        ["serve", "agents"],
+        ["serve", "orchestrator"],
+        ["serve", "bridge"],
+    ],
+    ids=" ".join,
+)
+def test_every_help_names_its_defaults_and_the_environment_it_reads(command: list[str]) -> None:
+    done = cli([*command, "--help"], child_env(), timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "default" in done.stdout, done.stdout
+    assert re.search(r"\b(MESHSCOPE|CONSUL)_[A-Z_]+", done.stdout), done.stdout
