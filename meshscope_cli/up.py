@@ -4,8 +4,9 @@ From a mesh file (`orchestrator/pipelines.py` reads it; DESIGN.md §11) `up` mak
 
   consul            a Consul dev agent on `up.ports.consul` (the project-local binary, `make consul`;
                     logs at WARN), unless CONSUL_HTTP_ADDR points at one already
-  redis             a redis-server on `up.ports.redis`, when `up.redis` is true (REDIS_URL for every agent
-                    and the bridge: sessions shared by replicas; append-only file in the state folder)
+  redis             a redis-server on `up.ports.redis` (6380), when `up.redis` is true (REDIS_URL for every
+                    agent and the bridge: sessions shared by replicas; append-only file in the state folder),
+                    unless REDIS_URL points at one already
   <group>[.<n>]     `meshscope serve agents` per process group (an agent alone, or the agents naming the
                     same `process`), once per replica, on `up.ports.agents` counting up (0: any free port)
   orchestrator      `meshscope serve orchestrator -f FILE` on `up.ports.orchestrator`
@@ -115,6 +116,7 @@ def plan(mesh_file: str, environ: Mapping[str, str], state: Path) -> Plan:
         raise UpError(f"{mesh_file}: declares no agents")
     ports = mesh.up.ports
     base = {k: v for k, v in environ.items() if k not in ("CONSUL_HTTP_ADDR", "REDIS_URL")}
+    external_redis = environ.get("REDIS_URL", "").strip()
     base["PYTHONUNBUFFERED"] = "1"
     procs: list[Proc] = []
     external_consul = environ.get("CONSUL_HTTP_ADDR", "").strip()
@@ -122,7 +124,9 @@ def plan(mesh_file: str, environ: Mapping[str, str], state: Path) -> Plan:
     if not external_consul:
         procs.append(_consul(ports["consul"], state))
     redis_url = None
-    if mesh.up.redis:
+    if mesh.up.redis and external_redis:
+        redis_url = external_redis
+    elif mesh.up.redis:
         redis_url = f"redis://127.0.0.1:{ports['redis']}/0"
         procs.append(_redis(ports["redis"], state))
     mesh_env = {**base, "CONSUL_HTTP_ADDR": consul_http, "MESHSCOPE_DISCOVERY": "consul"}

@@ -20,7 +20,7 @@ A mesh file:
         steps: [analyst, writer]
     up:                # `meshscope up` only: Redis for shared sessions, the ports
       redis: true
-      ports: {orchestrator: 50050, bridge: 8080, consul: 8500, redis: 6379, agents: 50051}
+      ports: {orchestrator: 50050, bridge: 8080, consul: 8500, redis: 6380, agents: 50051}
 """
 
 from __future__ import annotations
@@ -82,9 +82,10 @@ class AgentSpec:
 
 PORT_NAMES = ("consul", "redis", "orchestrator", "bridge", "agents")
 DEFAULT_PORTS: Mapping[str, int] = {
-    "consul": 8500, "redis": 6379, "orchestrator": 50050, "bridge": 8080, "agents": 50051,
+    "consul": 8500, "redis": 6380, "orchestrator": 50050, "bridge": 8080, "agents": 50051,
 }  # fmt: skip
-"""DESIGN.md §11's addresses; `agents` is the first agent process's port (the next count up; 0: any)."""
+"""DESIGN.md §11's addresses; `agents` is the first agent process's port (the next count up; 0: any).
+Redis's is 6380, not 6379: the mesh's own Redis must not collide with one the machine already runs."""
 
 
 @dataclass(frozen=True)

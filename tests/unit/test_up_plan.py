@@ -1,0 +1,70 @@
+"""`meshscope up`'s plan from a mesh file: which processes, with what, on which ports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from meshscope.cli.up import UpError, plan, preflight
+
+MESH = """
+agents:
+  analyst: {model: local, process: team}
+  writer: {model: local, process: team}
+  researcher: {replicas: 2}
+up:
+  redis: true
+  ports: {consul: 18500, redis: 16380, orchestrator: 15050, bridge: 18080, agents: 15051}
+"""
+
+
+def names(procs: list[object]) -> list[str]:
+    return [p.name for p in procs]  # type: ignore[attr-defined]
+
+
+def test_the_plan_of_a_mesh_file(tmp_path: Path) -> None:
+    mesh = tmp_path / "mesh.yaml"
+    mesh.write_text(MESH)
+    p = plan(str(mesh), {"PATH": "/usr/bin"}, tmp_path / "state")
+    assert names(p.procs) == [
+        "consul",
+        "redis",
+        "team",
+        "researcher.1",
+        "researcher.2",
+        "orchestrator",
+        "bridge",
+    ]
+    by_name = {proc.name: proc for proc in p.procs}
+    assert by_name["team"].command[-6:] == [
+        "--agents",
+        "analyst,writer",
+        "--port",
+        "15051",
+        "--model",
+        "local",
+    ]
+    assert [by_name[f"researcher.{i}"].port for i in (1, 2)] == [15052, 15053]
+    assert by_name["team"].env["REDIS_URL"] == "redis://127.0.0.1:16380/0"
+    assert by_name["team"].env["CONSUL_HTTP_ADDR"] == "127.0.0.1:18500"
+    assert by_name["bridge"].env["MESHSCOPE_ORCHESTRATOR"] == "127.0.0.1:15050"
+    assert p.replicas == {"analyst": 1, "writer": 1, "researcher": 2}
+    assert p.bridge_url == "http://127.0.0.1:18080"
+
+
+def test_a_consul_and_a_redis_given_in_the_environment_are_used_not_started(tmp_path: Path) -> None:
+    mesh = tmp_path / "mesh.yaml"
+    mesh.write_text(MESH)
+    environ = {"CONSUL_HTTP_ADDR": "10.0.0.5:8500", "REDIS_URL": "redis://10.0.0.6:6379/2"}
+    p = plan(str(mesh), environ, tmp_path / "state")
+    assert "consul" not in names(p.procs) and "redis" not in names(p.procs)
+    assert p.procs[0].env["CONSUL_HTTP_ADDR"] == "10.0.0.5:8500"
+    assert p.procs[0].env["REDIS_URL"] == "redis://10.0.0.6:6379/2"
+
+
+def test_one_port_for_two_roles_is_refused(tmp_path: Path) -> None:
+    mesh = tmp_path / "mesh.yaml"
+    mesh.write_text("agents: [analyst]\nup:\n  ports: {orchestrator: 18081, bridge: 18081, consul: 18502}\n")
+    with pytest.raises(UpError, match="port 18081 is given to both the orchestrator and the bridge"):
+        preflight(plan(str(mesh), {}, tmp_path / "state").procs)
