@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from meshscope.cli.up import UpError, plan, preflight
+from meshscope.cli.up import Proc, UpError, plan, preflight
 
 MESH = """
 agents:
@@ -19,8 +20,8 @@ up:
 """
 
 
-def names(procs: list[object]) -> list[str]:
-    return [p.name for p in procs]  # type: ignore[attr-defined]
+def names(procs: Sequence[Proc]) -> list[str]:
+    return [p.name for p in procs]
 
 
 def test_the_plan_of_a_mesh_file(tmp_path: Path) -> None:
