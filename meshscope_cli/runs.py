@@ -66,9 +66,20 @@ class StepPrinter:
         self.out.flush()
 
 
-def _failed(error: grpc.aio.AioRpcError, address: str) -> None:
-    """One line for a failed call; an orchestrator that is not there says where it was looked for."""
-    if error.code() == grpc.StatusCode.UNAVAILABLE and declared_reason(error.trailing_metadata()) is None:
+def _failed(error: grpc.aio.AioRpcError, address: str, *, started: bool = False) -> None:
+    """One line for a failed call; an orchestrator that is not there says where it was looked for, and a
+    stream that broke after the run started says so (the orchestrator was there)."""
+    transport = (
+        error.code() == grpc.StatusCode.UNAVAILABLE and declared_reason(error.trailing_metadata()) is None
+    )
+    if transport and started:
+        print(
+            f"meshscope: the run's stream from the orchestrator at {address} broke ({error.details()}): "
+            "it stopped or its connection was lost; the run did not finish",
+            file=sys.stderr,
+        )
+        return
+    if transport:
         print(
             f"meshscope: cannot reach the orchestrator at {address} ({error.details()}); is one running "
             "there? Start one (meshscope up, or meshscope serve orchestrator) or point "
@@ -84,9 +95,11 @@ async def _run(
 ) -> int:
     printer = StepPrinter(out)
     reported = False
+    started = False
     async with OrchestratorClient() as client:
         try:
             async for event in client.run(target, text, session_id=session, user_id=user, timeout=timeout):
+                started = True
                 kind = event.WhichOneof("kind")
                 source = (event.step, event.agent)
                 if event.replica:
@@ -119,8 +132,11 @@ async def _run(
                         f"{end.usage.output_tokens} output tokens, {end.duration_ms:.0f} ms)\n"
                     )
         except grpc.aio.AioRpcError as error:
+            if printer.printed_any:
+                out.write("\n")  # the error's line after the text cut short, not glued to it
+                out.flush()
             if not reported:
-                _failed(error, client.target)
+                _failed(error, client.target, started=started)
             return 1
     return 0
 

@@ -58,6 +58,8 @@ READY_TIMEOUT_S = 300.0
 STOP_TIMEOUT_S = 30.0
 """How long `down` waits for the supervisor to stop everything before it SIGKILLs what is left."""
 UP_READY = "meshscope: the mesh is up"
+DETACHED = "MESHSCOPE_UP_DETACHED"
+"""Set by `--detach` for the background `up` it starts (its ready line then says how to stop it)."""
 
 
 class UpError(Exception):
@@ -74,6 +76,10 @@ class Proc:
     port: int | None = None
     """The fixed port it listens on (None: it picks one), checked free before anything starts."""
     role: str = ""
+    cwd: Path | None = None
+    """Its working folder (made when the mesh starts, not before the checks pass)."""
+    folders: list[Path] = field(default_factory=list)
+    """Further folders it needs, made with `cwd`."""
 
 
 @dataclass
@@ -189,15 +195,16 @@ def _consul(http_port: int, state: Path) -> Proc:
     except DevServerError as exc:
         raise UpError(str(exc)) from None
     serf_lan, serf_wan, server = free_ports(3, udp=True)
-    # Its own empty config folder: a dev agent started in a folder holding other files must not read them.
-    config = state / "consul.d"
-    config.mkdir(parents=True, exist_ok=True)
+    # Its own working folder and an empty config folder: a dev agent reads a `services/` folder of its
+    # working directory as service definitions (the repository has one), and other files it is pointed at.
+    home = state / "consul"
+    config = home / "consul.d"
     command = [
         binary, "agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1", "-http-port", str(http_port),
         "-serf-lan-port", str(serf_lan), "-serf-wan-port", str(serf_wan), "-server-port", str(server),
         "-dns-port", "-1", "-grpc-port", "-1", "-log-level", "warn", "-config-dir", str(config),
     ]  # fmt: skip
-    return Proc("consul", command, {"PATH": os.environ.get("PATH", "")}, http_port, "Consul")
+    return Proc("consul", command, {"PATH": os.environ.get("PATH", "")}, http_port, "Consul", home, [config])
 
 
 def _redis(port: int, state: Path) -> Proc:
@@ -209,12 +216,11 @@ def _redis(port: int, state: Path) -> Proc:
     except DevServerError as exc:
         raise UpError(str(exc)) from None
     folder = state / "redis"
-    folder.mkdir(parents=True, exist_ok=True)
     command = [
         binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
         "--dir", str(folder), "--daemonize", "no", "--loglevel", "warning",
     ]  # fmt: skip
-    return Proc("redis", command, {"PATH": os.environ.get("PATH", "")}, port, "Redis")
+    return Proc("redis", command, {"PATH": os.environ.get("PATH", "")}, port, "Redis", folder)
 
 
 def preflight(procs: Sequence[Proc]) -> None:
@@ -284,7 +290,8 @@ def _wait_healthy(p: Plan, manager: Any, state: Path, done: threading.Event) -> 
     print(
         f"{UP_READY}: bridge {p.bridge_url}  |  Consul UI http://{p.consul_http}/ui  |  orchestrator "
         f"{p.orchestrator}\n          try: meshscope run analysis 'Compare gRPC and REST'  "
-        f"(MESHSCOPE_ORCHESTRATOR={p.orchestrator}); stop: Ctrl-C",
+        f"(MESHSCOPE_ORCHESTRATOR={p.orchestrator}); stop: "
+        + ("meshscope down" if os.environ.get(DETACHED) else "Ctrl-C"),
         flush=True,
     )
 
@@ -326,17 +333,63 @@ def _alive(pid: int | None) -> bool:
 # ------------------------------------------------------------------------------ commands
 
 
+INFRASTRUCTURE = ("consul", "redis")
+"""Stopped last: as the servers drain, they deregister from Consul and save session states in Redis."""
+KILL_AFTER_S = 30.0
+"""After the stop began, what is still running is SIGKILLed (the servers' drain takes ~11 s by default)."""
+
+
 def _manager_class() -> Any:
+    import honcho.manager
     from honcho.manager import Manager
 
+    # honcho SIGKILLs what is left KILL_WAIT (5) seconds after a stop begins, a module constant with no
+    # parameter: shorter than a server's drain (MESHSCOPE_SHUTDOWN_PAUSE_S + MESHSCOPE_SHUTDOWN_GRACE_S).
+    honcho.manager.KILL_WAIT = KILL_AFTER_S
+
     class MeshManager(Manager):  # type: ignore[misc]
-        """honcho's Manager; a second Ctrl-C (or SIGTERM) kills what is still running."""
+        """honcho's Manager, stopping in order: the mesh's servers first (SIGTERM: each drains), Consul and
+        Redis once they have all exited; a second signal SIGKILLs everything at once."""
+
+        _signals = 0
+        _terminating: bool
+
+        def _start(self) -> None:
+            # `loop` installs honcho's handlers, then calls `_start`: these replace them.
+            def signalled(signum: int, frame: object) -> None:
+                self._signals += 1
+                name = signal.Signals(signum).name
+                if self._signals > 1:
+                    self._system_print(f"{name} received again: killing every process\n")
+                    self.kill()
+                    return
+                self._system_print(f"{name} received: stopping the mesh\n")
+                self.returncode = 130 if signum == signal.SIGINT else 143
+                self.terminate()
+
+            signal.signal(signal.SIGINT, signalled)
+            signal.signal(signal.SIGTERM, signalled)
+            super()._start()
 
         def terminate(self) -> None:
-            if self._terminating:
-                self.kill()
+            if self._terminating:  # honcho's flag: set by the first stop
                 return
-            super().terminate()
+            self._terminating = True
+            servers = [n for n in self._processes if n not in INFRASTRUCTURE]
+            self._signal_each(servers)
+            threading.Thread(target=self._stop_infrastructure_after, args=(servers,), daemon=True).start()
+
+        def _signal_each(self, names: Sequence[str]) -> None:
+            for name in names:
+                entry = self._processes[name]
+                if "returncode" not in entry and entry.get("pid"):
+                    self._system_print(f"sending SIGTERM to {name} (pid {entry['pid']})\n")
+                    self._procmgr.terminate(entry["pid"])
+
+        def _stop_infrastructure_after(self, servers: Sequence[str]) -> None:
+            while any("returncode" not in self._processes[n] for n in servers):
+                time.sleep(0.05)
+            self._signal_each([n for n in self._processes if n in INFRASTRUCTURE])
 
     return MeshManager
 
@@ -360,9 +413,12 @@ def up(mesh_file: str, detach: bool) -> int:
         return _detach(mesh_file, state)
     manager = _manager_class()()
     for proc in p.procs:
+        for folder in (*([proc.cwd] if proc.cwd else []), *proc.folders):
+            folder.mkdir(parents=True, exist_ok=True)
         # honcho runs a shell command line; `exec` makes the shell become the process, so its pid (in
         # the state file) is the server's own and its exit status is the server's.
-        manager.add_process(proc.name, "exec " + " ".join(_quote(a) for a in proc.command), env=proc.env)
+        command = "exec " + " ".join(_quote(a) for a in proc.command)
+        manager.add_process(proc.name, command, env=proc.env, cwd=str(proc.cwd) if proc.cwd else None)
     print(f"meshscope: starting {len(p.procs)} processes from {p.mesh_file}", flush=True)
     done = threading.Event()
     watcher = threading.Thread(target=_wait_healthy, args=(p, manager, state, done), daemon=True)
@@ -390,6 +446,7 @@ def _detach(mesh_file: str, state: Path) -> int:
     with open(log, "wb") as output:
         child = subprocess.Popen(
             meshscope_command("up", "-f", mesh_file),
+            env={**os.environ, DETACHED: "1"},
             stdout=output,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

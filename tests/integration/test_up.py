@@ -165,6 +165,15 @@ def test_ctrl_c_of_a_foreground_up_leaves_no_process(tmp_path: Path, leftovers: 
     rest, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, rest
     assert "meshscope: the mesh is down" in rest
+    # A graceful stop: every server drained and exited 0 (none killed), Consul only after all of them.
+    stops = re.findall(r"\| (\S+) stopped \(rc=(-?\d+)\)", rest)
+    assert stops and all(code != "-9" for _, code in stops), stops
+    servers = [name for name, code in stops if name != "consul"]
+    assert all(code == "0" for name, code in stops if name != "consul"), stops
+    assert [name for name, _ in stops][-1] == "consul", stops
+    assert len(servers) == 8  # six agents, the orchestrator, the bridge
+    # Consul runs in its own folder: started from the repository, it must not read `services/` as its own.
+    assert "Failed decoding service file" not in "".join(output) + rest
     assert wait_gone(pids) == []
     assert not (state / "up.json").exists()
 
