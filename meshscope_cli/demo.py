@@ -107,7 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("demo: the mesh reported up but left no state file", file=sys.stderr)
             return 1
     else:
-        print(f"demo: using the mesh already up ({bridge})")
+        model = json.loads((state / "up.json").read_text()).get("model", "the mesh file's")
+        print(f"demo: using the mesh already up ({bridge}; model: {model}; meshscope down stops it)")
     for pipeline, question in QUESTIONS:
         asyncio.run(ask(bridge, pipeline, question))
     data = json.loads((state / "up.json").read_text())

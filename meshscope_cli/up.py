@@ -285,7 +285,8 @@ def _wait_healthy(p: Plan, manager: Any, state: Path, done: threading.Event) -> 
         manager.terminate()
         return
     pids = {name: entry.get("pid") for name, entry in manager._processes.items()}
-    where = {"bridge": p.bridge_url, "consul": p.consul_http, "orchestrator": p.orchestrator}
+    where = {"bridge": p.bridge_url, "consul": p.consul_http, "orchestrator": p.orchestrator,
+             "model": os.environ.get("MESHSCOPE_MODEL") or "the mesh file's"}  # fmt: skip
     _write_state(state, {"pid": os.getpid(), "mesh_file": p.mesh_file, **where, "processes": pids})
     print(
         f"{UP_READY}: bridge {p.bridge_url}  |  Consul UI http://{p.consul_http}/ui  |  orchestrator "
