@@ -36,4 +36,6 @@ def build(args: ServeArgs) -> OrchestratorServer:
 
 def run(args: ServeArgs) -> int:
     """Serve until SIGTERM/SIGINT; exit 2 with one line on bad configuration or a bad mesh file."""
-    return serve_process(lambda: (build(args), None), refused=(ConfigError, PipelineError))
+    return serve_process(
+        lambda: (build(args), None), refused=(ConfigError, PipelineError), service="meshscope-orchestrator"
+    )

@@ -45,6 +45,7 @@ from starlette.requests import Request
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from meshscope import telemetry
 from meshscope.orchestrator.bridge.cards import build_card
 from meshscope.orchestrator.bridge.catalog import Catalog, CatalogUnavailable, Skill, Target
 from meshscope.orchestrator.bridge.config import BridgeSettings
@@ -58,6 +59,7 @@ from meshscope.orchestrator.bridge.security import (
     refuse,
 )
 from meshscope.orchestrator.bridge.stores import TaskStores
+from meshscope.orchestrator.bridge.tracing import TraceRequests
 from meshscope.orchestrator.client import OrchestratorClient
 
 __all__ = ["Bridge"]
@@ -178,6 +180,8 @@ class Bridge:
             api_keys=settings.api_keys,
             rate_limit=rate_limit,
         )
+        if telemetry.enabled():
+            self.app = TraceRequests(self.app)
 
     async def drain(self, grace_s: float) -> None:
         """The graceful stop (SIGTERM): refuse new requests with 503, let the runs in progress

@@ -169,9 +169,11 @@ def run(args: ServeArgs) -> int:
     # a2a-sdk's own spans are off unless asked for: read when a2a is first imported, below.
     os.environ.setdefault("OTEL_INSTRUMENTATION_A2A_SDK_ENABLED", "false")
     configure_logging()
+    from meshscope import telemetry
     from meshscope.orchestrator.bridge import logs
 
     logs.install()
+    telemetry.configure("meshscope-bridge")
     try:
         loops.run(serve(settings, grace_s), loop)
     except OSError as exc:
@@ -180,4 +182,6 @@ def run(args: ServeArgs) -> int:
     except _StoreUnavailable as exc:
         print(f"meshscope: {exc}", file=sys.stderr)
         return 1
+    finally:
+        telemetry.shutdown()
     return 0

@@ -24,6 +24,7 @@ from typing import Any, Self
 
 import grpc
 
+from meshscope import telemetry
 from meshscope.auth import bearer_token
 from meshscope.config import Config
 from meshscope.security import Security
@@ -119,7 +120,7 @@ def open_channel(
     """
     security = settings.security
     arguments = channel_arguments(settings, options)
-    chain = list(interceptors)
+    chain = [*telemetry.client_interceptors(), *interceptors]
     if security.token is not None:
         chain += bearer_token(security.token)
     credentials = security.channel_credentials()

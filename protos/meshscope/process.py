@@ -20,7 +20,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-from meshscope import loops
+from meshscope import loops, telemetry
 from meshscope.config import Config, ConfigError
 from meshscope.server import Hook, Server
 
@@ -42,15 +42,18 @@ def serve_process(
     build: Callable[[], tuple[Server, Hook | None]],
     *,
     refused: tuple[type[Exception], ...] = (ConfigError,),
+    service: str = "meshscope",
 ) -> int:
     """Build a server and serve until a signal (see the module docstring); the exit status.
 
     `build` returns the server and what to run once it serves, before the ready line (e.g.
     register in discovery; None: nothing); exceptions of the kinds in `refused` are
-    configuration errors (exit 2).
+    configuration errors (exit 2). `service` names the process in traces (`meshscope.telemetry`,
+    when OTEL_* turn tracing on).
     """
     try:
         loop = loops.event_loop_choice()
+        telemetry.configure(service)  # before build: servers and channels take their interceptors then
         server, on_started = build()
     except refused as exc:
         print(f"meshscope: {exc}", file=sys.stderr)
@@ -61,4 +64,6 @@ def serve_process(
     except OSError as exc:
         print(f"meshscope: cannot serve: {exc}", file=sys.stderr)
         return 1
+    finally:
+        telemetry.shutdown()  # the spans still batched are sent
     return 0

@@ -39,6 +39,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from meshscope import telemetry
 from meshscope.addresses import ensure_bindable, host_port, is_loopback
 from meshscope.auth import TokenCheck
 from meshscope.loops import loop_name
@@ -116,7 +117,8 @@ class Server:
         self._services = list(services)
         self._in_flight = in_flight
         self._health_names = ("", *(s.name for s in self._services), *health_names)
-        self._interceptors = list(interceptors)
+        # Tracing first (meshscope.telemetry: none when it is off), so a refused call is traced too.
+        self._interceptors = [*telemetry.server_interceptors(), *interceptors]
         if settings.security.token is not None:
             self._interceptors.append(TokenCheck(settings.security.token))
         self._before_drain: list[Hook] = []

@@ -50,7 +50,7 @@ def run(agent_names: Sequence[str], args: argparse.Namespace) -> int:
         server, discovery = build_server(agent_names, args)
         return server, lambda: register_server(server, discovery)
 
-    return serve_process(build)
+    return serve_process(build, service="meshscope-agents")
 
 
 def main(agent_names: Sequence[str] | None, argv: Sequence[str], prog: str) -> int:

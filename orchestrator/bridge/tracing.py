@@ -1,0 +1,53 @@
+"""An HTTP server span for each request to the bridge, continuing the caller's W3C trace.
+
+a2a-sdk neither reads nor writes trace context (upstream a2a-python #168), so the bridge does: the span
+is the child of the request's `traceparent` (when it has one) and is current while the request is
+handled, so the run the executor starts (a task a2a-sdk creates inside the request) calls the
+orchestrator under it, and the orchestrator's and the agents' spans join the caller's trace. Installed
+only when `meshscope.telemetry` has tracing on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from meshscope import telemetry
+
+__all__ = ["TraceRequests"]
+
+
+class TraceRequests:
+    """Pure ASGI middleware: one SERVER span per HTTP request (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._tracer = telemetry.tracer("meshscope.bridge")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        from opentelemetry import propagate
+        from opentelemetry.trace import SpanKind, Status, StatusCode
+
+        carrier = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
+        method, path = scope["method"], scope["path"]
+        attributes: dict[str, Any] = {"http.request.method": method, "url.path": path}
+        with self._tracer.start_as_current_span(
+            f"{method} {path}",
+            context=propagate.extract(carrier),
+            kind=SpanKind.SERVER,
+            attributes=attributes,
+        ) as span:
+
+            async def traced_send(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    status = int(message["status"])
+                    span.set_attribute("http.response.status_code", status)
+                    if status >= 500:
+                        span.set_status(Status(StatusCode.ERROR))
+                await send(message)
+
+            await self.app(scope, receive, traced_send)

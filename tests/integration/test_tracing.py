@@ -1,0 +1,173 @@
+"""One trace from an A2A client through the bridge, the orchestrator and an agent: real processes
+exporting OTLP over gRPC to a receiver this test runs (the OTLP stubs of `opentelemetry-proto`)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from a2a.client import ClientConfig, ClientFactory
+from a2a.types import a2a_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+from meshscope.cli.launch import launch, meshscope_command
+from meshscope.testing import child_env, wait_for
+from tests.support import REPO, start_agents, start_orchestrator
+
+pytestmark = pytest.mark.integration
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+
+
+class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
+    """An OTLP trace receiver: keeps every span with its service's name."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[str, Any]] = []
+
+    async def Export(  # noqa: N802
+        self, request: trace_service_pb2.ExportTraceServiceRequest, context: grpc.aio.ServicerContext
+    ) -> trace_service_pb2.ExportTraceServiceResponse:
+        for resource_spans in request.resource_spans:
+            service = next(
+                (a.value.string_value for a in resource_spans.resource.attributes if a.key == "service.name"),
+                "",
+            )
+            for scope_spans in resource_spans.scope_spans:
+                self.spans.extend((service, span) for span in scope_spans.spans)
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[str, Receiver]]:
+    server = grpc.aio.server()
+    servicer = Receiver()
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    yield f"http://127.0.0.1:{port}", servicer
+    await server.stop(0)
+
+
+async def test_one_trace_from_the_a2a_client_through_the_bridge_orchestrator_and_agent(
+    receiver: tuple[str, Receiver], tmp_path: Path
+) -> None:
+    endpoint, spans = receiver
+    otel = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }
+    agents = start_agents(["--agents", "analyst", "--model", "scripted"], otel)
+    orchestrator = start_orchestrator(
+        tmp_path / "mesh.yaml", "agents: [analyst]\n", {"analyst": agents.address}, env=otel
+    )
+    bridge = launch(
+        meshscope_command("serve", "bridge", "--port", "0"),
+        child_env(
+            {
+                **otel,
+                "MESHSCOPE_ORCHESTRATOR": orchestrator.address,
+                "MESHSCOPE_BRIDGE_DATABASE_URL": "memory",
+            }
+        ),
+        cwd=REPO,
+        timeout=60,
+    )
+    try:
+        traceparent = f"00-{TRACE_ID}-{PARENT_ID}-01"
+        http = httpx.AsyncClient(timeout=30, headers={"traceparent": traceparent})
+        client = await ClientFactory(ClientConfig(streaming=False, httpx_client=http)).create_from_url(
+            f"{bridge.address}/agents/analyst"
+        )
+        message = a2a_pb2.Message(
+            message_id=uuid.uuid4().hex, role=a2a_pb2.ROLE_USER, parts=[a2a_pb2.Part(text="hi")]
+        )
+        async for _ in client.send_message(a2a_pb2.SendMessageRequest(message=message)):
+            pass
+        await client.close()
+
+        async def traced() -> set[str]:
+            return {service for service, span in spans.spans if span.trace_id.hex() == TRACE_ID}
+
+        await wait_for(
+            traced,
+            lambda s: {"meshscope-bridge", "meshscope-orchestrator", "meshscope-agents"} <= s,
+            timeout=20,
+        )
+    finally:
+        for process in (bridge, orchestrator, agents):
+            process.stop()
+
+    ours = [(service, span) for service, span in spans.spans if span.trace_id.hex() == TRACE_ID]
+    by_id = {span.span_id: (service, span) for service, span in ours}
+
+    def chain(span: Any) -> list[str]:
+        names = []
+        while span is not None:
+            service = by_id[span.span_id][0]
+            names.append(f"{service}:{span.name}")
+            span = by_id.get(span.parent_span_id, (None, None))[1]
+        return names
+
+    invoke = next(
+        span for service, span in ours if service == "meshscope-agents" and span.name.endswith("/Invoke")
+    )
+    path = chain(invoke)
+    assert path[0] == "meshscope-agents:/meshscope.v1.AgentService/Invoke"
+    assert "meshscope-orchestrator:/meshscope.v1.Orchestrator/Run" in path
+    assert path[-1] == "meshscope-bridge:POST /agents/analyst/"
+    assert (
+        by_id[
+            next(
+                s.span_id
+                for svc, s in ours
+                if svc == "meshscope-bridge" and s.name == "POST /agents/analyst/"
+            )
+        ][1].parent_span_id.hex()
+        == PARENT_ID
+    )  # the client's own span is the bridge span's parent
+    assert not [
+        span.name for _, span in spans.spans if "grpc.health" in span.name
+    ]  # health checks make no span
+
+
+def test_with_nothing_configured_tracing_loads_nothing_and_adds_no_interceptor() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, meshscope.telemetry as t; on = t.configure('x'); "
+        "sdk = 'opentelemetry.sdk.trace' in sys.modules; "
+        "print(on, sdk, t.server_interceptors(), t.client_interceptors())"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=child_env(), capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.strip() == "False False [] []", done.stderr
+
+
+def test_the_console_exporter_prints_spans_on_stdout() -> None:
+    import asyncio
+
+    from meshscope.services.runtime.client import AgentClient
+
+    agents = start_agents(["--agents", "analyst", "--model", "scripted"], {"OTEL_TRACES_EXPORTER": "console"})
+    try:
+
+        async def call() -> None:
+            async with AgentClient(agents.address) as client:
+                await client.reply("analyst", "hello")
+
+        asyncio.run(call())
+    finally:
+        assert agents.stop() == 0  # the exit flushes the batched spans
+    printed = "\n".join(agents.log)
+    assert '"name": "/meshscope.v1.AgentService/Invoke"' in printed
+    assert '"service.name": "meshscope-agents"' in printed
