@@ -24,8 +24,11 @@ NAME = re.compile(r"\b(?:MESHSCOPE|CONSUL|REDIS|OTEL|OPENAI|DASHSCOPE)_[A-Z0-9_]
 
 DOCUMENTED_NOT_READ: dict[str, str] = {
     # name -> why docs/configuration.md names it although no shipped code reads it.
-    # Empty today: the test-only binaries (MESHSCOPE_CONSUL_BIN, MESHSCOPE_REDIS_SERVER) are read
-    # by `meshscope.testing`, which ships in protos/meshscope/.
+    # (The test-only binaries, MESHSCOPE_CONSUL_BIN and the like, are read by `meshscope.testing`,
+    # which ships in protos/meshscope/.)
+    "OTEL_BSP_SCHEDULE_DELAY": "read by the OpenTelemetry SDK itself, which meshscope.telemetry sets up",
+    "OTEL_EXPORTER_OTLP_HEADERS": "read by the OpenTelemetry OTLP exporter itself",
+    "OTEL_RESOURCE_ATTRIBUTES": "read by the OpenTelemetry SDK's Resource.create",
 }
 
 
