@@ -3,6 +3,7 @@ exporting OTLP over gRPC to a receiver this test runs (the OTLP stubs of `opente
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -93,46 +94,35 @@ async def test_one_trace_from_the_a2a_client_through_the_bridge_orchestrator_and
             pass
         await client.close()
 
-        async def traced() -> set[str]:
-            return {service for service, span in spans.spans if span.trace_id.hex() == TRACE_ID}
+        def chain_from_the_agent() -> list[str]:
+            """The span names from the agent's Invoke up its parents, as far as they have arrived."""
+            by_id = {span.span_id: (service, span) for service, span in spans.spans}
+            invoke = next(
+                (s for svc, s in spans.spans if svc == "meshscope-agents" and s.name.endswith("/Invoke")),
+                None,
+            )
+            names = []
+            while invoke is not None and invoke.trace_id.hex() == TRACE_ID:
+                names.append(f"{by_id[invoke.span_id][0]}:{invoke.name}")
+                invoke = by_id.get(invoke.parent_span_id, (None, None))[1]
+            return names
 
-        await wait_for(
-            traced,
-            lambda s: {"meshscope-bridge", "meshscope-orchestrator", "meshscope-agents"} <= s,
-            timeout=20,
+        async def arrived() -> list[str]:
+            return chain_from_the_agent()
+
+        # Every span of the chain exported (batched every 100 ms) before the processes stop.
+        path = await wait_for(
+            arrived, lambda p: bool(p) and p[-1] == "meshscope-bridge:POST /agents/analyst/", timeout=20
         )
     finally:
         for process in (bridge, orchestrator, agents):
-            process.stop()
+            await asyncio.to_thread(process.stop)  # the receiver runs on this loop: keep it serving
 
-    ours = [(service, span) for service, span in spans.spans if span.trace_id.hex() == TRACE_ID]
-    by_id = {span.span_id: (service, span) for service, span in ours}
-
-    def chain(span: Any) -> list[str]:
-        names = []
-        while span is not None:
-            service = by_id[span.span_id][0]
-            names.append(f"{service}:{span.name}")
-            span = by_id.get(span.parent_span_id, (None, None))[1]
-        return names
-
-    invoke = next(
-        span for service, span in ours if service == "meshscope-agents" and span.name.endswith("/Invoke")
-    )
-    path = chain(invoke)
+    ours = [span for service, span in spans.spans if span.trace_id.hex() == TRACE_ID]
     assert path[0] == "meshscope-agents:/meshscope.v1.AgentService/Invoke"
     assert "meshscope-orchestrator:/meshscope.v1.Orchestrator/Run" in path
-    assert path[-1] == "meshscope-bridge:POST /agents/analyst/"
-    assert (
-        by_id[
-            next(
-                s.span_id
-                for svc, s in ours
-                if svc == "meshscope-bridge" and s.name == "POST /agents/analyst/"
-            )
-        ][1].parent_span_id.hex()
-        == PARENT_ID
-    )  # the client's own span is the bridge span's parent
+    bridge_span = next(span for span in ours if span.name == "POST /agents/analyst/")
+    assert bridge_span.parent_span_id.hex() == PARENT_ID  # the A2A client's own span is its parent
     assert not [
         span.name for _, span in spans.spans if "grpc.health" in span.name
     ]  # health checks make no span
