@@ -59,7 +59,7 @@ from meshscope.orchestrator.bridge.security import (
     refuse,
 )
 from meshscope.orchestrator.bridge.stores import TaskStores
-from meshscope.orchestrator.bridge.tracing import TraceRequests
+from meshscope.orchestrator.bridge.tracing import TraceRequests, inject_trace_context
 from meshscope.orchestrator.client import OrchestratorClient
 
 __all__ = ["Bridge"]
@@ -149,7 +149,9 @@ class Bridge:
         self._stores = stores
         self.catalog = Catalog(orchestrator, settings.catalog_ttl_s)
         policy = PushUrlPolicy(settings.push_allowed_hosts, settings.push_allow_private)
-        self._http = httpx.AsyncClient(timeout=PUSH_TIMEOUT_S)
+        # Push notifications carry the task's trace context (traceparent), when tracing is on.
+        hooks = {"request": [inject_trace_context]} if telemetry.enabled() else {}
+        self._http = httpx.AsyncClient(timeout=PUSH_TIMEOUT_S, event_hooks=hooks)
         self._executor = MeshExecutor(orchestrator, flush_s=settings.flush_ms / 1000)
         self.draining = False
         self.handler = DefaultRequestHandler(

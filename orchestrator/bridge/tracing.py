@@ -3,19 +3,32 @@
 a2a-sdk neither reads nor writes trace context (upstream a2a-python #168), so the bridge does: the span
 is the child of the request's `traceparent` (when it has one) and is current while the request is
 handled, so the run the executor starts (a task a2a-sdk creates inside the request) calls the
-orchestrator under it, and the orchestrator's and the agents' spans join the caller's trace. Installed
-only when `meshscope.telemetry` has tracing on.
+orchestrator under it, and the orchestrator's and the agents' spans join the caller's trace; push
+notifications carry it on (`inject_trace_context`). Installed only when `meshscope.telemetry` has
+tracing on.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import httpx
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from meshscope import telemetry
 
-__all__ = ["TraceRequests"]
+__all__ = ["TraceRequests", "inject_trace_context"]
+
+
+async def inject_trace_context(request: httpx.Request) -> None:
+    """An httpx request hook: the current trace context (W3C traceparent) in the request's headers.
+
+    The bridge's push-notification client uses it, so a webhook's work joins the task's trace: a2a-sdk
+    sends a task's notifications from the task's own consumer, which runs in the request's context.
+    """
+    from opentelemetry import propagate
+
+    propagate.inject(request.headers)
 
 
 class TraceRequests:

@@ -4,6 +4,7 @@ exporting OTLP over gRPC to a receiver this test runs (the OTLP stubs of `opente
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,9 +13,14 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+import uvicorn
 from a2a.client import ClientConfig, ClientFactory
 from a2a.types import a2a_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from meshscope.cli.launch import launch, meshscope_command
 from meshscope.testing import child_env, wait_for
@@ -60,6 +66,19 @@ async def test_one_trace_from_the_a2a_client_through_the_bridge_orchestrator_and
     receiver: tuple[str, Receiver], tmp_path: Path
 ) -> None:
     endpoint, spans = receiver
+    pushed: list[str] = []
+
+    async def hook(request: Request) -> Response:
+        pushed.append(request.headers.get("traceparent", ""))
+        return Response(status_code=200)
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    webhook = f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
+    receiving = uvicorn.Server(
+        uvicorn.Config(Starlette(routes=[Route("/hook", hook, methods=["POST"])]), log_level="warning")
+    )
+    serving = asyncio.create_task(receiving.serve(sockets=[sock]))
     otel = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
         "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
@@ -76,6 +95,7 @@ async def test_one_trace_from_the_a2a_client_through_the_bridge_orchestrator_and
                 **otel,
                 "MESHSCOPE_ORCHESTRATOR": orchestrator.address,
                 "MESHSCOPE_BRIDGE_DATABASE_URL": "memory",
+                "MESHSCOPE_BRIDGE_PUSH_ALLOW_PRIVATE": "true",
             }
         ),
         cwd=REPO,
@@ -90,7 +110,9 @@ async def test_one_trace_from_the_a2a_client_through_the_bridge_orchestrator_and
         message = a2a_pb2.Message(
             message_id=uuid.uuid4().hex, role=a2a_pb2.ROLE_USER, parts=[a2a_pb2.Part(text="hi")]
         )
-        async for _ in client.send_message(a2a_pb2.SendMessageRequest(message=message)):
+        request = a2a_pb2.SendMessageRequest(message=message)
+        request.configuration.task_push_notification_config.url = webhook
+        async for _ in client.send_message(request):
             pass
         await client.close()
 
@@ -114,9 +136,15 @@ async def test_one_trace_from_the_a2a_client_through_the_bridge_orchestrator_and
         path = await wait_for(
             arrived, lambda p: bool(p) and p[-1] == "meshscope-bridge:POST /agents/analyst/", timeout=20
         )
+        await wait_for(lambda: asyncio.sleep(0, pushed), bool, timeout=10)
     finally:
         for process in (bridge, orchestrator, agents):
             await asyncio.to_thread(process.stop)  # the receiver runs on this loop: keep it serving
+        receiving.should_exit = True
+        await serving
+        sock.close()
+    # The push notifications carry the task's trace on to the webhook.
+    assert pushed and all(tp.startswith(f"00-{TRACE_ID}-") for tp in pushed), pushed
 
     ours = [span for service, span in spans.spans if span.trace_id.hex() == TRACE_ID]
     assert path[0] == "meshscope-agents:/meshscope.v1.AgentService/Invoke"
