@@ -78,12 +78,10 @@ async def ask(bridge: str, pipeline: str, question: str) -> None:
 
 
 def _running_bridge(state: Path) -> str | None:
-    from meshscope.cli.up import _alive, _read_state
+    from meshscope.cli.up import running
 
-    data = _read_state(state)
-    if data is None or not _alive(data.get("pid")):
-        return None
-    return str(data["bridge"])
+    data = running(state)
+    return None if data is None else str(data["bridge"])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

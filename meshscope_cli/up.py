@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -44,14 +45,14 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from meshscope.cli.launch import meshscope_command
 from meshscope.config import Config, ConfigError
 
-__all__ = ["down", "plan", "status", "up"]
+__all__ = ["down", "plan", "running", "status", "up"]
 
 READY_TIMEOUT_S = 300.0
 """How long `up` waits for every process to be healthy (the `local` model loads in each agent)."""
@@ -319,6 +320,12 @@ def _read_state(state: Path) -> dict[str, Any] | None:
     return data
 
 
+def running(state: Path) -> dict[str, Any] | None:
+    """The state of the mesh `up` runs from `state` (pids, addresses), or None when none is up."""
+    data = _read_state(state)
+    return data if data is not None and _alive(data.get("pid")) else None
+
+
 def _alive(pid: int | None) -> bool:
     if not pid:
         return False
@@ -399,26 +406,35 @@ def up(mesh_file: str, detach: bool) -> int:
     """The exit status: 0 after a clean stop (or a detached start), 2 when it cannot start."""
     config = Config()
     state = state_dir(config)
-    running = _read_state(state)
-    if running is not None and _alive(running.get("pid")):
-        print(f"meshscope: a mesh is already up (pid {running['pid']}, {running['mesh_file']}): "
+    up_already = running(state)
+    if up_already is not None:
+        print(f"meshscope: a mesh is already up (pid {up_already['pid']}, {up_already['mesh_file']}): "
               "meshscope down first", file=sys.stderr)  # fmt: skip
         return 2
     try:
         p = plan(mesh_file, os.environ, state)
         preflight(p.procs)
+        for folder in (
+            state,
+            *(f for proc in p.procs for f in (*([proc.cwd] if proc.cwd else []), *proc.folders)),
+        ):
+            folder.mkdir(parents=True, exist_ok=True)
     except (UpError, ConfigError) as exc:
         print(f"meshscope: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(
+            f"meshscope: cannot make the state folder {state} (MESHSCOPE_STATE_DIR): {exc.strerror}",
+            file=sys.stderr,
+        )
         return 2
     if detach:
         return _detach(mesh_file, state)
     manager = _manager_class()()
     for proc in p.procs:
-        for folder in (*([proc.cwd] if proc.cwd else []), *proc.folders):
-            folder.mkdir(parents=True, exist_ok=True)
         # honcho runs a shell command line; `exec` makes the shell become the process, so its pid (in
         # the state file) is the server's own and its exit status is the server's.
-        command = "exec " + " ".join(_quote(a) for a in proc.command)
+        command = "exec " + shlex.join(proc.command)
         manager.add_process(proc.name, command, env=proc.env, cwd=str(proc.cwd) if proc.cwd else None)
     print(f"meshscope: starting {len(p.procs)} processes from {p.mesh_file}", flush=True)
     done = threading.Event()
@@ -435,14 +451,7 @@ def up(mesh_file: str, detach: bool) -> int:
     return 130 if code == 130 else 0 if code in (0, 143, None) else 1
 
 
-def _quote(arg: str) -> str:
-    import shlex
-
-    return shlex.quote(arg)
-
-
 def _detach(mesh_file: str, state: Path) -> int:
-    state.mkdir(parents=True, exist_ok=True)
     log = state / "up.log"
     with open(log, "wb") as output:
         child = subprocess.Popen(
@@ -474,8 +483,8 @@ def _detach(mesh_file: str, state: Path) -> int:
 
 def status() -> int:
     """Print each process of the running mesh; 0 when all run, 1 when some do not, 3 when none is up."""
-    data = _read_state(state_dir())
-    if data is None or not _alive(data.get("pid")):
+    data = running(state_dir())
+    if data is None:
         print("meshscope: no mesh is up (meshscope up starts one)")
         return 3
     print(f"mesh {data['mesh_file']} (supervisor pid {data['pid']})")
@@ -493,8 +502,8 @@ def status() -> int:
 def down() -> int:
     """Stop the mesh `up --detach` started; 0 when it is down (or none was up)."""
     state = state_dir()
-    data = _read_state(state)
-    if data is None or not _alive(data.get("pid")):
+    data = running(state)
+    if data is None:
         print("meshscope: no mesh is up")
         return 0
     pid = int(data["pid"])
@@ -510,8 +519,3 @@ def down() -> int:
         _state_file(state).unlink()
     print("meshscope: the mesh is down" + (f" ({len(leftovers)} process(es) killed)" if leftovers else ""))
     return 0
-
-
-def describe_plan(p: Plan) -> list[dict[str, Any]]:
-    """The plan as data (for `meshscope up --dry-run`-like inspection and tests)."""
-    return [asdict(proc) | {"env": {}} for proc in p.procs]

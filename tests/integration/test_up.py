@@ -285,3 +285,15 @@ def test_every_help_names_its_defaults_and_the_environment_it_reads(command: lis
     assert done.returncode == 0, done.stderr
     assert "default" in done.stdout, done.stdout
     assert re.search(r"\b(MESHSCOPE|CONSUL)_[A-Z_]+", done.stdout), done.stdout
+
+
+def test_a_state_folder_that_cannot_be_made_fails_in_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    mesh = tmp_path / "mesh.yaml"
+    with_free_ports(REPO / "mesh.yaml", mesh)
+    done = cli(["up", "-f", str(mesh)], up_env(blocker / "state"), timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"meshscope: cannot make the state folder {blocker / 'state'} (MESHSCOPE_STATE_DIR): Not a directory"
+    ]
