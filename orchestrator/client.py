@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, Mapping
 from datetime import timedelta
 from typing import Any
 
-from google.protobuf import duration_pb2
+from google.protobuf import duration_pb2, struct_pb2
 
 from meshscope.clients import SessionClient
 from meshscope.codec import to_struct
@@ -49,16 +49,16 @@ class OrchestratorClient(SessionClient):
         session_id: str = "",
         user_id: str = "",
         timeout: float | None = None,
-        metadata: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | struct_pb2.Struct | None = None,
     ) -> AsyncGenerator[orchestrator_pb2.RunEvent, None]:
         """Run an agent or a pipeline; yields its events as they happen. Leaving early cancels the run.
 
-        `metadata` (JSON-like) is passed to every step as the run's metadata.
+        `metadata` (JSON-like, or a Struct as it is) is passed to every step as the run's metadata.
         """
         request = orchestrator_pb2.RunRequest(
             target=target, input=user_message(text), session_id=session_id, user_id=user_id
         )
-        struct = to_struct(metadata)
+        struct = metadata if isinstance(metadata, struct_pb2.Struct) else to_struct(metadata)
         if struct is not None:
             request.metadata.CopyFrom(struct)
         if timeout is not None:

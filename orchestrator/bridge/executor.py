@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -43,7 +44,7 @@ from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
 from a2a.server.tasks import TaskUpdater
 from a2a.types import a2a_pb2
-from google.protobuf import json_format, timestamp_pb2
+from google.protobuf import timestamp_pb2
 
 from meshscope.codec import StreamContext, usage_fields
 from meshscope.orchestrator.bridge.parts import PartError, to_a2a_message, to_a2a_part, to_mesh_message
@@ -70,8 +71,6 @@ def _now() -> timestamp_pb2.Timestamp:
 
 
 def _agent_text(text: str, task_id: str, context_id: str) -> a2a_pb2.Message:
-    import uuid
-
     return a2a_pb2.Message(
         message_id=str(uuid.uuid4()),
         task_id=task_id,
@@ -94,13 +93,6 @@ class _Artifact:
     flushed_at: float = 0.0
 
 
-@dataclass
-class _Step:
-    """What one step's stream has said so far (the lean wire leaves repeats unsaid)."""
-
-    stream: StreamContext = field(default_factory=StreamContext)
-
-
 class _RunRelay:
     """Turns one run's events into one task's events (see the module docstring).
 
@@ -121,9 +113,9 @@ class _RunRelay:
         self._flush_s = flush_s
         self._queue = queue
         self._created = created
-        self._steps: dict[str, _Step] = {}
+        self._streams: dict[str, StreamContext] = {}
+        """Each step's stream context (the lean wire leaves repeats unsaid, per step)."""
         self._artifacts: dict[str, _Artifact] = {}
-        self._pending: set[str] = set()
         self.finished = False
         self.stopping = False
         """Set by `MeshExecutor.stop_all` before it cancels the run."""
@@ -194,20 +186,21 @@ class _RunRelay:
 
     async def flush(self) -> None:
         """Send every pending chunk (in the order their artifacts first got one)."""
-        for key in [k for k in self._artifacts if k in self._pending]:
-            await self._send_pending(self._artifacts[key])
+        for artifact in self._artifacts.values():
+            if artifact.pending:
+                await self._send_pending(artifact)
 
     async def _agent_event(self, event: orchestrator_pb2.RunEvent) -> None:
-        step = self._steps.get(event.step)
-        if step is None:
-            step = self._steps[event.step] = _Step()
+        stream = self._streams.get(event.step)
+        if stream is None:
+            stream = self._streams[event.step] = StreamContext()
         agent_event = event.agent_event
-        kind = step.stream.follow(agent_event)
+        kind = stream.follow(agent_event)
         if kind == "text_delta":
-            await self._delta(self._artifact(step, event, ""), agent_event.text_delta.delta)
+            await self._delta(self._artifact(stream, event, ""), agent_event.text_delta.delta)
             return
         if kind == "thinking_delta":
-            await self._delta(self._artifact(step, event, "/thinking"), agent_event.thinking_delta.delta)
+            await self._delta(self._artifact(stream, event, "/thinking"), agent_event.thinking_delta.delta)
             return
         await self.flush()
         if kind == "reply_end":
@@ -217,10 +210,10 @@ class _RunRelay:
                 if p.WhichOneof("kind") not in _STREAMED
             ]
             if rest:
-                await self._send(self._artifact(step, event, ""), rest)
+                await self._send(self._artifact(stream, event, ""), rest)
 
-    def _artifact(self, step: _Step, event: orchestrator_pb2.RunEvent, suffix: str) -> _Artifact:
-        key = f"{event.step}/{step.stream.reply_id}{suffix}"
+    def _artifact(self, stream: StreamContext, event: orchestrator_pb2.RunEvent, suffix: str) -> _Artifact:
+        key = f"{event.step}/{stream.reply_id}{suffix}"
         artifact = self._artifacts.get(key)
         if artifact is None:
             artifact = self._artifacts[key] = _Artifact(
@@ -228,7 +221,7 @@ class _RunRelay:
                 event.step,
                 {
                     "meshscope.step": event.step,
-                    "meshscope.agent": step.stream.agent or event.agent,
+                    "meshscope.agent": stream.agent or event.agent,
                     "meshscope.replica": event.replica,
                     "meshscope.kind": "thinking" if suffix else "text",
                 },
@@ -237,12 +230,10 @@ class _RunRelay:
 
     async def _delta(self, artifact: _Artifact, text: str) -> None:
         artifact.pending.append(text)
-        self._pending.add(artifact.artifact_id)
         if not artifact.started or time.monotonic() - artifact.flushed_at >= self._flush_s:
             await self._send_pending(artifact)
 
     async def _send_pending(self, artifact: _Artifact) -> None:
-        self._pending.discard(artifact.artifact_id)
         if artifact.pending:
             text = "".join(artifact.pending)
             artifact.pending.clear()
@@ -305,11 +296,7 @@ class MeshExecutor(AgentExecutor):
             )
             return
         user = context.call_context.user.user_name if context.call_context.user.is_authenticated else ""
-        request_metadata = (
-            json_format.MessageToDict(context.message.metadata)
-            if context.message.HasField("metadata")
-            else None
-        )
+        request_metadata = context.message.metadata if context.message.HasField("metadata") else None
         this = asyncio.current_task()
         assert this is not None
         self._running[this] = relay
