@@ -59,6 +59,10 @@ def declared_reason(
     return None
 
 
+ROUTING_ASK = "Reply with exactly one name from: "
+"""The sentence of `routing_question` before the names (the scripted model answers what follows it)."""
+
+
 def routing_question(message: common_pb2.Message, choices: Sequence[str]) -> common_pb2.Message:
     """What a route pipeline's router is asked: the request, with the names it may answer.
 
@@ -66,8 +70,7 @@ def routing_question(message: common_pb2.Message, choices: Sequence[str]) -> com
     scripted model recognises the instruction's sentence and answers with one of the names.
     """
     instruction = (
-        "Decide which agent should handle the request below. "
-        f"Reply with exactly one name from: {', '.join(choices)}.\nRequest:\n"
+        f"Decide which agent should handle the request below. {ROUTING_ASK}{', '.join(choices)}.\nRequest:\n"
     )
     routed = common_pb2.Message()
     routed.CopyFrom(message)

@@ -49,7 +49,7 @@ def registrations_for(server: AgentServer, host: str) -> list[Registration]:
                     "model": card.model,
                     # Replicas keeping sessions in their own memory split a session's turns between
                     # them: the orchestrator and `meshscope agents` warn when they see that.
-                    "sessions": "shared" if getattr(server.store, "shared", False) else "memory",
+                    "sessions": "shared" if server.store.shared else "memory",
                 },
                 tls=server.settings.security.serves_tls,
             )

@@ -148,6 +148,9 @@ class SessionStore(Protocol):
     with a message naming it); the turn runner relies on that and adds no wrapping.
     """
 
+    shared: ClassVar[bool]
+    """Whether other processes using the same backend see the same sessions (registered as meta)."""
+
     async def load(self, key: StateKey) -> StoredState | None:
         """The latest saved state, or None for a new session."""
         ...

@@ -33,9 +33,11 @@ from agentscope.message import Msg, TextBlock, ToolCallBlock, ToolResultBlock
 from agentscope.model import ChatModelBase, ChatResponse, ChatUsage
 from pydantic import BaseModel
 
+from meshscope.wire import ROUTING_ASK
+
 _TOOL_MARKER = re.compile(r"#tool(?::(?P<name>[A-Za-z0-9_\-]+))?")
 _SLOW_MARKER = re.compile(r"#slow(?:=(?P<words>\d{1,5}))?")
-_ROUTE_MARKER = re.compile(r"Reply with exactly one name from: (?P<names>[^\n]+?)\.\n")
+_ROUTE_MARKER = re.compile(re.escape(ROUTING_ASK) + r"(?P<names>[^\n]+?)\.\n")
 """The orchestrator's question to a route pipeline's router (`meshscope.wire.routing_question`)."""
 SLOW_WORDS = 400
 SLOW_DELAY_S = 0.05
