@@ -48,14 +48,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from meshscope import telemetry
 from meshscope.orchestrator.bridge.cards import build_card
 from meshscope.orchestrator.bridge.catalog import Catalog, CatalogUnavailable, Skill, Target
-from meshscope.orchestrator.bridge.config import BridgeSettings
+from meshscope.orchestrator.bridge.config import BridgeSettings, rate_limit_storage
 from meshscope.orchestrator.bridge.executor import TARGET_STATE, MeshExecutor
 from meshscope.orchestrator.bridge.security import (
     HEALTH_PATH,
     Guard,
     PushUrlPolicy,
     RateLimit,
-    rate_limit_storage,
     refuse,
 )
 from meshscope.orchestrator.bridge.stores import TaskStores

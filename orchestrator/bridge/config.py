@@ -40,6 +40,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Self
 
+from limits.aio.storage import Storage
+
 from meshscope.config import MAX_BYTES, Config, ConfigError
 
 DEFAULT_BRIDGE_PORT = 8080
@@ -97,6 +99,34 @@ def _rate_limit(config: Config, name: str, default: str) -> str | None:
     return raw
 
 
+def rate_limit_storage(uri: str) -> Storage:
+    """A `limits` async storage from its URI (`async+...`); Redis through redis-py (installed), not coredis.
+
+    Raises ValueError for a URI that names no async storage `limits` knows. Connects lazily."""
+    from limits.errors import ConfigurationError
+    from limits.storage import storage_from_string
+
+    options = {"implementation": "redispy"} if uri.startswith(("async+redis://", "async+rediss://")) else {}
+    try:
+        storage = storage_from_string(uri, **options)
+    except ConfigurationError as exc:
+        raise ValueError(str(exc)) from None
+    if not isinstance(storage, Storage):
+        raise ValueError(f"{uri!r} is not an async storage (its scheme must start with async+)")
+    return storage
+
+
+def _rate_limit_storage(config: Config, name: str, default: str) -> str:
+    """A storage URI `rate_limit_storage` accepts (limits itself judges it, at start)."""
+    raw = config.string(name, default)
+    try:
+        rate_limit_storage(raw)
+    except ValueError:
+        expected = "a limits async storage URI such as async+memory:// or async+redis://host:6379/0"
+        raise config.invalid(name, raw, expected) from None
+    return raw
+
+
 @dataclass(frozen=True)
 class BridgeSettings:
     """How the bridge serves (see the module docstring)."""
@@ -140,7 +170,9 @@ class BridgeSettings:
             default_target=config.optional("MESHSCOPE_BRIDGE_DEFAULT_TARGET"),
             api_keys=_api_keys(config, "MESHSCOPE_BRIDGE_API_KEYS"),
             rate_limit=_rate_limit(config, "MESHSCOPE_BRIDGE_RATE_LIMIT", "600/minute"),
-            rate_limit_storage=config.string("MESHSCOPE_BRIDGE_RATE_LIMIT_STORAGE", storage_default),
+            rate_limit_storage=_rate_limit_storage(
+                config, "MESHSCOPE_BRIDGE_RATE_LIMIT_STORAGE", storage_default
+            ),
             push_allowed_hosts=_hosts(config, "MESHSCOPE_BRIDGE_PUSH_ALLOWED_HOSTS"),
             push_allow_private=config.flag("MESHSCOPE_BRIDGE_PUSH_ALLOW_PRIVATE", d.push_allow_private),
             max_body_bytes=config.bytes(

@@ -41,13 +41,12 @@ from a2a.utils.push_url_validator import validate_push_notification_url
 from limits import RateLimitItem, parse
 from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
-from limits.storage import storage_from_string
 from starlette.authentication import SimpleUser, UnauthenticatedUser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from meshscope.orchestrator.bridge.cards import API_KEY_HEADER
 
-__all__ = ["Guard", "PushUrlPolicy", "RateLimit", "rate_limit_storage", "refuse"]
+__all__ = ["Guard", "PushUrlPolicy", "RateLimit", "refuse"]
 
 log = logging.getLogger(__name__)
 
@@ -57,17 +56,6 @@ HEALTH_PATH = "/healthz"
 JSON_MEDIA_TYPES = (b"application/json", b"application/a2a+json")
 """What A2A's JSON-RPC and HTTP+JSON bindings send; another type is 415 before the body is read."""
 _API_KEY_HEADER = API_KEY_HEADER.lower().encode()
-
-
-def rate_limit_storage(uri: str) -> Storage:
-    """A `limits` async storage from its URI (`async+...`); Redis through redis-py (installed), not coredis.
-
-    Raises ValueError for a URI that names no async storage."""
-    options = {"implementation": "redispy"} if uri.startswith(("async+redis://", "async+rediss://")) else {}
-    storage = storage_from_string(uri, **options)
-    if not isinstance(storage, Storage):
-        raise ValueError(f"{uri!r} is not an async storage (its scheme must start with async+)")
-    return storage
 
 
 class RateLimit:
@@ -151,7 +139,14 @@ class Guard:
         if self._rate_limit is not None and not self._is_public(scope):
             client = scope.get("client")
             key = user.username if isinstance(user, SimpleUser) else f"addr:{client[0] if client else '-'}"
-            wait = await self._rate_limit.retry_after(key)
+            try:
+                wait = await self._rate_limit.retry_after(key)
+            except Exception as exc:  # the storage (Redis) failed: not this request's fault, nor ours
+                log.warning("rate-limit storage unavailable: %s: %s", type(exc).__name__, exc)
+                await refuse(
+                    scope, send, 503, "UNAVAILABLE", "the rate-limit storage is unavailable; try again"
+                )
+                return
             if wait is not None:
                 await refuse(
                     scope, send, 429, "RESOURCE_EXHAUSTED",

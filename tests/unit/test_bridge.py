@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from meshscope.config import ConfigError
 from meshscope.orchestrator.bridge.app import _KeepTaskContext
-from meshscope.orchestrator.bridge.config import BridgeSettings
+from meshscope.orchestrator.bridge.config import BridgeSettings, rate_limit_storage
 from meshscope.orchestrator.bridge.parts import (
     KIND_KEY,
     PartError,
@@ -28,7 +28,7 @@ from meshscope.orchestrator.bridge.parts import (
     to_mesh_message,
     to_mesh_part,
 )
-from meshscope.orchestrator.bridge.security import Guard, PushUrlPolicy, RateLimit, rate_limit_storage
+from meshscope.orchestrator.bridge.security import Guard, PushUrlPolicy, RateLimit
 from meshscope.orchestrator.bridge.stores import open_stores
 from meshscope.v1 import common_pb2
 
@@ -151,6 +151,14 @@ def test_settings_read_keys_and_redis() -> None:
         ({"MESHSCOPE_BRIDGE_RATE_LIMIT": "lots"}, "MESHSCOPE_BRIDGE_RATE_LIMIT='lots' is not valid"),
         ({"MESHSCOPE_BRIDGE_PUSH_ALLOWED_HOSTS": "ok.example.com,bad host"}, "'bad host' is not a host name"),
         ({"MESHSCOPE_BRIDGE_MAX_BODY_BYTES": "0"}, "MESHSCOPE_BRIDGE_MAX_BODY_BYTES='0' is not valid"),
+        (
+            {"MESHSCOPE_BRIDGE_RATE_LIMIT_STORAGE": "bogus://"},
+            "MESHSCOPE_BRIDGE_RATE_LIMIT_STORAGE='bogus://' is not",
+        ),
+        (
+            {"MESHSCOPE_BRIDGE_RATE_LIMIT_STORAGE": "redis://x"},
+            "MESHSCOPE_BRIDGE_RATE_LIMIT_STORAGE='redis://x' is not",
+        ),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_it(environ: dict[str, str], message: str) -> None:
@@ -218,6 +226,16 @@ async def test_the_guard_limits_each_key() -> None:
         bob = await http.get("/agents/a/tasks", headers={"X-API-Key": "b" * 16})
     assert statuses == [200, 200, 429]
     assert bob.status_code == 200
+
+
+async def test_a_rate_limit_storage_that_fails_is_a_503_not_a_traceback() -> None:
+    from meshscope.testing import free_port
+
+    down = RateLimit("5/minute", rate_limit_storage(f"async+redis://127.0.0.1:{free_port()}/0"))
+    async with guarded(rate_limit=down) as http:
+        response = await http.get("/agents/a/tasks")
+    assert response.status_code == 503
+    assert response.json()["error"]["message"] == "the rate-limit storage is unavailable; try again"
 
 
 # --- push URLs -----------------------------------------------------------------------------------
