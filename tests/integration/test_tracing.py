@@ -136,7 +136,11 @@ async def test_one_trace_from_the_a2a_client_through_the_bridge_orchestrator_and
         path = await wait_for(
             arrived, lambda p: bool(p) and p[-1] == "meshscope-bridge:POST /agents/analyst/", timeout=20
         )
-        await wait_for(lambda: asyncio.sleep(0, pushed), bool, timeout=10)
+
+        async def notifications() -> list[str]:
+            return pushed
+
+        await wait_for(notifications, bool, timeout=10)
     finally:
         for process in (bridge, orchestrator, agents):
             await asyncio.to_thread(process.stop)  # the receiver runs on this loop: keep it serving
