@@ -129,6 +129,7 @@ bench: $(STAMP) $(CONSUL) $(REDIS)
 	$(PY) bench/session_store.py $(if $(BENCH_QUICK),--turns 50 --batches 1)
 	$(PY) bench/secure_path.py $(BENCH_QUICK_FLAG)
 	$(PY) bench/local_model.py $(BENCH_QUICK_FLAG)
+	$(PY) bench/telemetry_cost.py $(BENCH_QUICK_FLAG)
 
 # Built once (a few minutes; pip's cache makes a rebuild quick), again when the pins change.
 peers-venv: $(PEERS_VENV)/.installed

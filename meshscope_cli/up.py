@@ -97,6 +97,26 @@ class Plan:
     redis_url: str | None = None
 
 
+def _spread_metrics_ports(procs: Sequence[Proc], environ: Mapping[str, str]) -> None:
+    """With Prometheus metrics on (OTEL_METRICS_EXPORTER names it), give each mesh process its own
+    /metrics port: OTEL_EXPORTER_PROMETHEUS_PORT (default 9464) for the first, counting up in plan
+    order (0 stays 0: each process picks a free port and logs it). UpError for a bad value."""
+    from meshscope.telemetry.settings import TelemetrySettings
+
+    try:
+        settings = TelemetrySettings.from_env("meshscope", environ)
+    except ConfigError as exc:
+        raise UpError(str(exc)) from None
+    if "prometheus" not in settings.metrics or not settings.prometheus_port:
+        return
+    if settings.prometheus_port + len(procs) - 1 > 65535:
+        raise UpError(
+            f"OTEL_EXPORTER_PROMETHEUS_PORT={settings.prometheus_port} leaves no room for {len(procs)} ports"
+        )
+    for offset, proc in enumerate(procs):
+        proc.env["OTEL_EXPORTER_PROMETHEUS_PORT"] = str(settings.prometheus_port + offset)
+
+
 def state_dir(config: Config | None = None) -> Path:
     return Path((config or Config()).string("MESHSCOPE_STATE_DIR", ".meshscope")).absolute()
 
@@ -175,6 +195,7 @@ def plan(mesh_file: str, environ: Mapping[str, str], state: Path) -> Plan:
         Proc("bridge", meshscope_command("serve", "bridge", "--port", str(ports["bridge"])), bridge_env,
              ports["bridge"], "the bridge")
     )  # fmt: skip
+    _spread_metrics_ports([p for p in procs if "serve" in p.command], environ)
     return Plan(
         mesh_file=str(Path(mesh_file).absolute()),
         procs=procs,

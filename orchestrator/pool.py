@@ -33,6 +33,7 @@ import grpc
 
 from meshscope.channels import ChannelSettings, open_channel
 from meshscope.discovery.model import Instance
+from meshscope.telemetry.instruments import EJECTIONS
 from meshscope.v1 import agent_pb2, agent_pb2_grpc
 
 log = logging.getLogger("meshscope.pool")
@@ -268,7 +269,16 @@ class EndpointPool:
 
     def eject(self, endpoint: Endpoint) -> None:
         endpoint.ejected_until = time.monotonic() + self.eject_s
+        EJECTIONS.add(1, {"agent": endpoint.instance.agent})
         log.warning("ejected replica %s for %.1fs", endpoint.replica_id, self.eject_s)
+
+    def healthy_counts(self) -> list[tuple[str, int]]:
+        """Per agent, the replicas in rotation: passing their checks (not in panic), not ejected."""
+        now = time.monotonic()
+        return [
+            (agent, sum(1 for e in group.by_id.values() if e.available(now) and not e.panic))
+            for agent, group in sorted(self._agents.items())
+        ]
 
     async def close(self) -> None:
         for group in self._agents.values():

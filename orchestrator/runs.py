@@ -23,7 +23,9 @@ from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field
 
 import grpc
+from opentelemetry.trace import Span
 
+from meshscope import telemetry
 from meshscope.codec import add_usage, as_input
 from meshscope.orchestrator.calls import StepEvent, StepFailed, stream_step
 from meshscope.orchestrator.failures import Failed, Reason
@@ -31,6 +33,8 @@ from meshscope.orchestrator.merge import merged
 from meshscope.orchestrator.pipelines import MeshFile, Pipeline
 from meshscope.orchestrator.pool import EndpointPool
 from meshscope.orchestrator.stops import RunStop, cut_off
+from meshscope.orchestrator.tracing import run_span, step_span, traced
+from meshscope.telemetry.instruments import RUN_DURATION, RUN_ERRORS, RUNS_ACTIVE, TIME_TO_FIRST_EVENT
 from meshscope.v1 import agent_pb2, common_pb2, orchestrator_pb2, relay_pb2
 from meshscope.wire import DEFAULT_MAX_MESSAGE_BYTES, routing_question, text_of, user_message
 
@@ -169,19 +173,26 @@ class Runner:
         """Run start, every step's events as they happen, run end; `RunFailed` on failure
         (after the `error` event saying why). Each event serializes to a RunEvent (`encoded`);
         relayed ones are `RelayedRunEvent`s, whose agent event is still encoded."""
-        with self._opened():
+        with self._opened(), _measured(run.request.target) as measure:
             started = time.monotonic()
             yield run.numbered(self._start_event(run))
             outcome = Outcome()
+            steps = self._steps(run, outcome)
+            if telemetry.enabled():
+                kind = self.kind_of(run.request.target)
+                steps = traced(steps, run_span(run.request.target, kind, run.run_id, run.request.session_id))
             try:
-                async with aclosing(self._steps(run, outcome)) as events:
+                async with aclosing(steps) as events:
                     async for event in events:
+                        measure.event()
                         yield run.numbered(event)
                 end = self._end_event(run, outcome.final(), started)
             except Exception as exc:
                 failure = self._failure(run, exc)
+                measure.failed(failure)
                 yield run.numbered(_error_event(failure))
                 raise failure from exc
+            measure.status = "OK"
             yield run.numbered(end)
 
     def _start_event(self, run: Run) -> orchestrator_pb2.RunEvent:
@@ -378,10 +389,17 @@ class Runner:
 
     # ------------------------------------------------------------ one agent step
 
-    async def _step(
-        self, run: Run, step: str, agent: str, message: common_pb2.Message, into: Outcome
+    def _step(self, run: Run, step: str, agent: str, message: common_pb2.Message, into: Outcome) -> Events:
+        """One agent's turn on `message`, its events relayed as they come; its reply lands in `into`
+        (in a span of its own when tracing is on)."""
+        if not telemetry.enabled():
+            return self._agent_step(run, step, agent, message, into, None)
+        span = step_span(step, agent, run.request.session_id)
+        return traced(self._agent_step(run, step, agent, message, into, span), span)
+
+    async def _agent_step(
+        self, run: Run, step: str, agent: str, message: common_pb2.Message, into: Outcome, span: Span | None
     ) -> Events:
-        """One agent's turn on `message`, its events relayed as they come; its reply lands in `into`."""
         request = self._invoke_request(run, step, agent, message)
         run.steps += 1
         root: str | None = None
@@ -398,6 +416,8 @@ class Runner:
                     root = head.reply_id
                     if item.endpoint.replica_id not in run.replicas:
                         run.replicas.append(item.endpoint.replica_id)
+                    if span is not None:
+                        span.set_attribute("meshscope.replica", item.endpoint.replica_id)
                 elif kind == "reply_end" and head.reply_id == root:
                     into.message = head.reply_end.message
                     add_usage(run.usage, into.message.usage)
@@ -451,6 +471,41 @@ class Runner:
                 common_pb2.ERROR_REASON_TOO_LARGE,
             )
         return relayed
+
+
+class _Measure:
+    """A run's metrics as it goes: its first relayed event, and the status it ends with."""
+
+    def __init__(self, target: str) -> None:
+        self.attributes = {"target": target}
+        self.started = time.monotonic()
+        self.first_event = True
+        self.status = "CANCELLED"
+        """OK once the run ended, its failure's code when it failed; else the caller left."""
+
+    def event(self) -> None:
+        if self.first_event:
+            self.first_event = False
+            TIME_TO_FIRST_EVENT.record(time.monotonic() - self.started, self.attributes)
+
+    def failed(self, failure: Failed) -> None:
+        self.status = failure.code.name
+        reason = common_pb2.ErrorReason.Name(failure.reason)
+        RUN_ERRORS.add(1, {**self.attributes, "status": self.status, "reason": reason})
+
+
+@contextmanager
+def _measured(target: str) -> Iterator[_Measure]:
+    """Count a run in flight while it streams; record its duration and status at its end."""
+    measure = _Measure(target)
+    RUNS_ACTIVE.add(1, measure.attributes)
+    try:
+        yield measure
+    finally:
+        RUNS_ACTIVE.add(-1, measure.attributes)
+        RUN_DURATION.record(
+            time.monotonic() - measure.started, {**measure.attributes, "status": measure.status}
+        )
 
 
 def _error_event(failure: Failed) -> orchestrator_pb2.RunEvent:

@@ -20,6 +20,7 @@ from meshscope.orchestrator.pipelines import MeshFile
 from meshscope.orchestrator.pool import EndpointPool
 from meshscope.orchestrator.runs import OutEvent, Run, RunFailed, Runner, encoded
 from meshscope.server import InFlight, Server, Service
+from meshscope.telemetry.instruments import observe_healthy_replicas
 from meshscope.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from meshscope.wire import MAX_KEY_LENGTH, MAX_RUN_TIMEOUT_S, key_problem, reason_metadata
 
@@ -281,6 +282,7 @@ class OrchestratorServer(Server):
         )
         self.add_closer(self.watcher.stop)
         self.add_closer(self.pool.close)
+        observe_healthy_replicas(self.pool.healthy_counts)
 
     async def start(self) -> None:
         """Watch discovery (every replica set it publishes reaches the pool), then serve."""

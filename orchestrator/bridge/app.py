@@ -58,7 +58,7 @@ from meshscope.orchestrator.bridge.security import (
     refuse,
 )
 from meshscope.orchestrator.bridge.stores import TaskStores
-from meshscope.orchestrator.bridge.tracing import TraceRequests, inject_trace_context
+from meshscope.orchestrator.bridge.tracing import inject_trace_context, traced
 from meshscope.orchestrator.client import OrchestratorClient
 
 __all__ = ["Bridge"]
@@ -181,8 +181,9 @@ class Bridge:
             api_keys=settings.api_keys,
             rate_limit=rate_limit,
         )
-        if telemetry.enabled():
-            self.app = TraceRequests(self.app)
+        settings_read = telemetry.settings()
+        if settings_read is not None and settings_read.on:
+            self.app = traced(self.app)
 
     async def drain(self, grace_s: float) -> None:
         """The graceful stop (SIGTERM): refuse new requests with 503, let the runs in progress

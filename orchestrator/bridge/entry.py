@@ -30,10 +30,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from meshscope import loops
+from meshscope import loops, telemetry
 from meshscope.config import Config, ConfigError
+from meshscope.logs import configure_logging
 from meshscope.orchestrator.bridge.config import BridgeSettings
-from meshscope.process import configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,7 @@ async def serve(settings: BridgeSettings, grace_s: float) -> None:
             raise _StoreUnavailable(f"cannot open the task store {settings.database_url}: {exc}") from None
         orchestrator = OrchestratorClient()
         base_url = settings.base_url(sock.getsockname()[1])
+        telemetry.start(f"{socket.gethostname()}:{sock.getsockname()[1]}")
         bridge = Bridge(settings, orchestrator, stores, base_url=base_url, version=_version())
         config = uvicorn.Config(
             bridge.app,
@@ -163,17 +164,16 @@ def run(args: ServeArgs) -> int:
         if not 0 <= settings.port <= 65535:
             raise ConfigError(f"--port {settings.port} is not a port (0-65535)")
         grace_s = Config().seconds("MESHSCOPE_SHUTDOWN_GRACE_S", 10.0, maximum=3600)
+        configure_logging()
+        telemetry.configure("meshscope-bridge")
     except ConfigError as exc:
         print(f"meshscope: {exc}", file=sys.stderr)
         return 2
     # a2a-sdk's own spans are off unless asked for: read when a2a is first imported, below.
     os.environ.setdefault("OTEL_INSTRUMENTATION_A2A_SDK_ENABLED", "false")
-    configure_logging()
-    from meshscope import telemetry
     from meshscope.orchestrator.bridge import logs
 
     logs.install()
-    telemetry.configure("meshscope-bridge")
     try:
         loops.run(serve(settings, grace_s), loop)
     except OSError as exc:

@@ -1,11 +1,13 @@
-"""An HTTP server span for each request to the bridge, continuing the caller's W3C trace.
+"""HTTP server spans and metrics for the bridge, continuing the caller's W3C trace.
 
-a2a-sdk neither reads nor writes trace context (upstream a2a-python #168), so the bridge does: the span
-is the child of the request's `traceparent` (when it has one) and is current while the request is
-handled, so the run the executor starts (a task a2a-sdk creates inside the request) calls the
-orchestrator under it, and the orchestrator's and the agents' spans join the caller's trace; push
-notifications carry it on (`inject_trace_context`). Installed only when `meshscope.telemetry` has
-tracing on.
+a2a-sdk neither reads nor writes trace context (upstream a2a-python #168), so the bridge does, with
+OpenTelemetry's own ASGI middleware (`opentelemetry-instrumentation-asgi`): each request is a SERVER
+span, the child of the request's `traceparent` when it has one, current while the request is handled,
+so the run the executor starts (a task a2a-sdk creates inside the request) calls the orchestrator
+under it and the orchestrator's and the agents' spans join the caller's trace; the middleware also
+records OpenTelemetry's HTTP server metrics (`http.server.request.duration`, active requests). Push
+notifications carry the trace on (`inject_trace_context`). Installed only when `meshscope.telemetry`
+has traces or metrics on.
 """
 
 from __future__ import annotations
@@ -13,11 +15,9 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Scope
 
-from meshscope import telemetry
-
-__all__ = ["TraceRequests", "inject_trace_context"]
+__all__ = ["inject_trace_context", "traced"]
 
 
 async def inject_trace_context(request: httpx.Request) -> None:
@@ -31,36 +31,19 @@ async def inject_trace_context(request: httpx.Request) -> None:
     propagate.inject(request.headers)
 
 
-class TraceRequests:
-    """Pure ASGI middleware: one SERVER span per HTTP request (see the module docstring)."""
+def _span_details(scope: Scope) -> tuple[str, dict[str, Any]]:
+    # "POST /agents/analysis/": the path names the A2A agent (a pipeline or an agent of the mesh, so
+    # few distinct names), which the method alone would not.
+    method, path = scope.get("method", "HTTP"), scope.get("path", "")
+    return f"{method} {path}", {}
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self._tracer = telemetry.tracer("meshscope.bridge")
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        from opentelemetry import propagate
-        from opentelemetry.trace import SpanKind, Status, StatusCode
+def traced(app: ASGIApp) -> ASGIApp:
+    """`app` behind OpenTelemetry's ASGI middleware: a span per request, none per body chunk (an SSE
+    stream sends one per event)."""
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
-        carrier = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
-        method, path = scope["method"], scope["path"]
-        attributes: dict[str, Any] = {"http.request.method": method, "url.path": path}
-        with self._tracer.start_as_current_span(
-            f"{method} {path}",
-            context=propagate.extract(carrier),
-            kind=SpanKind.SERVER,
-            attributes=attributes,
-        ) as span:
-
-            async def traced_send(message: Message) -> None:
-                if message["type"] == "http.response.start":
-                    status = int(message["status"])
-                    span.set_attribute("http.response.status_code", status)
-                    if status >= 500:
-                        span.set_status(Status(StatusCode.ERROR))
-                await send(message)
-
-            await self.app(scope, receive, traced_send)
+    middleware: ASGIApp = OpenTelemetryMiddleware(
+        app, default_span_details=_span_details, exclude_spans=["receive", "send"]
+    )
+    return middleware

@@ -7,35 +7,29 @@ orchestrator and the bridge:
    picks the event loop (`meshscope.loops`: uvloop when installed, unless set to asyncio); bad
    configuration (`ConfigError`, or another kind the caller names) is one line on stderr,
    `meshscope: <message>`, and exit status 2;
-2. logging goes to stderr at MESHSCOPE_LOG_LEVEL (default INFO);
-3. the server runs until SIGTERM or SIGINT (`Server.run`: ready line on stdout, graceful
-   shutdown); an address that cannot be bound is one line, `meshscope: cannot serve: ...`,
-   and exit status 1;
+2. logging goes to stderr at MESHSCOPE_LOG_LEVEL in MESHSCOPE_LOG_FORMAT (`meshscope.logs`), and
+   the OTEL_* variables are read (`meshscope.telemetry.configure`), before the server is built:
+   its gRPC servers and channels take their tracing interceptors then;
+3. once the server is bound, the telemetry providers start (`meshscope.telemetry.start`) with the
+   server's address as service.instance.id; the server runs until SIGTERM or SIGINT
+   (`Server.run`: ready line on stdout, graceful shutdown); an address that cannot be bound
+   (its own, or the Prometheus endpoint's) is one line, `meshscope: cannot serve: ...`, and
+   exit status 1;
 4. exit status 0 after a graceful shutdown.
 """
 
 from __future__ import annotations
 
-import logging
+import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from meshscope import loops, telemetry
-from meshscope.config import Config, ConfigError
+from meshscope.config import ConfigError
+from meshscope.logs import configure_logging
 from meshscope.server import Hook, Server
 
-__all__ = ["configure_logging", "serve_process"]
-
-
-def configure_logging() -> None:
-    """Log to stderr at MESHSCOPE_LOG_LEVEL: DEBUG, INFO, WARNING, ERROR or CRITICAL, any case
-    (another value: INFO)."""
-    level = Config().string("MESHSCOPE_LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(
-        level=level if level in logging.getLevelNamesMapping() else "INFO",
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+__all__ = ["serve_process"]
 
 
 def serve_process(
@@ -43,24 +37,32 @@ def serve_process(
     *,
     refused: tuple[type[Exception], ...] = (ConfigError,),
     service: str = "meshscope",
+    replica_ids: Callable[[], Sequence[str]] = tuple,
 ) -> int:
     """Build a server and serve until a signal (see the module docstring); the exit status.
 
     `build` returns the server and what to run once it serves, before the ready line (e.g.
     register in discovery; None: nothing); exceptions of the kinds in `refused` are
-    configuration errors (exit 2). `service` names the process in traces (`meshscope.telemetry`,
-    when OTEL_* turn tracing on).
+    configuration errors (exit 2). `service` names the process in traces and metrics
+    (`meshscope.telemetry`, when OTEL_* turn them on); `replica_ids()`, asked once `on_started`
+    ran, the discovery replica ids the process registered (a resource attribute).
     """
     try:
         loop = loops.event_loop_choice()
+        configure_logging()
         telemetry.configure(service)  # before build: servers and channels take their interceptors then
         server, on_started = build()
     except refused as exc:
         print(f"meshscope: {exc}", file=sys.stderr)
         return 2
-    configure_logging()
+
+    async def started() -> None:
+        if on_started is not None:
+            await on_started()
+        telemetry.start(f"{socket.gethostname()}:{server.port}", replica_ids())
+
     try:
-        loops.run(server.run(announce=lambda line: print(line, flush=True), on_started=on_started), loop)
+        loops.run(server.run(announce=lambda line: print(line, flush=True), on_started=started), loop)
     except OSError as exc:
         print(f"meshscope: cannot serve: {exc}", file=sys.stderr)
         return 1

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from agentscope.middleware import MiddlewareBase
 from agentscope.model import ChatModelBase
 from agentscope.state import AgentState
 from agentscope.tool import ToolBase, Toolkit
@@ -45,6 +46,8 @@ class BuildContext:
     model: ChatModelBase | None
     toolkit: Toolkit
     state: AgentState
+    middlewares: Sequence[MiddlewareBase] = ()
+    """AgentScope middlewares every agent of this process carries (tracing, when it is on)."""
 
 
 def _no_tools() -> Sequence[ToolBase]:

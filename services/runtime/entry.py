@@ -16,7 +16,7 @@ from meshscope.services.runtime.config import ServerSettings
 from meshscope.services.runtime.flags import add_serve_flags
 from meshscope.services.runtime.hosted import HostedAgent
 from meshscope.services.runtime.models.factory import effective_spec
-from meshscope.services.runtime.registration import register_server
+from meshscope.services.runtime.registration import register_server, registered_replica_ids
 from meshscope.services.runtime.server import AgentServer
 from meshscope.services.runtime.stores import StoreSettings
 
@@ -46,11 +46,16 @@ def build_server(
 def run(agent_names: Sequence[str], args: argparse.Namespace) -> int:
     """Serve until SIGTERM/SIGINT, registered in discovery; exit 2 with one line on bad configuration."""
 
+    built: list[tuple[AgentServer, DiscoverySettings]] = []
+
     def build() -> tuple[AgentServer, Hook]:
         server, discovery = build_server(agent_names, args)
+        built.append((server, discovery))
         return server, lambda: register_server(server, discovery)
 
-    return serve_process(build, service="meshscope-agents")
+    return serve_process(
+        build, service="meshscope-agents", replica_ids=lambda: registered_replica_ids(*built[0])
+    )
 
 
 def main(agent_names: Sequence[str] | None, argv: Sequence[str], prog: str) -> int:

@@ -13,11 +13,15 @@ from __future__ import annotations
 from typing import Any
 
 from agentscope.agent import Agent, InjectionConfig, ReActConfig
+from agentscope.event import ModelCallEndEvent
+from agentscope.middleware import MiddlewareBase, TracingMiddleware
 from agentscope.state import AgentState
 from agentscope.tool import Toolkit
 
+from meshscope import telemetry
 from meshscope.services.runtime.definition import AgentDefinition, BuildContext, StreamingAgent
 from meshscope.services.runtime.models import ModelSpec, create_model
+from meshscope.telemetry.instruments import TOKENS
 from meshscope.v1 import common_pb2
 
 PROTOCOL_VERSION = "1"
@@ -29,7 +33,8 @@ def build_standard_agent(context: BuildContext) -> StreamingAgent:
     `interruption_raise_cancelled_error=True` makes a cancelled call really
     stop (instead of AgentScope swallowing it and ending the reply as
     interrupted); runtime-state injection is off so replies are a function
-    of the conversation alone.
+    of the conversation alone; the context's middlewares (AgentScope's
+    TracingMiddleware when tracing is on) wrap its reply, model calls and tools.
     """
     if context.model is None:
         raise ValueError(f"agent {context.name!r} needs a model")
@@ -41,6 +46,7 @@ def build_standard_agent(context: BuildContext) -> StreamingAgent:
         state=context.state,
         react_config=ReActConfig(interruption_raise_cancelled_error=True),
         injection_config=InjectionConfig(inject_runtime_state=False),
+        middlewares=list(context.middlewares),
     )
 
 
@@ -76,6 +82,12 @@ class HostedAgent:
         self.toolkit = Toolkit(tools=list(definition.tools()))
         self._build = definition.build or build_standard_agent
         self._idle: list[Agent] = []
+        # AgentScope's own spans (invoke_agent, chat <model>, execute_tool), under the Invoke span.
+        self._middlewares: tuple[MiddlewareBase, ...] = (TracingMiddleware(),) if telemetry.enabled() else ()
+        self._token_attributes = {
+            "gen_ai.request.model": str(model_spec) if model_spec else "",
+            "gen_ai.agent.name": definition.name,
+        }
 
     @property
     def name(self) -> str:
@@ -94,8 +106,14 @@ class HostedAgent:
                 model=self.model,
                 toolkit=self.toolkit,
                 state=state,
+                middlewares=self._middlewares,
             )
         )
+
+    def count_tokens(self, event: ModelCallEndEvent) -> None:
+        """Record one model call's tokens (gen_ai.client.token.usage, input and output)."""
+        TOKENS.record(event.input_tokens, {**self._token_attributes, "gen_ai.token.type": "input"})
+        TOKENS.record(event.output_tokens, {**self._token_attributes, "gen_ai.token.type": "output"})
 
     def release(self, agent: StreamingAgent, *, reusable: bool) -> None:
         """Give back a turn's agent; only agents whose turn completed normally are reused."""

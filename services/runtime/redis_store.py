@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
@@ -64,6 +65,7 @@ from meshscope.services.runtime.state import (
     TurnWritten,
 )
 from meshscope.services.runtime.stores import StoreSettings
+from meshscope.telemetry.instruments import POOL_WAIT
 
 T = TypeVar("T")
 
@@ -153,12 +155,16 @@ class _WaitingPool(BlockingConnectionPool):
     redis-py's default pool raises "Too many connections" (a ConnectionError) the moment it
     is full, which reads as Redis being unreachable; its BlockingConnectionPool waits, but
     reports the end of the wait as a ConnectionError too. This tells that case apart, so a
-    busy replica says it is busy and an unreachable Redis says it is unreachable.
+    busy replica says it is busy and an unreachable Redis says it is unreachable. Each wait is
+    recorded (meshscope.agent.redis.pool.wait, connecting included when a new connection opens).
     """
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        began = time.monotonic()
         try:
-            return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+            connection = await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+            POOL_WAIT.record(time.monotonic() - began)
+            return connection
         except RedisConnectionError as exc:
             if isinstance(exc.__cause__, TimeoutError):  # the pool's wait ran out
                 raise _PoolWaitTimeout() from exc

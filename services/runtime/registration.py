@@ -57,6 +57,12 @@ def registrations_for(server: AgentServer, host: str) -> list[Registration]:
     return registrations
 
 
+def registered_replica_ids(server: AgentServer, discovery: DiscoverySettings) -> list[str]:
+    """The replica ids `register_server` registers (or would, on another backend): one per hosted agent."""
+    host = advertised_host(server.settings.host, discovery.advertise_host)
+    return [registration.replica_id for registration in registrations_for(server, host)]
+
+
 async def register_server(server: AgentServer, discovery: DiscoverySettings) -> Registrar | None:
     """Start keeping `server`'s agents registered; deregistration runs before its drain."""
     if discovery.backend != "consul":

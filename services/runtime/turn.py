@@ -17,6 +17,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from agentscope.event import ModelCallEndEvent
 from agentscope.message import Msg
 from agentscope.state import AgentState
 from pydantic import ValidationError
@@ -35,6 +36,7 @@ from meshscope.services.runtime.state import (
     StoredState,
     TurnWrite,
 )
+from meshscope.telemetry.instruments import LOCK_WAIT
 from meshscope.v1 import agent_pb2
 
 log = logging.getLogger("meshscope.turn")
@@ -249,6 +251,8 @@ class TurnRunner:
                     async for item in stream:
                         if isinstance(item, Msg):
                             continue
+                        if isinstance(item, ModelCallEndEvent):
+                            turn.agent.count_tokens(item)
                         yield encoder.encode(item)
                         if task in self._cut_off:
                             raise self._cut_off_error(task)
@@ -342,7 +346,13 @@ class TurnRunner:
 
     async def _locked(self, key: StateKey) -> str:
         """Take the session's lock and keep it renewed; the owner token."""
-        owner = await self._lock(key)
+        began = time.monotonic()
+        try:
+            owner = await self._lock(key)
+        except SessionBusy:
+            LOCK_WAIT.record(time.monotonic() - began, {"agent": key.agent, "outcome": "busy"})
+            raise
+        LOCK_WAIT.record(time.monotonic() - began, {"agent": key.agent, "outcome": "taken"})
         self._leases.hold(key, owner)
         return owner
 

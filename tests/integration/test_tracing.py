@@ -37,6 +37,7 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
 
     def __init__(self) -> None:
         self.spans: list[tuple[str, Any]] = []
+        self.resources: list[tuple[str, dict[str, str]]] = []
 
     async def Export(  # noqa: N802
         self, request: trace_service_pb2.ExportTraceServiceRequest, context: grpc.aio.ServicerContext
@@ -45,6 +46,9 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
             service = next(
                 (a.value.string_value for a in resource_spans.resource.attributes if a.key == "service.name"),
                 "",
+            )
+            self.resources.append(
+                (service, {a.key: a.value.string_value for a in resource_spans.resource.attributes})
             )
             for scope_spans in resource_spans.scope_spans:
                 self.spans.extend((service, span) for span in scope_spans.spans)
@@ -84,9 +88,13 @@ async def test_one_trace_from_the_a2a_client_through_the_bridge_orchestrator_and
         "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
         "OTEL_BSP_SCHEDULE_DELAY": "100",
     }
-    agents = start_agents(["--agents", "analyst", "--model", "scripted"], otel)
+    analyst = start_agents(["--agents", "analyst", "--model", "scripted"], otel)
+    writer = start_agents(["--agents", "writer", "--model", "scripted"], otel)
     orchestrator = start_orchestrator(
-        tmp_path / "mesh.yaml", "agents: [analyst]\n", {"analyst": agents.address}, env=otel
+        tmp_path / "mesh.yaml",
+        "agents: [analyst, writer]\npipelines:\n  analysis: {kind: sequential, steps: [analyst, writer]}\n",
+        {"analyst": analyst.address, "writer": writer.address},
+        env=otel,
     )
     bridge = launch(
         meshscope_command("serve", "bridge", "--port", "0"),
@@ -105,10 +113,12 @@ async def test_one_trace_from_the_a2a_client_through_the_bridge_orchestrator_and
         traceparent = f"00-{TRACE_ID}-{PARENT_ID}-01"
         http = httpx.AsyncClient(timeout=30, headers={"traceparent": traceparent})
         client = await ClientFactory(ClientConfig(streaming=False, httpx_client=http)).create_from_url(
-            f"{bridge.address}/agents/analyst"
+            f"{bridge.address}/agents/analysis"
         )
         message = a2a_pb2.Message(
-            message_id=uuid.uuid4().hex, role=a2a_pb2.ROLE_USER, parts=[a2a_pb2.Part(text="hi")]
+            message_id=uuid.uuid4().hex,
+            role=a2a_pb2.ROLE_USER,
+            parts=[a2a_pb2.Part(text="summarise the quarterly figures")],
         )
         request = a2a_pb2.SendMessageRequest(message=message)
         request.configuration.task_push_notification_config.url = webhook
@@ -116,25 +126,36 @@ async def test_one_trace_from_the_a2a_client_through_the_bridge_orchestrator_and
             pass
         await client.close()
 
-        def chain_from_the_agent() -> list[str]:
-            """The span names from the agent's Invoke up its parents, as far as they have arrived."""
+        def chain_from_the_writer() -> list[str]:
+            """The span names from the writer's model call up its parents, as far as they have arrived."""
             by_id = {span.span_id: (service, span) for service, span in spans.spans}
-            invoke = next(
-                (s for svc, s in spans.spans if svc == "meshscope-agents" and s.name.endswith("/Invoke")),
+            span = next(
+                (
+                    s
+                    for svc, s in spans.spans
+                    if svc == "meshscope-agents"
+                    and s.name.startswith("chat ")
+                    and _attribute(s, "gen_ai.agent.name") in ("writer", None)
+                    and _in_writer(s, by_id)
+                ),
                 None,
             )
             names = []
-            while invoke is not None and invoke.trace_id.hex() == TRACE_ID:
-                names.append(f"{by_id[invoke.span_id][0]}:{invoke.name}")
-                invoke = by_id.get(invoke.parent_span_id, (None, None))[1]
+            while span is not None and span.trace_id.hex() == TRACE_ID:
+                names.append(f"{by_id[span.span_id][0]}:{span.name}")
+                span = by_id.get(span.parent_span_id, (None, None))[1]
             return names
 
+        def _in_writer(span: Any, by_id: dict[bytes, tuple[str, Any]]) -> bool:
+            parent = by_id.get(span.parent_span_id, (None, None))[1]
+            return parent is not None and parent.name == "invoke_agent writer"
+
         async def arrived() -> list[str]:
-            return chain_from_the_agent()
+            return chain_from_the_writer()
 
         # Every span of the chain exported (batched every 100 ms) before the processes stop.
         path = await wait_for(
-            arrived, lambda p: bool(p) and p[-1] == "meshscope-bridge:POST /agents/analyst/", timeout=20
+            arrived, lambda p: bool(p) and p[-1] == "meshscope-bridge:POST /agents/analysis/", timeout=20
         )
 
         async def notifications() -> list[str]:
@@ -142,22 +163,80 @@ async def test_one_trace_from_the_a2a_client_through_the_bridge_orchestrator_and
 
         await wait_for(notifications, bool, timeout=10)
     finally:
-        for process in (bridge, orchestrator, agents):
+        for process in (bridge, orchestrator, writer, analyst):
             await asyncio.to_thread(process.stop)  # the receiver runs on this loop: keep it serving
         receiving.should_exit = True
         await serving
         sock.close()
     # The push notifications carry the task's trace on to the webhook.
     assert pushed and all(tp.startswith(f"00-{TRACE_ID}-") for tp in pushed), pushed
-
+    assert path == [
+        "meshscope-agents:chat scripted",
+        "meshscope-agents:invoke_agent writer",
+        "meshscope-agents:/meshscope.v1.AgentService/Invoke",
+        "meshscope-orchestrator:/meshscope.v1.AgentService/Invoke",
+        "meshscope-orchestrator:step writer",
+        "meshscope-orchestrator:run analysis",
+        "meshscope-orchestrator:/meshscope.v1.Orchestrator/Run",
+        "meshscope-bridge:/meshscope.v1.Orchestrator/Run",
+        "meshscope-bridge:POST /agents/analysis/",
+    ], path
     ours = [span for service, span in spans.spans if span.trace_id.hex() == TRACE_ID]
-    assert path[0] == "meshscope-agents:/meshscope.v1.AgentService/Invoke"
-    assert "meshscope-orchestrator:/meshscope.v1.Orchestrator/Run" in path
-    bridge_span = next(span for span in ours if span.name == "POST /agents/analyst/")
+    bridge_span = next(span for span in ours if span.name == "POST /agents/analysis/")
     assert bridge_span.parent_span_id.hex() == PARENT_ID  # the A2A client's own span is its parent
+    steps = {_attribute(s, "meshscope.agent"): s for s in ours if s.name.startswith("step ")}
+    assert set(steps) == {"analyst", "writer"}
+    assert _attribute(steps["writer"], "meshscope.replica") == f"writer@{writer.address}"
+    assert _attribute(steps["writer"], "meshscope.session.id")  # the A2A context
+    run = next(s for s in ours if s.name == "run analysis")
+    assert _attribute(run, "meshscope.target.kind") == "sequential"
+    # Message content is in the agents' spans unless turned off (see the next test).
+    assert any("quarterly figures" in str(_attribute(s, "gen_ai.input.messages")) for s in ours)
     assert not [
         span.name for _, span in spans.spans if "grpc.health" in span.name
     ]  # health checks make no span
+    resources = {service: attributes for service, attributes in spans.resources}
+    assert resources["meshscope-agents"]["meshscope.replica.ids"] in (
+        f"analyst@{analyst.address}",
+        f"writer@{writer.address}",
+    )
+
+
+def _attribute(span: Any, key: str) -> Any:
+    """A span attribute's value (string, int, bool or double), or None."""
+    for attribute in span.attributes:
+        if attribute.key == key:
+            value = attribute.value
+            return getattr(value, value.WhichOneof("value"))
+    return None
+
+
+@pytest.mark.parametrize("capture", ["true", "false"])
+async def test_message_content_in_spans_follows_its_switch(
+    receiver: tuple[str, Receiver], capture: str
+) -> None:
+    from meshscope.services.runtime.client import AgentClient
+
+    endpoint, spans = receiver
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": capture,
+    }
+    agents = start_agents(["--agents", "analyst", "--model", "scripted"], env)
+    try:
+        async with AgentClient(agents.address) as client:
+            await client.reply("analyst", "the passphrase is marmalade-7731")
+
+        async def model_spans() -> list[Any]:
+            return [s for _, s in spans.spans if s.name.startswith(("chat ", "invoke_agent "))]
+
+        found = await wait_for(model_spans, lambda found: len(found) >= 2, timeout=20)
+    finally:
+        await asyncio.to_thread(agents.stop)
+    texts = " ".join(str(getattr(a.value, a.value.WhichOneof("value"))) for s in found for a in s.attributes)
+    assert ("marmalade-7731" in texts) == (capture == "true"), texts
+    assert "gen_ai.request.model" in {a.key for s in found for a in s.attributes}  # the rest stays
 
 
 def test_with_nothing_configured_tracing_loads_nothing_and_adds_no_interceptor() -> None:

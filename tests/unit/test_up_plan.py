@@ -69,3 +69,24 @@ def test_one_port_for_two_roles_is_refused(tmp_path: Path) -> None:
     mesh.write_text("agents: [analyst]\nup:\n  ports: {orchestrator: 18081, bridge: 18081, consul: 18502}\n")
     with pytest.raises(UpError, match="port 18081 is given to both the orchestrator and the bridge"):
         preflight(plan(str(mesh), {}, tmp_path / "state").procs)
+
+
+def test_with_prometheus_metrics_each_mesh_process_gets_its_own_metrics_port(tmp_path: Path) -> None:
+    mesh = tmp_path / "mesh.yaml"
+    mesh.write_text(MESH)
+    environ = {"OTEL_METRICS_EXPORTER": "prometheus", "OTEL_EXPORTER_PROMETHEUS_PORT": "19100"}
+    by_name = {proc.name: proc for proc in plan(str(mesh), environ, tmp_path / "state").procs}
+    ports = {name: proc.env.get("OTEL_EXPORTER_PROMETHEUS_PORT") for name, proc in by_name.items()}
+    assert ports == {
+        "consul": None,
+        "redis": None,
+        "team": "19100",
+        "researcher.1": "19101",
+        "researcher.2": "19102",
+        "orchestrator": "19103",
+        "bridge": "19104",
+    }
+    # Without Prometheus, nothing is added; a bad value is UpError, one line.
+    assert "OTEL_EXPORTER_PROMETHEUS_PORT" not in plan(str(mesh), {}, tmp_path / "state").procs[2].env
+    with pytest.raises(UpError, match="OTEL_METRICS_EXPORTER='statsd' is not valid"):
+        plan(str(mesh), {"OTEL_METRICS_EXPORTER": "statsd"}, tmp_path / "state")
