@@ -46,8 +46,8 @@ def _exporters(config: Config, name: str, allowed: tuple[str, ...], endpoint: bo
     return tuple(part for part in chosen if part != "none")
 
 
-def _protocol(config: Config, signal: str) -> str:
-    specific = f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL"
+def _protocol(config: Config, specific: str) -> str:
+    """The OTLP protocol of one signal: its own variable when set, else the general one."""
     name = specific if config.raw(specific) else "OTEL_EXPORTER_OTLP_PROTOCOL"
     return config.choice(name, "grpc", PROTOCOLS)
 
@@ -96,8 +96,8 @@ class TelemetrySettings:
             service_name=config.string("OTEL_SERVICE_NAME", service),
             traces=traces,
             metrics=metrics,
-            traces_protocol=_protocol(config, "TRACES"),
-            metrics_protocol=_protocol(config, "METRICS"),
+            traces_protocol=_protocol(config, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"),
+            metrics_protocol=_protocol(config, "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"),
             prometheus_host=config.string("OTEL_EXPORTER_PROMETHEUS_HOST", "localhost"),
             prometheus_port=config.port("OTEL_EXPORTER_PROMETHEUS_PORT", PROMETHEUS_PORT),
             capture_content=config.flag("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", True),
