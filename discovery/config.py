@@ -42,6 +42,7 @@ __all__ = [
     "MAX_SECONDS",
     "ConsulSettings",
     "DiscoverySettings",
+    "parse_dns_services",
     "parse_host_port",
     "parse_static_endpoints",
 ]
@@ -121,39 +122,85 @@ class ConsulSettings:
         )
 
 
-def parse_static_endpoints(value: str) -> dict[str, tuple[tuple[str, int], ...]]:
-    """`analyst=h:p,h:p;writer=h:p` as {agent: ((host, port), ...)}."""
+def parse_static_endpoints(
+    value: str, variable: str = "MESHSCOPE_STATIC_ENDPOINTS"
+) -> dict[str, tuple[tuple[str, int], ...]]:
+    """`analyst=h:p,h:p;writer=h:p` as {agent: ((host, port), ...)}; `ConfigError` naming `variable`."""
     endpoints: dict[str, tuple[tuple[str, int], ...]] = {}
     for entry in filter(None, (e.strip() for e in value.split(";"))):
         agent, sep, addresses = entry.partition("=")
         agent = agent.strip()
         if not sep or not agent:
-            raise ConfigError(f"MESHSCOPE_STATIC_ENDPOINTS: {entry!r} is not agent=host:port[,host:port]")
+            raise ConfigError(f"{variable}: {entry!r} is not agent=host:port[,host:port]")
         if agent in endpoints:
-            raise ConfigError(f"MESHSCOPE_STATIC_ENDPOINTS: agent {agent!r} is listed twice")
+            raise ConfigError(f"{variable}: agent {agent!r} is listed twice")
         pairs = [a.strip() for a in addresses.split(",") if a.strip()]
         if not pairs:
-            raise ConfigError(f"MESHSCOPE_STATIC_ENDPOINTS: agent {agent!r} has no endpoints")
-        endpoints[agent] = tuple(parse_host_port(a, f"MESHSCOPE_STATIC_ENDPOINTS ({agent})") for a in pairs)
+            raise ConfigError(f"{variable}: agent {agent!r} has no endpoints")
+        endpoints[agent] = tuple(parse_host_port(a, f"{variable} ({agent})") for a in pairs)
     return endpoints
+
+
+DEFAULT_DNS_INTERVAL_S = 5.0
+"""Kubernetes' DNS caches records for 5 s by default (CoreDNS `cache 30` caps answers, kube-dns
+serves endpoint changes within seconds): resolving more often would see nothing new."""
+
+
+def parse_dns_services(value: str) -> dict[str, tuple[str, int]]:
+    """`analyst=analyst-headless:50051;writer=writer.mesh.svc.cluster.local:50051` as
+    {agent: (name, port)}: one name per agent; `ConfigError` naming the variable for anything else."""
+    services = parse_static_endpoints(value, "MESHSCOPE_DNS_SERVICES")
+    for agent, names in services.items():
+        if len(names) > 1:
+            raise ConfigError(f"MESHSCOPE_DNS_SERVICES: agent {agent!r} has more than one name")
+    return {agent: names[0] for agent, names in services.items()}
+
+
+@dataclass(frozen=True)
+class DnsSettings:
+    services: Mapping[str, tuple[str, int]]
+    interval_s: float = DEFAULT_DNS_INTERVAL_S
+    nameserver: tuple[str, int] | None = None
+    """None: the system's resolvers (/etc/resolv.conf)."""
 
 
 @dataclass(frozen=True)
 class DiscoverySettings:
     """Which backend, and its settings."""
 
-    backend: Literal["consul", "static"] = "consul"
+    backend: Literal["consul", "static", "dns"] = "consul"
     consul: ConsulSettings = field(default_factory=ConsulSettings)
     static: Mapping[str, tuple[tuple[str, int], ...]] = field(default_factory=dict)
+    dns: DnsSettings = field(default_factory=lambda: DnsSettings({}))
     advertise_host: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DiscoverySettings:
         config = Config(environ)
-        backend = config.choice("MESHSCOPE_DISCOVERY", "consul", ("consul", "static"))
+        backend = config.choice("MESHSCOPE_DISCOVERY", "consul", ("consul", "static", "dns"))
         return cls(
-            backend="consul" if backend == "consul" else "static",
+            backend="consul" if backend == "consul" else "dns" if backend == "dns" else "static",
             consul=ConsulSettings.from_env(environ) if backend == "consul" else ConsulSettings(),
             static=parse_static_endpoints(config.string("MESHSCOPE_STATIC_ENDPOINTS", "")),
+            dns=_dns_settings(config) if backend == "dns" else DnsSettings({}),
             advertise_host=config.optional("MESHSCOPE_ADVERTISE_HOST"),
         )
+
+
+def _dns_settings(config: Config) -> DnsSettings:
+    """MESHSCOPE_DNS_* (`meshscope.discovery.dns` says what they mean); the names are required."""
+    services = parse_dns_services(config.string("MESHSCOPE_DNS_SERVICES", ""))
+    if not services:
+        raise ConfigError(
+            "MESHSCOPE_DISCOVERY=dns needs MESHSCOPE_DNS_SERVICES: agent=name:port[;agent=name:port]"
+        )
+    nameserver = config.optional("MESHSCOPE_DNS_NAMESERVER")
+    if nameserver is not None and ":" not in nameserver:
+        nameserver += ":53"  # a bare IPv4 address or name; IPv6 as [addr]:port
+    return DnsSettings(
+        services,
+        interval_s=config.seconds(
+            "MESHSCOPE_DNS_INTERVAL_S", DEFAULT_DNS_INTERVAL_S, minimum=0.1, maximum=3600
+        ),
+        nameserver=None if nameserver is None else parse_host_port(nameserver, "MESHSCOPE_DNS_NAMESERVER"),
+    )

@@ -1,7 +1,8 @@
 """`meshscope agents`: every agent in the mesh, its replicas, their health and meta.
 
 The Consul client (py-consul, aiohttp) is imported only when discovery is Consul: with
-`MESHSCOPE_DISCOVERY=static` the command reads its configuration and prints, nothing more.
+`MESHSCOPE_DISCOVERY=static` the command reads its configuration and prints, nothing more; with
+`dns` it resolves each agent's name once (health is the platform's readiness: "passing").
 """
 
 from __future__ import annotations
@@ -22,6 +23,15 @@ def _static(settings: DiscoverySettings) -> dict[str, tuple[Instance, ...]]:
         agent: tuple(Instance(agent, replica_id_for(agent, h, p), h, p, health="unchecked") for h, p in pairs)
         for agent, pairs in sorted(settings.static.items())
     }
+
+
+async def _resolved(settings: DiscoverySettings) -> dict[str, tuple[Instance, ...]]:
+    """One resolution of every agent's DNS name (a resolver that does not answer: no replicas shown)."""
+    from meshscope.discovery.dns import DnsWatcher
+
+    watcher = DnsWatcher(settings.dns)
+    await watcher.resolve_all()
+    return {agent: watcher.instances(agent) for agent in sorted(settings.dns.services)}
 
 
 def render_table(agents: Mapping[str, tuple[Instance, ...]]) -> str:
@@ -66,6 +76,8 @@ def run(as_json: bool) -> int:
     settings = DiscoverySettings.from_env()
     if settings.backend == "static":
         agents = _static(settings)
+    elif settings.backend == "dns":
+        agents = asyncio.run(_resolved(settings))
     else:
         from meshscope.discovery.consul_client import UNREACHABLE, describe_error
         from meshscope.discovery.watcher import ReadDenied, list_replicas

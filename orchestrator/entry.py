@@ -28,10 +28,18 @@ def build(args: ServeArgs) -> OrchestratorServer:
         raise ConfigError(f"--port {settings.port} is not a port (0-65535)")
     mesh = load_mesh(settings.mesh_file)
     discovery = DiscoverySettings.from_env()
-    watcher: Watcher = (
-        ConsulWatcher(discovery.consul) if discovery.backend == "consul" else StaticWatcher(discovery.static)
-    )
-    return OrchestratorServer(mesh, watcher, settings)
+    return OrchestratorServer(mesh, watcher_for(discovery), settings)
+
+
+def watcher_for(discovery: DiscoverySettings) -> Watcher:
+    """The watcher of the configured backend: Consul's health queries, DNS names, or fixed endpoints."""
+    if discovery.backend == "consul":
+        return ConsulWatcher(discovery.consul)
+    if discovery.backend == "dns":
+        from meshscope.discovery.dns import DnsWatcher
+
+        return DnsWatcher(discovery.dns)
+    return StaticWatcher(discovery.static)
 
 
 def run(args: ServeArgs) -> int:
