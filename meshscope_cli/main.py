@@ -157,6 +157,16 @@ def _parser() -> argparse.ArgumentParser:
         "in their own memory.",
     )
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    health = commands.add_parser(
+        "health",
+        help="exit 0 when a mesh process is serving (container health checks)",
+        description="Checks an agent server or the orchestrator (host:port, the gRPC health service) or "
+        "the bridge (an http(s):// URL, e.g. http://127.0.0.1:8080/healthz). Exit 0 serving, 1 not "
+        "(one line why).",
+    )
+    health.add_argument("target", help="host:port, or an http(s):// URL")
+    health.add_argument("--service", default="", help="a service or hosted agent (gRPC; default: the server)")
+    health.add_argument("--timeout", type=float, default=3.0, help="seconds (default: 3)")
     return parser
 
 
@@ -212,6 +222,10 @@ def _main(argv: Sequence[str] | None) -> int:
         except ConfigError as exc:  # MESHSCOPE_GRPC_*, MESHSCOPE_TLS_*, MESHSCOPE_MESH_TOKEN
             print(f"meshscope: {exc}", file=sys.stderr)
             return 2
+    if args.command == "health":
+        from meshscope.cli import health as health_command
+
+        return health_command.run(args.target, args.service, args.timeout)
     if args.command == "serve" and args.what == "orchestrator":
         from meshscope.orchestrator import entry as orchestrator_entry
 
