@@ -37,7 +37,7 @@ async def _grpc(target: str, service: str, timeout_s: float) -> str | None:
     finally:
         await channel.close()
     if response.status != health_pb2.HealthCheckResponse.SERVING:
-        return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
     return None
 
 
