@@ -81,6 +81,8 @@ class Proc:
     """Its working folder (made when the mesh starts, not before the checks pass)."""
     folders: list[Path] = field(default_factory=list)
     """Further folders it needs, made with `cwd`."""
+    metrics_port: int | None = None
+    """Its Prometheus /metrics port, when metrics are on (checked free like `port`)."""
 
 
 @dataclass
@@ -100,11 +102,17 @@ class Plan:
 def _spread_metrics_ports(procs: Sequence[Proc], environ: Mapping[str, str]) -> None:
     """With Prometheus metrics on (OTEL_METRICS_EXPORTER names it), give each mesh process its own
     /metrics port: OTEL_EXPORTER_PROMETHEUS_PORT (default 9464) for the first, counting up in plan
-    order (0 stays 0: each process picks a free port and logs it). UpError for a bad value."""
+    order (0 stays 0: each process picks a free port and logs it). UpError for a bad value of it,
+    of any OTEL_* variable, or of MESHSCOPE_LOG_LEVEL / MESHSCOPE_LOG_FORMAT."""
+    from meshscope.logs import LOG_FORMATS, LOG_LEVELS
     from meshscope.telemetry.settings import TelemetrySettings
 
     try:
         settings = TelemetrySettings.from_env("meshscope", environ)
+        # Every process reads these at start: a bad one is the whole mesh's, said once here.
+        config = Config(environ)
+        config.choice("MESHSCOPE_LOG_LEVEL", "info", LOG_LEVELS)
+        config.choice("MESHSCOPE_LOG_FORMAT", "text", LOG_FORMATS)
     except ConfigError as exc:
         raise UpError(str(exc)) from None
     if "prometheus" not in settings.metrics or not settings.prometheus_port:
@@ -114,7 +122,8 @@ def _spread_metrics_ports(procs: Sequence[Proc], environ: Mapping[str, str]) -> 
             f"OTEL_EXPORTER_PROMETHEUS_PORT={settings.prometheus_port} leaves no room for {len(procs)} ports"
         )
     for offset, proc in enumerate(procs):
-        proc.env["OTEL_EXPORTER_PROMETHEUS_PORT"] = str(settings.prometheus_port + offset)
+        proc.metrics_port = settings.prometheus_port + offset
+        proc.env["OTEL_EXPORTER_PROMETHEUS_PORT"] = str(proc.metrics_port)
 
 
 def state_dir(config: Config | None = None) -> Path:
@@ -248,20 +257,23 @@ def _redis(port: int, state: Path) -> Proc:
 def preflight(procs: Sequence[Proc]) -> None:
     """Every fixed port must be free now (UpError names the first one taken, and its role)."""
     seen: dict[int, str] = {}
-    for proc in procs:
-        if proc.port is None:
-            continue
-        if proc.port in seen:
-            raise UpError(f"port {proc.port} is given to both {seen[proc.port]} and {proc.role}")
-        seen[proc.port] = proc.role
+    wanted = [(p.port, p.role, "the mesh file's up.ports") for p in procs if p.port is not None]
+    wanted += [
+        (p.metrics_port, f"{p.role}'s /metrics", "OTEL_EXPORTER_PROMETHEUS_PORT")
+        for p in procs
+        if p.metrics_port is not None
+    ]
+    for port, role, where in wanted:
+        if port in seen:
+            raise UpError(f"port {port} is given to both {seen[port]} and {role}")
+        seen[port] = role
         with socket.socket() as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
-                probe.bind(("127.0.0.1", proc.port))
+                probe.bind(("127.0.0.1", port))
             except OSError:
                 raise UpError(
-                    f"port {proc.port} ({proc.role}) is in use: stop what holds it, or set another in the "
-                    "mesh file's up.ports"
+                    f"port {port} ({role}) is in use: stop what holds it, or set another in {where}"
                 ) from None
 
 

@@ -7,9 +7,9 @@ TracingMiddleware does, a span's context is attached only while the generator it
 (`traced`): the agent call a step makes then starts as the step span's child, and a parallel step's
 task inherits its parent's context when it is created.
 
-Span attributes (meshscope.*): run: target, target kind, run id, session id; step: step, agent,
-replica (the replica that answered; a retried step's earlier attempts are its gRPC child spans),
-session id. No message text: the agents' spans carry that, under the content switch.
+Span attributes (meshscope.*): run: target, target kind, run id, session id (when the run has
+one); step: step, agent, replica (the replica that answered; a retried step's earlier attempts are
+its gRPC child spans), session id. No message text: the agents' spans carry that, under the content switch.
 """
 
 from __future__ import annotations
@@ -31,24 +31,19 @@ T = TypeVar("T")
 
 def run_span(target: str, kind: str, run_id: str, session_id: str) -> Span:
     """The span of one run, child of the current span (the Run call's gRPC server span)."""
-    span: Span = telemetry.tracer("meshscope.orchestrator").start_span(
-        f"run {target}",
-        attributes={
-            "meshscope.target": target,
-            "meshscope.target.kind": kind,
-            "meshscope.run.id": run_id,
-            "meshscope.session.id": session_id,
-        },
-    )
+    attributes = {"meshscope.target": target, "meshscope.target.kind": kind, "meshscope.run.id": run_id}
+    if session_id:
+        attributes["meshscope.session.id"] = session_id
+    span: Span = telemetry.tracer("meshscope.orchestrator").start_span(f"run {target}", attributes=attributes)
     return span
 
 
 def step_span(step: str, agent: str, session_id: str) -> Span:
     """The span of one step, child of the current span (its run's, or a parallel parent's)."""
-    span: Span = telemetry.tracer("meshscope.orchestrator").start_span(
-        f"step {step}",
-        attributes={"meshscope.step": step, "meshscope.agent": agent, "meshscope.session.id": session_id},
-    )
+    attributes = {"meshscope.step": step, "meshscope.agent": agent}
+    if session_id:
+        attributes["meshscope.session.id"] = session_id
+    span: Span = telemetry.tracer("meshscope.orchestrator").start_span(f"step {step}", attributes=attributes)
     return span
 
 

@@ -140,7 +140,9 @@ class Bridge:
         *,
         base_url: str,
         version: str,
+        instance: str = "",
     ) -> None:
+        """`instance`: this process (`recovery.BridgeInstance.id`), recorded in each task it runs."""
         self.settings = settings
         self.base_url = base_url.rstrip("/")
         self._version = version
@@ -151,7 +153,7 @@ class Bridge:
         # Push notifications carry the task's trace context (traceparent), when tracing is on.
         hooks = {"request": [inject_trace_context]} if telemetry.enabled() else {}
         self._http = httpx.AsyncClient(timeout=PUSH_TIMEOUT_S, event_hooks=hooks)
-        self._executor = MeshExecutor(orchestrator, flush_s=settings.flush_ms / 1000)
+        self._executor = MeshExecutor(orchestrator, flush_s=settings.flush_ms / 1000, instance=instance)
         self.draining = False
         self.handler = DefaultRequestHandler(
             agent_executor=self._executor,

@@ -99,6 +99,7 @@ async def serve(settings: BridgeSettings, grace_s: float) -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
     from meshscope.orchestrator.bridge.app import Bridge
+    from meshscope.orchestrator.bridge.recovery import BridgeInstance, fail_orphans
     from meshscope.orchestrator.bridge.stores import open_stores
     from meshscope.orchestrator.client import OrchestratorClient
 
@@ -108,13 +109,19 @@ async def serve(settings: BridgeSettings, grace_s: float) -> None:
             stores = await open_stores(settings.database_url, poll_interval_s=settings.poll_interval_s)
         except (SQLAlchemyError, OSError) as exc:
             raise _StoreUnavailable(f"cannot open the task store {settings.database_url}: {exc}") from None
+        address = f"{socket.gethostname()}:{sock.getsockname()[1]}"
+        instance = BridgeInstance(address)
+        await fail_orphans(stores, instance)  # tasks a killed bridge on this address left running
         orchestrator = OrchestratorClient()
         base_url = settings.base_url(sock.getsockname()[1])
-        telemetry.start(f"{socket.gethostname()}:{sock.getsockname()[1]}")
-        bridge = Bridge(settings, orchestrator, stores, base_url=base_url, version=_version())
+        telemetry.start(address)
+        bridge = Bridge(
+            settings, orchestrator, stores, base_url=base_url, version=_version(), instance=instance.id
+        )
         config = uvicorn.Config(
             bridge.app,
             lifespan="off",
+            log_config=None,  # its loggers go through the process's handler (meshscope.logs)
             log_level="warning",
             access_log=False,
             # After `drain`, only the last events of the streams it ended are left to send.
@@ -169,8 +176,10 @@ def run(args: ServeArgs) -> int:
     except ConfigError as exc:
         print(f"meshscope: {exc}", file=sys.stderr)
         return 2
-    # a2a-sdk's own spans are off unless asked for: read when a2a is first imported, below.
+    # a2a-sdk's own spans are off unless asked for: read when a2a is first imported, below. The
+    # HTTP instrumentation follows the stable HTTP conventions (bridge/tracing.py says why).
     os.environ.setdefault("OTEL_INSTRUMENTATION_A2A_SDK_ENABLED", "false")
+    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
     from meshscope.orchestrator.bridge import logs
 
     logs.install()

@@ -48,6 +48,7 @@ from google.protobuf import timestamp_pb2
 
 from meshscope.codec import StreamContext, usage_fields
 from meshscope.orchestrator.bridge.parts import PartError, to_a2a_message, to_a2a_part, to_mesh_message
+from meshscope.orchestrator.bridge.recovery import BRIDGE_KEY
 from meshscope.orchestrator.client import OrchestratorClient
 from meshscope.v1 import common_pb2, orchestrator_pb2
 from meshscope.wire import declared_reason
@@ -107,9 +108,15 @@ class _RunRelay:
     """
 
     def __init__(
-        self, updater: TaskUpdater, flush_s: float, queue: EventQueue, created: a2a_pb2.Task | None
+        self,
+        updater: TaskUpdater,
+        flush_s: float,
+        queue: EventQueue,
+        created: a2a_pb2.Task | None,
+        instance: str = "",
     ) -> None:
         self._updater = updater
+        self._instance = instance
         self._flush_s = flush_s
         self._queue = queue
         self._created = created
@@ -128,7 +135,7 @@ class _RunRelay:
         await self.flush()
         if kind == "run_start":
             start = event.run_start
-            run = {"meshscope.run_id": event.run_id, "meshscope.kind": start.kind}
+            run = {"meshscope.run_id": event.run_id, "meshscope.kind": start.kind, BRIDGE_KEY: self._instance}
             if self._created is not None:  # a new task: it is created WORKING, one event fewer
                 self._created.status.state = a2a_pb2.TASK_STATE_WORKING
                 self._created.metadata.update(run)
@@ -256,10 +263,12 @@ class _RunRelay:
 class MeshExecutor(AgentExecutor):
     """Runs A2A tasks as orchestrator runs (see the module docstring)."""
 
-    def __init__(self, orchestrator: OrchestratorClient, *, flush_s: float = 0.0) -> None:
-        """`flush_s`: how long text deltas may be coalesced per artifact (see `_RunRelay`)."""
+    def __init__(self, orchestrator: OrchestratorClient, *, flush_s: float = 0.0, instance: str = "") -> None:
+        """`flush_s`: how long text deltas may be coalesced per artifact (see `_RunRelay`); `instance`:
+        this bridge process, recorded in each task it runs (`meshscope.bridge`, see `recovery`)."""
         self._orchestrator = orchestrator
         self._flush_s = flush_s
+        self._instance = instance
         self._running: dict[asyncio.Task[Any], _RunRelay] = {}
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
@@ -279,9 +288,10 @@ class MeshExecutor(AgentExecutor):
             if context.message is not None:
                 created.history.append(context.message)
             created.metadata[TARGET_KEY] = target
+            created.metadata[BRIDGE_KEY] = self._instance
         elif TARGET_KEY in task.metadata.fields:
             target = task.metadata.fields[TARGET_KEY].string_value
-        relay = _RunRelay(updater, self._flush_s, event_queue, created)
+        relay = _RunRelay(updater, self._flush_s, event_queue, created, self._instance)
         if context.message is None:
             await relay.fail(
                 "INVALID_ARGUMENT", "no message to run", False, common_pb2.ERROR_REASON_INVALID_INPUT

@@ -31,19 +31,47 @@ async def inject_trace_context(request: httpx.Request) -> None:
     propagate.inject(request.headers)
 
 
+_PATHS = {"", ".well-known/agent-card.json", "message:send", "message:stream", "tasks", "extendedAgentCard"}
+"""The A2A HTTP+JSON paths under an agent's root that name no task (a2a-sdk's routes)."""
+
+
+def route_of(path: str) -> str:
+    """The route template of a request path: what names its span, so that span names stay few
+    whatever clients send (task ids, unknown names, probes): `/agents/{target}/tasks/{id}:cancel`."""
+    parts = path.strip("/").split("/", 2)
+    if parts[0] != "agents" or len(parts) == 1:
+        rest = path.strip("/")
+        return "/" + rest if rest in _PATHS else "/{other}"
+    tail = parts[2] if len(parts) == 3 else ""
+    if tail in _PATHS:
+        return f"/agents/{{target}}/{tail}".rstrip("/") + ("/" if not tail else "")
+    if tail.startswith("tasks/"):
+        task, _, below = tail[len("tasks/") :].partition("/")
+        verb = ":" + task.partition(":")[2] if ":" in task else ""
+        return "/agents/{target}/tasks/{id}" + verb + ("/{config}" if below else "")
+    return "/agents/{target}/{other}"
+
+
 def _span_details(scope: Scope) -> tuple[str, dict[str, Any]]:
-    # "POST /agents/analysis/": the path names the A2A agent (a pipeline or an agent of the mesh, so
-    # few distinct names), which the method alone would not.
     method, path = scope.get("method", "HTTP"), scope.get("path", "")
-    return f"{method} {path}", {}
+    route = route_of(path)
+    attributes: dict[str, Any] = {"http.route": route}
+    parts = path.strip("/").split("/")
+    if len(parts) > 1 and parts[0] == "agents":
+        attributes["meshscope.target"] = parts[1]
+    return f"{method} {route}", attributes
 
 
 def traced(app: ASGIApp) -> ASGIApp:
-    """`app` behind OpenTelemetry's ASGI middleware: a span per request, none per body chunk (an SSE
-    stream sends one per event)."""
+    """`app` behind OpenTelemetry's ASGI middleware: a span per request named by its route
+    (`route_of`), none per body chunk (an SSE stream sends one per event), none for `/healthz`
+    (a load balancer's probes every few seconds). The HTTP semantic conventions are the stable
+    ones (`OTEL_SEMCONV_STABILITY_OPT_IN=http`, which the bridge sets unless it is set): the
+    request-duration histogram in seconds, with method, status code and scheme, and no
+    client-chosen value (the Host header) among its attributes."""
     from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
     middleware: ASGIApp = OpenTelemetryMiddleware(
-        app, default_span_details=_span_details, exclude_spans=["receive", "send"]
+        app, excluded_urls="healthz", default_span_details=_span_details, exclude_spans=["receive", "send"]
     )
     return middleware

@@ -3,8 +3,14 @@
   MESHSCOPE_LOG_LEVEL    DEBUG, INFO, WARNING, ERROR or CRITICAL (any case)     INFO
   MESHSCOPE_LOG_FORMAT   text: `<time> <LEVEL> <logger>: <message>`             text
                          json: one JSON object a line (python-json-logger), with
-                         time, level, logger, message and, for a failure of our
-                         own code, exc_info (the traceback as one string)
+                         time (ISO 8601, UTC), level, logger, message and, for a
+                         failure of our own code, exc_info (the traceback as one
+                         string)
+
+Every logger goes through the one handler this installs, the libraries' too: AgentScope's `as`
+logger, which brings its own handler and does not propagate, is brought back to it (when
+AgentScope is loaded, as it is in an agent process before logging is configured), and the
+bridge starts uvicorn without its logging configuration.
 
 A line logged while a span is current ends with ` trace_id=<32 hex> span_id=<16 hex>` (text) or
 has `trace_id` and `span_id` keys (json), the W3C ids a trace viewer searches by; lines with no
@@ -18,9 +24,10 @@ import sys
 
 from meshscope.config import Config
 
-__all__ = ["LOG_FORMATS", "configure_logging"]
+__all__ = ["LOG_FORMATS", "LOG_LEVELS", "configure_logging"]
 
 LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 _TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -53,11 +60,11 @@ class _TextFormatter(logging.Formatter):
 def configure_logging() -> None:
     """Log to stderr at MESHSCOPE_LOG_LEVEL in MESHSCOPE_LOG_FORMAT (see the module docstring).
 
-    An unknown level logs at INFO (a typo must not silence a server); an unknown format is
-    `ConfigError`, read before anything binds by the processes that call this at start.
+    An unknown level or format is `ConfigError`, read before anything binds by the processes that
+    call this at start.
     """
     config = Config()
-    level = config.string("MESHSCOPE_LOG_LEVEL", "INFO").upper()
+    level = config.choice("MESHSCOPE_LOG_LEVEL", "info", LOG_LEVELS).upper()
     fmt = config.choice("MESHSCOPE_LOG_FORMAT", "text", LOG_FORMATS)
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_TraceIds())
@@ -66,13 +73,17 @@ def configure_logging() -> None:
 
         handler.setFormatter(
             JsonFormatter(
-                "{asctime}{levelname}{name}{message}",
+                "{levelname}{name}{message}",
                 style="{",
-                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+                rename_fields={"levelname": "level", "name": "logger"},
+                timestamp="time",
             )
         )
     else:
         handler.setFormatter(_TextFormatter(_TEXT))
-    logging.basicConfig(
-        level=level if level in logging.getLevelNamesMapping() else "INFO", handlers=[handler], force=True
-    )
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    if "agentscope" in sys.modules:
+        agentscope = logging.getLogger("as")
+        agentscope.handlers.clear()
+        agentscope.propagate = True
+        agentscope.setLevel(logging.NOTSET)

@@ -57,9 +57,11 @@ def serve_process(
         return 2
 
     async def started() -> None:
+        # Telemetry first: a Prometheus port that cannot be bound stops the process before it
+        # registers anywhere.
+        telemetry.start(f"{socket.gethostname()}:{server.port}", replica_ids())
         if on_started is not None:
             await on_started()
-        telemetry.start(f"{socket.gethostname()}:{server.port}", replica_ids())
 
     try:
         loops.run(server.run(announce=lambda line: print(line, flush=True), on_started=started), loop)

@@ -51,11 +51,11 @@ class Mesh:
     bridges: list[ServiceProcess] = field(default_factory=list)
 
     def start_bridge(
-        self, env: Mapping[str, str] | None = None, *, database: str | None = None
+        self, env: Mapping[str, str] | None = None, *, database: str | None = None, port: int = 0
     ) -> ServiceProcess:
-        """`meshscope serve bridge --port 0` in front of this mesh (SQLite in its folder by default)."""
+        """`meshscope serve bridge --port PORT` in front of this mesh (SQLite in its folder by default)."""
         bridge = launch(
-            meshscope_command("serve", "bridge", "--port", "0"),
+            meshscope_command("serve", "bridge", "--port", str(port)),
             child_env(
                 {
                     "MESHSCOPE_ORCHESTRATOR": self.orchestrator.address,
@@ -632,3 +632,45 @@ async def test_a_stopped_bridge_ends_its_running_tasks_failed_and_exits_cleanly(
     finally:
         await client.close()
     assert stored.status.state == a2a_pb2.TASK_STATE_FAILED  # ...and the store holds it: nothing left WORKING
+
+
+async def test_a_killed_bridge_leaves_no_task_running_and_its_streams_resume_without_loss(mesh: Mesh) -> None:
+    database = f"sqlite+aiosqlite:///{mesh.folder / 'killed.db'}"
+    bridge = mesh.start_bridge(database=database)
+    port = int(bridge.address.rsplit(":", 1)[1])
+    client = await client_for(f"{bridge.address}/agents/analyst")
+    finished = final_task(await send(client, user_message("done before the crash")))
+    seen: list[str] = []
+    try:
+        stream = cast(
+            AsyncGenerator[a2a_pb2.StreamResponse, None], client.send_message(user_message("long #slow=400"))
+        )
+        task_id = ""
+        async for item in stream:
+            if item.HasField("task"):
+                task_id = item.task.id
+            if item.HasField("artifact_update"):
+                seen.append(text_of(item.artifact_update.artifact.parts))
+                if len(seen) == 3:
+                    break
+        bridge.proc.kill()  # SIGKILL: no drain, the task is left WORKING in the store
+        bridge.proc.wait()
+        with pytest.raises(Exception):  # noqa: B017, PT011 - the stream breaks, however the transport says so
+            async for _ in stream:
+                pass
+    finally:
+        await client.close()
+    again = mesh.start_bridge(database=database, port=port)  # the same address: the same bridge, restarted
+    client = await client_for(f"{again.address}/agents/analyst", streaming=False)
+    try:
+        stored = await client.get_task(a2a_pb2.GetTaskRequest(id=task_id))
+        still = await client.get_task(a2a_pb2.GetTaskRequest(id=finished.id))
+    finally:
+        await client.close()
+    assert stored.status.state == a2a_pb2.TASK_STATE_FAILED  # not WORKING forever
+    assert stored.metadata["meshscope.reason"] == "ERROR_REASON_CUT_OFF"
+    assert stored.metadata["meshscope.retryable"] is True
+    # Every chunk the client saw before the crash is in the stored artifact, in order, once.
+    assert text_of(stored.artifacts[0].parts).startswith("".join(seen))
+    assert still.status.state == a2a_pb2.TASK_STATE_COMPLETED  # finished tasks are left as they are
+    assert any("ended 1 task(s) an earlier bridge" in line for line in again.log), again.log

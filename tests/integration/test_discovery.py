@@ -285,7 +285,7 @@ async def test_static_backend_returns_the_configured_endpoints() -> None:
     [
         (
             {"MESHSCOPE_DISCOVERY": "zookeeper"},
-            "MESHSCOPE_DISCOVERY='zookeeper' is not valid: expected consul or static",
+            "MESHSCOPE_DISCOVERY='zookeeper' is not valid: expected consul, static or dns",
         ),
         (
             {"MESHSCOPE_DISCOVERY": "consul", "CONSUL_HTTP_ADDR": "localhost"},

@@ -113,3 +113,55 @@ def test_a_bad_metrics_setting_is_one_line_and_exit_2() -> None:
         "meshscope: OTEL_METRICS_EXPORTER='prometheus,statsd' is not valid: expected a comma-separated "
         "list of otlp, prometheus, console, none"
     ), done.stderr
+
+
+async def test_json_logs_hold_every_library_line_of_an_agent_process() -> None:
+    """AgentScope's own logger (which brings its handler) goes through the process's JSON handler."""
+    import json
+
+    from meshscope.services.runtime.client import AgentClient
+
+    agents = start_agents(
+        ["--agents", "analyst", "--model", "scripted"],
+        {"MESHSCOPE_LOG_FORMAT": "json", "MESHSCOPE_LOG_LEVEL": "info"},
+    )
+    try:
+        async with AgentClient(agents.address) as client:
+            with pytest.raises(Exception):  # noqa: B017, PT011 - a model failure AgentScope logs a warning for
+                await client.reply("analyst", "#fail")
+    finally:
+        agents.stop()
+    logged = [
+        line for line in agents.log if not line.startswith("meshscope: ")
+    ]  # the ready protocol on stdout
+    records = [json.loads(line) for line in logged]  # every line is one JSON object
+    assert any(r["logger"] == "as" for r in records), logged  # AgentScope's warning among them
+
+
+async def test_the_bridges_http_metrics_are_by_route_and_carry_nothing_a_client_chooses() -> None:
+    from meshscope.cli.launch import launch, meshscope_command
+    from meshscope.testing import child_env
+    from tests.support import REPO
+
+    bridge = launch(
+        meshscope_command("serve", "bridge", "--port", "0"),
+        child_env(
+            {**PROMETHEUS, "MESHSCOPE_ORCHESTRATOR": "127.0.0.1:1", "MESHSCOPE_BRIDGE_DATABASE_URL": "memory"}
+        ),
+        cwd=REPO,
+    )
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            for i in range(3):
+                host = {"Host": f"evil{i}.example:1234"}
+                await http.get(f"{bridge.address}/agents/x{i}/tasks/t{i}", headers=host)
+                await http.get(f"{bridge.address}/healthz", headers=host)
+            scraped = (await http.get(metrics_url(bridge))).text
+    finally:
+        bridge.stop()
+    series = [
+        line for line in scraped.splitlines() if line.startswith("http_server_request_duration_seconds_count")
+    ]
+    assert len(series) == 1, series  # three hosts, three targets, three task ids: one route
+    assert 'http_route="/agents/{target}/tasks/{id}"' in series[0]
+    assert "evil" not in scraped and "healthz" not in scraped

@@ -155,7 +155,7 @@ async def test_one_trace_from_the_a2a_client_through_the_bridge_orchestrator_and
 
         # Every span of the chain exported (batched every 100 ms) before the processes stop.
         path = await wait_for(
-            arrived, lambda p: bool(p) and p[-1] == "meshscope-bridge:POST /agents/analysis/", timeout=20
+            arrived, lambda p: bool(p) and p[-1] == "meshscope-bridge:POST /agents/{target}/", timeout=20
         )
 
         async def notifications() -> list[str]:
@@ -179,11 +179,13 @@ async def test_one_trace_from_the_a2a_client_through_the_bridge_orchestrator_and
         "meshscope-orchestrator:run analysis",
         "meshscope-orchestrator:/meshscope.v1.Orchestrator/Run",
         "meshscope-bridge:/meshscope.v1.Orchestrator/Run",
-        "meshscope-bridge:POST /agents/analysis/",
+        "meshscope-bridge:POST /agents/{target}/",
     ], path
     ours = [span for service, span in spans.spans if span.trace_id.hex() == TRACE_ID]
-    bridge_span = next(span for span in ours if span.name == "POST /agents/analysis/")
+    bridge_span = next(span for span in ours if span.name == "POST /agents/{target}/")
     assert bridge_span.parent_span_id.hex() == PARENT_ID  # the A2A client's own span is its parent
+    assert _attribute(bridge_span, "meshscope.target") == "analysis"
+    assert _attribute(bridge_span, "http.route") == "/agents/{target}/"
     steps = {_attribute(s, "meshscope.agent"): s for s in ours if s.name.startswith("step ")}
     assert set(steps) == {"analyst", "writer"}
     assert _attribute(steps["writer"], "meshscope.replica") == f"writer@{writer.address}"
@@ -227,16 +229,29 @@ async def test_message_content_in_spans_follows_its_switch(
     try:
         async with AgentClient(agents.address) as client:
             await client.reply("analyst", "the passphrase is marmalade-7731")
+            with pytest.raises(Exception):  # noqa: B017, PT011 - a failed turn: its error texts are spans' too
+                await client.reply("analyst", "#fail")
 
         async def model_spans() -> list[Any]:
             return [s for _, s in spans.spans if s.name.startswith(("chat ", "invoke_agent "))]
 
-        found = await wait_for(model_spans, lambda found: len(found) >= 2, timeout=20)
+        found = await wait_for(model_spans, lambda found: len(found) >= 4, timeout=20)
     finally:
         await asyncio.to_thread(agents.stop)
     texts = " ".join(str(getattr(a.value, a.value.WhichOneof("value"))) for s in found for a in s.attributes)
     assert ("marmalade-7731" in texts) == (capture == "true"), texts
     assert "gen_ai.request.model" in {a.key for s in found for a in s.attributes}  # the rest stays
+    # Error text (which may quote the input) goes with the content; the ERROR status and type stay.
+    every = [span for _, span in spans.spans]
+    failed = [span for span in every if span.status.code == span.status.STATUS_CODE_ERROR]
+    assert failed
+    described = [span.status.message for span in failed if span.status.message]
+    told = [
+        a.key for span in every for e in span.events for a in e.attributes if a.key == "exception.message"
+    ]
+    typed = [a.key for span in every for e in span.events for a in e.attributes if a.key == "exception.type"]
+    assert bool(described) == bool(told) == (capture == "true"), (described, told)
+    assert typed
 
 
 def test_with_nothing_configured_tracing_loads_nothing_and_adds_no_interceptor() -> None:

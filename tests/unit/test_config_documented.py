@@ -26,9 +26,7 @@ DOCUMENTED_NOT_READ: dict[str, str] = {
     # name -> why docs/configuration.md names it although no shipped code reads it.
     # (The test-only binaries, MESHSCOPE_CONSUL_BIN and the like, are read by `meshscope.testing`,
     # which ships in protos/meshscope/.)
-    "OTEL_BSP_SCHEDULE_DELAY": "read by the OpenTelemetry SDK itself, which meshscope.telemetry sets up",
     "OTEL_EXPORTER_OTLP_HEADERS": "read by the OpenTelemetry OTLP exporter itself",
-    "OTEL_METRIC_EXPORT_INTERVAL": "read by the OpenTelemetry SDK's periodic metric reader",
     "OTEL_RESOURCE_ATTRIBUTES": "read by the OpenTelemetry SDK's Resource.create",
 }
 

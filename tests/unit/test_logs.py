@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import datetime
 
 import pytest
 
@@ -46,6 +47,7 @@ def test_json_logs_are_one_object_a_line_with_the_trace_ids_under_a_span() -> No
     assert [r["message"] for r in records] == ["outside", "inside a span", "failed"]
     outside, inside, failed = records
     assert {"time", "level", "logger"} <= outside.keys() and "trace_id" not in outside
+    assert datetime.fromisoformat(outside["time"]).utcoffset() is not None  # ISO 8601, with its zone
     assert (inside["level"], inside["logger"]) == ("WARNING", "meshscope.probe")
     assert (inside["trace_id"], inside["span_id"]) == (trace_id, span_id)
     assert "ValueError: boom" in failed["exc_info"]  # the traceback stays inside its line
@@ -66,6 +68,7 @@ def test_the_log_level_is_honoured() -> None:
     ("env", "message"),
     [
         ({"MESHSCOPE_LOG_FORMAT": "xml"}, "MESHSCOPE_LOG_FORMAT='xml' is not valid: expected text or json"),
+        ({"MESHSCOPE_LOG_LEVEL": "loud"}, "MESHSCOPE_LOG_LEVEL='loud' is not valid: expected debug, info"),
         ({"OTEL_TRACES_EXPORTER": "jaeger"}, "OTEL_TRACES_EXPORTER='jaeger' is not valid"),
         ({"OTEL_TRACES_EXPORTER": "otlp,console"}, "OTEL_TRACES_EXPORTER='otlp,console' is not valid"),
         ({"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, "OTLP_PROTOCOL='http/json' is not valid"),

@@ -90,3 +90,24 @@ def test_with_prometheus_metrics_each_mesh_process_gets_its_own_metrics_port(tmp
     assert "OTEL_EXPORTER_PROMETHEUS_PORT" not in plan(str(mesh), {}, tmp_path / "state").procs[2].env
     with pytest.raises(UpError, match="OTEL_METRICS_EXPORTER='statsd' is not valid"):
         plan(str(mesh), {"OTEL_METRICS_EXPORTER": "statsd"}, tmp_path / "state")
+    with pytest.raises(UpError, match="MESHSCOPE_LOG_FORMAT='xml' is not valid"):
+        plan(str(mesh), {"MESHSCOPE_LOG_FORMAT": "xml"}, tmp_path / "state")
+
+
+def test_a_taken_metrics_port_is_found_before_anything_starts(tmp_path: Path) -> None:
+    import socket
+
+    from meshscope.testing import free_ports
+
+    consul, orchestrator, bridge, agents = free_ports(4)
+    mesh = tmp_path / "mesh.yaml"
+    ports = f"{{consul: {consul}, orchestrator: {orchestrator}, bridge: {bridge}, agents: {agents}}}"
+    mesh.write_text(f"agents: [analyst]\nup: {{ports: {ports}}}\n")
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        environ = {"OTEL_METRICS_EXPORTER": "prometheus", "OTEL_EXPORTER_PROMETHEUS_PORT": str(port - 1)}
+        p = plan(str(mesh), environ, tmp_path / "state")
+        with pytest.raises(UpError, match=rf"port {port} \(the orchestrator's /metrics\) is in use"):
+            preflight(p.procs)

@@ -6,11 +6,12 @@ entry): `configure(service)` before the server is built, which reads and checks 
 OpenTelemetry's interceptors; `start(instance_id)` once the server is bound, which sets the
 process's tracer and meter providers with its resource:
 
-- `service.name`: OTEL_SERVICE_NAME, or the process's role (`meshscope-agents`,
-  `meshscope-orchestrator`, `meshscope-bridge`);
-- `service.instance.id`: `<host>:<port>`, the address the process serves on, so each replica is
-  its own instance; `meshscope.replica.ids`: the discovery replica ids (`<agent>@<host>:<port>`)
-  an agent process registered; plus whatever OTEL_RESOURCE_ATTRIBUTES adds.
+- `service.name`: OTEL_SERVICE_NAME, else OTEL_RESOURCE_ATTRIBUTES's, else the process's role
+  (`meshscope-agents`, `meshscope-orchestrator`, `meshscope-bridge`);
+- `service.instance.id`: OTEL_RESOURCE_ATTRIBUTES's, else `<host>:<port>`, the address the process
+  serves on, so each replica is its own instance;
+- `meshscope.replica.ids`: the discovery replica ids (`<agent>@<host>:<port>`) an agent process
+  registered; plus whatever OTEL_RESOURCE_ATTRIBUTES adds.
 
 Off (no exporter named, no OTLP endpoint) costs nothing: no OpenTelemetry SDK module is imported,
 no interceptor is added, and the mesh's instruments (`meshscope.telemetry.instruments`) stay the
@@ -78,12 +79,16 @@ def start(instance_id: str | None = None, replica_ids: Sequence[str] = ()) -> No
     global _tracer_provider, _meter_provider, _metrics_server
     if _settings is None or not _settings.on or _tracer_provider is not None or _meter_provider is not None:
         return
-    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 
-    attributes: dict[str, str] = {
-        "service.name": _settings.service_name,
-        "service.instance.id": instance_id or f"{socket.gethostname()}:{os.getpid()}",
-    }
+    # OpenTelemetry's precedence: OTEL_SERVICE_NAME, then OTEL_RESOURCE_ATTRIBUTES, then the defaults
+    # (here the role and the served address), so `service.instance.id=$(POD_NAME)` stands.
+    given = OTELResourceDetector().detect().attributes
+    attributes: dict[str, str] = {}
+    if _settings.service_name_set or "service.name" not in given:
+        attributes["service.name"] = _settings.service_name
+    if "service.instance.id" not in given:
+        attributes["service.instance.id"] = instance_id or f"{socket.gethostname()}:{os.getpid()}"
     if replica_ids:
         attributes["meshscope.replica.ids"] = ",".join(replica_ids)
     resource = Resource.create(attributes)  # merged over OTEL_RESOURCE_ATTRIBUTES

@@ -51,6 +51,13 @@ def meter_provider(settings: TelemetrySettings, resource: Resource) -> tuple[Met
             from opentelemetry.exporter.prometheus import PrometheusMetricReader
             from prometheus_client import start_http_server
 
-            server, _thread = start_http_server(settings.prometheus_port, addr=settings.prometheus_host)
+            host, port = settings.prometheus_host, settings.prometheus_port
+            try:
+                server, _thread = start_http_server(port, addr=host)
+            except OSError as exc:
+                raise OSError(
+                    exc.errno,
+                    f"the Prometheus endpoint {host}:{port} (OTEL_EXPORTER_PROMETHEUS_PORT): {exc.strerror}",
+                ) from None
             readers.append(PrometheusMetricReader())
     return MeterProvider(resource=resource, metric_readers=readers), server

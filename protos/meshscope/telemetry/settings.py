@@ -15,12 +15,17 @@ endpoint is. With nothing set, nothing is exported and no SDK module is even imp
   OTEL_EXPORTER_PROMETHEUS_PORT      its port (0: any free one)       9464
   OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT
                                      message text in spans            true (AgentScope's default)
+
+and, before the SDK reads them, the SDK's and the exporters' own: the endpoints' URL syntax, the
+OTLP timeouts and compression, the batch processor's and metric reader's intervals and sizes,
+OTEL_PROPAGATORS (tracecontext, baggage or none: what is installed) and OTEL_TRACES_SAMPLER(_ARG).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from meshscope.config import Config
 
@@ -46,6 +51,65 @@ def _exporters(config: Config, name: str, allowed: tuple[str, ...], endpoint: bo
     return tuple(part for part in chosen if part != "none")
 
 
+ENDPOINTS = (
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+)
+PROPAGATORS = ("tracecontext", "baggage", "none")
+"""What the OpenTelemetry API ships; b3, jaeger and the others need packages meshscope does not install."""
+SAMPLERS = (
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+)
+
+
+def _check_sdk_variables(config: Config) -> None:
+    """The variables the OpenTelemetry SDK and exporters read themselves, checked here first: the SDK
+    reads them when the providers start, after the server is bound, and answers a bad one with a
+    traceback (or logs one and carries on)."""
+    for name in ENDPOINTS:
+        raw = config.raw(name)
+        if raw is None:
+            continue
+        try:
+            parsed = urlsplit(raw)
+            parsed.port  # noqa: B018 - raises ValueError for a port that is not one
+        except ValueError as exc:
+            raise config.invalid(name, raw, f"a URL such as http://collector:4317 ({exc})") from None
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise config.invalid(name, raw, "a URL such as http://collector:4317")
+    for name in (
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+    ):
+        config.number(name, 10, minimum=0, maximum=3_600_000)
+    for name in (
+        "OTEL_EXPORTER_OTLP_COMPRESSION",
+        "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+        "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION",
+    ):
+        config.choice(name, "none", ("gzip", "deflate", "none"))
+    for name in ("OTEL_BSP_SCHEDULE_DELAY", "OTEL_BSP_EXPORT_TIMEOUT"):
+        config.integer(name, 1, minimum=0, maximum=86_400_000, what="milliseconds")
+    for name in ("OTEL_METRIC_EXPORT_INTERVAL", "OTEL_METRIC_EXPORT_TIMEOUT"):
+        config.number(name, 1, minimum=0, maximum=86_400_000, unit="milliseconds")
+    queue = config.integer("OTEL_BSP_MAX_QUEUE_SIZE", 2048, minimum=1, maximum=10_000_000)
+    batch = config.integer("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", min(512, queue), minimum=1, maximum=10_000_000)
+    if batch > queue:
+        limit = f"at most OTEL_BSP_MAX_QUEUE_SIZE ({queue})"
+        raise config.invalid("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", str(batch), limit)
+    _exporters(config, "OTEL_PROPAGATORS", PROPAGATORS, endpoint=False)
+    sampler = config.choice("OTEL_TRACES_SAMPLER", "parentbased_always_on", SAMPLERS)
+    if sampler.endswith("traceidratio"):
+        config.number("OTEL_TRACES_SAMPLER_ARG", 1.0, minimum=0.0, maximum=1.0)
+
+
 def _protocol(config: Config, specific: str) -> str:
     """The OTLP protocol of one signal: its own variable when set, else the general one."""
     name = specific if config.raw(specific) else "OTEL_EXPORTER_OTLP_PROTOCOL"
@@ -57,6 +121,8 @@ class TelemetrySettings:
     """What to export; `from_env` is the only constructor the processes use."""
 
     service_name: str
+    service_name_set: bool = False
+    """Whether OTEL_SERVICE_NAME named it (it then beats OTEL_RESOURCE_ATTRIBUTES's)."""
     traces: tuple[str, ...] = ()
     """Span exporters: () for tracing off, else ("otlp",) or ("console",)."""
     metrics: tuple[str, ...] = ()
@@ -77,6 +143,7 @@ class TelemetrySettings:
         """The settings for a process whose role is `service` (its default service.name);
         `ConfigError` names the first bad variable."""
         config = Config(environ)
+        _check_sdk_variables(config)
         endpoint = config.raw("OTEL_EXPORTER_OTLP_ENDPOINT") is not None
         traces = _exporters(
             config,
@@ -94,6 +161,7 @@ class TelemetrySettings:
         )
         return cls(
             service_name=config.string("OTEL_SERVICE_NAME", service),
+            service_name_set=config.raw("OTEL_SERVICE_NAME") is not None,
             traces=traces,
             metrics=metrics,
             traces_protocol=_protocol(config, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"),

@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
     SpanExporter,
     SpanExportResult,
 )
+from opentelemetry.trace import Status
 
 from meshscope.telemetry.settings import TelemetrySettings
 
@@ -31,7 +32,8 @@ CONTENT_ATTRIBUTES = frozenset(
     }
 )
 """The span attributes that carry what users and models said: OpenTelemetry's GenAI semantic
-conventions name them "opt-in" content; AgentScope's TracingMiddleware (2.0.10) always sets them."""
+conventions name them "opt-in" content; AgentScope's TracingMiddleware (2.0.10) always sets them.
+With content off they go, and so do the messages of errors (`_without_content`)."""
 
 
 class _WithoutContent(SpanExporter):
@@ -55,8 +57,13 @@ class _WithoutContent(SpanExporter):
 
 
 def _without_content(span: ReadableSpan) -> ReadableSpan:
+    """`span` without what was said: the content attributes, and error text, which quotes it as often
+    as not (a provider's 400 that repeats the prompt, a validation error with the input): a failed
+    span keeps its ERROR status and its exception's type, not their messages."""
     attributes = span.attributes or {}
-    if CONTENT_ATTRIBUTES.isdisjoint(attributes):
+    described = span.status.description
+    failures = [event for event in span.events if event.name == "exception"]
+    if CONTENT_ATTRIBUTES.isdisjoint(attributes) and not described and not failures:
         return span
     return ReadableSpan(
         name=span.name,
@@ -64,14 +71,19 @@ def _without_content(span: ReadableSpan) -> ReadableSpan:
         parent=span.parent,
         resource=span.resource,
         attributes={k: v for k, v in attributes.items() if k not in CONTENT_ATTRIBUTES},
-        events=span.events,
+        events=[_without_text(event) if event.name == "exception" else event for event in span.events],
         links=span.links,
         kind=span.kind,
-        status=span.status,
+        status=Status(span.status.status_code) if described else span.status,
         start_time=span.start_time,
         end_time=span.end_time,
         instrumentation_scope=span.instrumentation_scope,
     )
+
+
+def _without_text(event: Event) -> Event:
+    kept = {k: v for k, v in (event.attributes or {}).items() if k in ("exception.type", "exception.escaped")}
+    return Event(event.name, kept, event.timestamp)
 
 
 def _exporter(settings: TelemetrySettings) -> SpanExporter:

@@ -1,0 +1,1 @@
+"""`make chaos`: faults injected into a real mesh under load, and the books checked (chaos.run)."""
