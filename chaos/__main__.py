@@ -23,6 +23,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--clients", type=int, default=64, help="concurrent A2A clients (default 64)")
     parser.add_argument("--faults", default=",".join(FAULTS), help="comma-separated, in order (default: all)")
+    parser.add_argument(
+        "--steady", type=float, default=10.0, help="seconds of undisturbed load before each fault"
+    )
     parser.add_argument("--json", type=Path, help="also write the report as JSON here")
     args = parser.parse_args(argv)
     faults = [f.strip() for f in args.faults.split(",") if f.strip()]
@@ -32,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"unknown fault(s) {unknown}; known: {', '.join(FAULTS)}" if unknown else "--clients must be >= 1"
         )
     with tempfile.TemporaryDirectory(prefix="meshscope-chaos-") as folder:
-        report = asyncio.run(run_chaos(Path(folder), args.clients, faults))
+        report = asyncio.run(run_chaos(Path(folder), args.clients, faults, steady_s=args.steady))
     print(report.table())
     if args.json:
         args.json.write_text(json.dumps(summary(report), indent=1) + "\n")

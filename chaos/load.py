@@ -40,10 +40,26 @@ class RunRecord:
     outcome: str = ""
     """completed, failed, or broken (the stream ended without the task's end)."""
     reason: str = ""
+    message: str = ""
+    """The task's failure message, or the broken stream's exception."""
+    agent_streamed: bool = False
+    """The bridge's `meshscope.streamed` of a failed task: an agent event of the run had arrived."""
 
     @property
     def streamed(self) -> bool:
-        return bool(self.chunks)
+        """Whether the run had streamed before it ended: the client got text, or the bridge says an
+        agent event had arrived (after which the orchestrator cannot move the step elsewhere)."""
+        return bool(self.chunks) or self.agent_streamed
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether the bridge could not be connected to at all (a2a-sdk wraps httpx's errors)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, httpx.ConnectError | ConnectionRefusedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class Load:
@@ -93,14 +109,13 @@ class Load:
             )
             try:
                 await self._run(client, record)
-            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
-                if not record.task_id and not record.chunks and isinstance(exc, httpx.ConnectError):
+            except Exception as exc:  # what the client library raises for a broken stream, or none
+                if not record.task_id and not record.chunks and _unreachable(exc):
                     await asyncio.sleep(0.2)  # never reached the bridge: not a run
                     turn -= 1
                     continue
                 record.outcome, record.reason = "broken", type(exc).__name__
-            except Exception as exc:  # anything else the client library raises for a broken stream
-                record.outcome, record.reason = "broken", f"{type(exc).__name__}: {exc}"[:200]
+                record.message = str(exc)[:300]
             record.ended = time.monotonic()
             self.runs.append(record)
 
@@ -127,8 +142,11 @@ class Load:
                 ):
                     record.outcome = "failed"
                     metadata = item.status_update.metadata
-                    record.reason = (
-                        str(metadata["meshscope.reason"]) if "meshscope.reason" in metadata else ""
-                    )
+                    if "meshscope.reason" in metadata:
+                        record.reason = str(metadata["meshscope.reason"])
+                    if "meshscope.streamed" in metadata:
+                        record.agent_streamed = bool(metadata["meshscope.streamed"])
+                    parts = item.status_update.status.message.parts
+                    record.message = "".join(p.text for p in parts)[:300]
         if not record.outcome:
             record.outcome, record.reason = "broken", "the stream ended without the task's end"

@@ -25,11 +25,13 @@ REPLICAS = 2
 ENV = {
     "MESHSCOPE_LOG_LEVEL": "WARNING",
     # Faults are found within a second: Consul checks every replica each second, a Redis command that
-    # gets no answer in 1 s fails (the stall test's "longer than the socket timeout"), a lock left
-    # by a turn whose release was lost expires in 10 s.
+    # gets no answer in 1 s fails (the stall test's "longer than the socket timeout"). A killed
+    # replica's session locks outlive it by at most their TTL (10 s, renewed while a turn runs); a
+    # turn that finds one waits for it (docs/operations.md, "Replicas that may crash").
     "MESHSCOPE_CONSUL_CHECK_INTERVAL_S": "1",
     "MESHSCOPE_REDIS_SOCKET_TIMEOUT_S": "1",
     "MESHSCOPE_SESSION_LOCK_TTL_S": "10",
+    "MESHSCOPE_SESSION_LOCK_WAIT_S": "12",
     "MESHSCOPE_SHUTDOWN_GRACE_S": "15",
     "MESHSCOPE_BRIDGE_RATE_LIMIT": "off",
 }

@@ -50,13 +50,16 @@ __all__ = ["FAULTS", "ChaosReport", "FaultResult", "run_chaos"]
 
 SETTLE_S = 2.0
 """After a fault has recovered, how long the window stays open (runs that straddle the recovery)."""
-STEADY_S = 3.0
-"""Undisturbed load before each fault: the rate it is compared with."""
+WARM_UP_S = 120.0
+"""At most this long for every client to complete a first run before the first fault."""
 
 
 @dataclass
 class FaultResult:
     name: str
+    run_s_before: float = 0.0
+    """Median duration of the runs completed in the steady phase before the fault (its recovery times
+    include a run's duration, under the same load)."""
     rate_before: float = 0.0
     rate_during: float = 0.0
     runs: int = 0
@@ -86,14 +89,14 @@ class ChaosReport:
 
     def table(self) -> str:
         head = (
-            f"{'fault':<15} {'load held':>13} {'runs':>5} {'failed':>6} {'not allowed':>11} "
+            f"{'fault':<15} {'load held':>13} {'run p50':>8} {'runs':>5} {'failed':>6} {'not allowed':>11} "
             f"{'recovery':>9}  measured"
         )
         lines = [head, "-" * len(head)]
         for f in self.faults:
             held = f"{f.rate_during:5.1f}/{f.rate_before:5.1f}/s"
             recovery = "never" if f.recovery_s is None else f"{f.recovery_s:7.2f}s"
-            counts = f"{f.runs:>5} {f.failed:>6} {f.not_allowed:>11}"
+            counts = f"{f.run_s_before:7.2f}s {f.runs:>5} {f.failed:>6} {f.not_allowed:>11}"
             lines.append(f"{f.name:<15} {held:>13} {counts} {recovery:>9}  {f.recovery_what}")
         lines.append("")
         lines.append(f"end of run ({self.runs} runs, {self.completed} completed, {self.clients} clients):")
@@ -309,22 +312,35 @@ async def check_sessions_take_turns(mesh: ChaosMesh, load: Load) -> dict[str, in
 
 
 async def run_chaos(
-    folder: Path, clients: int, faults: Sequence[str], echo: Callable[[str], None] = print
+    folder: Path,
+    clients: int,
+    faults: Sequence[str],
+    echo: Callable[[str], None] = print,
+    steady_s: float = 3.0,
 ) -> ChaosReport:
-    """Start the mesh, hold `clients` clients of load, inject `faults` in order, check the books."""
+    """Start the mesh, hold `clients` clients of load (warmed up: each has completed a run), inject
+    `faults` in order, each after `steady_s` of undisturbed load, and check the books."""
     mesh = ChaosMesh(folder)
     report = ChaosReport(clients)
     await asyncio.to_thread(mesh.start)
     load = Load(mesh.bridge_url, AGENT, clients)
     try:
         await load.start()
+
+        async def warm() -> bool:
+            return len({r.client for r in load.runs if r.outcome == "completed"}) == clients
+
+        await until(warm, timeout=WARM_UP_S, interval=0.2)
         for name in faults:
             inject, allowed = FAULTS[name]
             steady_from = time.monotonic()
-            await asyncio.sleep(STEADY_S)
+            await asyncio.sleep(steady_s)
             began = time.monotonic()
+            steady = [r for r in load.runs if r.outcome == "completed" and steady_from <= r.ended < began]
             result = FaultResult(
-                name, rate_before=load.completed_between(steady_from, began) / (began - steady_from)
+                name,
+                run_s_before=statistics.median(r.ended - r.started for r in steady) if steady else 0.0,
+                rate_before=len(steady) / (began - steady_from),
             )
             echo(f"chaos: {name} ...")
             await inject(mesh, load, result)
@@ -336,7 +352,7 @@ async def run_chaos(
             failed = [r for r in window if r.outcome != "completed"]
             result.failed = len(failed)
             result.not_allowed = sum(1 for r in failed if not allowed(r))
-            result.notes += sorted({f"{r.outcome}: {r.reason}" for r in failed})[:5]
+            result.notes += sorted({f"{r.outcome}: {r.reason}: {r.message[:120]}" for r in failed})[:6]
             report.faults.append(result)
             counted = f"{result.failed} failed ({result.not_allowed} not allowed)"
             echo(f"chaos: {name}: {counted}, recovery {result.recovery_s}")

@@ -19,7 +19,8 @@ task's events, through the SDK's `TaskUpdater`:
   run_end             status COMPLETED with the run's final message (metadata: steps, replicas,
                       duration, usage)
   error, or a status  status FAILED with the reason (metadata: gRPC code name, declared reason,
-                      whether a retry may succeed)
+                      whether a retry may succeed, whether any agent event had streamed: a
+                      failure before that was already retried on the other replicas)
 
 Sessions: the A2A context id is the run's session id, so the follow-ups of one context are one
 conversation; the A2A user (the API key's name) is the run's user id.
@@ -124,6 +125,9 @@ class _RunRelay:
         """Each step's stream context (the lean wire leaves repeats unsaid, per step)."""
         self._artifacts: dict[str, _Artifact] = {}
         self.finished = False
+        self.streamed = False
+        """Whether any agent event of the run arrived (a failure after it cannot have been retried
+        on another replica by the orchestrator: the caller may hold part of a reply)."""
         self.stopping = False
         """Set by `MeshExecutor.stop_all` before it cancels the run."""
 
@@ -188,6 +192,7 @@ class _RunRelay:
                 "meshscope.code": code,
                 "meshscope.reason": reason_name,
                 "meshscope.retryable": retryable,
+                "meshscope.streamed": self.streamed,
             },
         )
 
@@ -198,6 +203,7 @@ class _RunRelay:
                 await self._send_pending(artifact)
 
     async def _agent_event(self, event: orchestrator_pb2.RunEvent) -> None:
+        self.streamed = True
         stream = self._streams.get(event.step)
         if stream is None:
             stream = self._streams[event.step] = StreamContext()
