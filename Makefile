@@ -45,6 +45,7 @@ help:
 	@echo "make peers-venv   AgentScope Runtime's own virtualenv for the peers benchmark ($(PEERS_VENV))"
 	@echo "make deploy-check validate docker-compose.yml (Compose v2) and deploy/k8s (kustomize + kubernetes-validate --strict)"
 	@echo "make chaos        faults under a 64-client load through the bridge, with assertions (CHAOS_CLIENTS=64)"
+	@echo "make fuzz         generated gRPC and HTTP requests against a real mesh, 2 x FUZZ_BUDGET (6000) of them"
 
 setup: $(STAMP)
 
@@ -136,6 +137,10 @@ bench: $(STAMP) $(CONSUL) $(REDIS)
 	$(PY) bench/secure_path.py $(BENCH_QUICK_FLAG)
 	$(PY) bench/local_model.py $(BENCH_QUICK_FLAG)
 	$(PY) bench/telemetry_cost.py $(BENCH_QUICK_FLAG)
+
+FUZZ_BUDGET ?= 6000
+fuzz: $(STAMP)
+	$(PY) -m fuzz --grpc $(FUZZ_BUDGET) --http $(FUZZ_BUDGET)
 
 CHAOS_CLIENTS ?= 64
 chaos: $(STAMP) $(CONSUL) $(REDIS)

@@ -12,8 +12,9 @@ One pure ASGI middleware (`Guard`) in front of every route, in this order:
    open), a moving window kept by the `limits` library in memory or, with REDIS_URL, in Redis so
    that every bridge replica counts against one budget; over it is 429 with `Retry-After`.
 3. **Body size and type** — a body over MESHSCOPE_BRIDGE_MAX_BODY_BYTES (by its Content-Length,
-   or as it arrives) is refused with 413 before any of it is parsed, and a body that is not JSON
-   (`application/json` or `application/a2a+json`) with 415. The body is read here, bounded, and
+   or as it arrives) is refused with 413 before any of it is parsed, a body that is not JSON
+   (`application/json` or `application/a2a+json`) with 415, and one that is not UTF-8 with 400
+   (JSON-RPC: -32700, parse error). The body is read here, bounded, and
    handed on whole, so no handler ever sees half of one.
 
 Refusals are HTTP statuses (401, 413, 415, 429) with a JSON body: on the JSON-RPC endpoints a
@@ -82,16 +83,27 @@ def _is_jsonrpc(scope: Scope) -> bool:
 
 
 async def refuse(
-    scope: Scope, send: Send, status: int, name: str, message: str, headers: Mapping[str, str] | None = None
+    scope: Scope,
+    send: Send,
+    status: int,
+    name: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    *,
+    jsonrpc_code: int = -32600,
 ) -> None:
-    """An HTTP-level refusal: JSON-RPC's error shape on JSON-RPC endpoints (-32600, id null: the
-    request was not read), A2A's HTTP+JSON error shape elsewhere."""
+    """An HTTP-level refusal: JSON-RPC's error shape on JSON-RPC endpoints (`jsonrpc_code`, -32600
+    by default, id null: the request was not read), A2A's HTTP+JSON error shape elsewhere."""
     payload: dict[str, object]
     if _is_jsonrpc(scope):
         payload = {
             "jsonrpc": "2.0",
             "id": None,
-            "error": {"code": -32600, "message": message, "data": {"httpStatus": status, "status": name}},
+            "error": {
+                "code": jsonrpc_code,
+                "message": message,
+                "data": {"httpStatus": status, "status": name},
+            },
         }
     else:
         payload = {"error": {"code": status, "status": name, "message": message}}
@@ -170,6 +182,12 @@ class Guard:
                     + (media_type.decode(errors="replace") or "untyped"),
                 )  # fmt: skip
                 return
+            if body and not _utf8_json(body):
+                await refuse(
+                    scope, send, 400, "INVALID_ARGUMENT", "the body is not UTF-8: JSON must be (RFC 8259)",
+                    jsonrpc_code=-32700,
+                )  # fmt: skip
+                return
             receive = _replay(body, receive)
         await self.app(scope, receive, send)
 
@@ -210,6 +228,17 @@ class Guard:
             if not message.get("more_body", False):
                 break
         return b"".join(chunks)
+
+
+def _utf8_json(body: bytes) -> bool:
+    """Whether `body` is UTF-8 that `json.loads` will read as UTF-8. Given bytes, `json.loads` guesses
+    UTF-16 or UTF-32 from NUL bytes among the first four, and its decode error then escapes
+    a2a-sdk's parse-error handling as an internal error (-32603, with a traceback)."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return json.detect_encoding(body) in ("utf-8", "utf-8-sig")
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -206,6 +206,16 @@ async def test_the_guard_refuses_big_or_untyped_bodies(body: bytes, content_type
     assert response.json()["error"]["code"] == -32600  # a JSON-RPC endpoint: JSON-RPC's shape
 
 
+@pytest.mark.parametrize("body", [b"\xff\xfe{", b'{\x00"a": 1}', b'\x00{"a": 1}', b'{"text": "\xc3\x28"}'])
+async def test_a_body_json_would_not_read_as_utf8_is_a_parse_error(body: bytes) -> None:
+    """Found by `make fuzz`: json.loads guesses UTF-16 from a NUL or a BOM, and its decode error
+    reached the client as a -32603 internal error with a traceback in the bridge's log."""
+    async with guarded() as http:
+        response = await http.post("/agents/a/", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == -32700  # JSON-RPC's parse error
+
+
 async def test_the_guard_names_the_key_holder_and_refuses_others() -> None:
     async with guarded(api_keys={"k" * 16: "alice"}) as http:
         ok = await http.get("/agents/a/tasks", headers={"Authorization": f"Bearer {'k' * 16}"})

@@ -1,0 +1,1 @@
+"""`make fuzz`: generated requests against every edge of a real mesh (fuzz.run)."""
