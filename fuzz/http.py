@@ -132,15 +132,13 @@ def http_requests(draw: st.DrawFn, targets: tuple[str, ...] = ("analyst", "analy
     headers: dict[str, str] = {}
     if draw(st.booleans()):
         headers["A2A-Version"] = draw(st.sampled_from(["1.0", "0.3", "0.3.0", "2", "", "junk"]))
-    headers["Content-Type"] = draw(
-        st.sampled_from(
-            ["application/json", "application/json", "text/plain", "application/x-www-form-urlencoded", ""]
-        )
-    )
+    # Mostly JSON, so that most requests get past the body check to the A2A handlers.
+    content_types = ["application/json"] * 6 + ["text/plain", "application/x-www-form-urlencoded", ""]
+    headers["Content-Type"] = draw(st.sampled_from(content_types))
     for name, value in draw(
         st.dictionaries(st.from_regex(r"X-[A-Za-z]{1,8}", fullmatch=True), _texts(), max_size=2)
     ).items():
-        if value.isprintable() and value.isascii():
+        if value and value == value.strip() and value.isprintable() and value.isascii():
             headers[name] = value
     shape = draw(st.sampled_from(["jsonrpc", "jsonrpc", "rest", "rest", "raw"]))
     if shape == "jsonrpc":
