@@ -19,6 +19,7 @@ llama.cpp's own log lines (warnings and errors; info is dropped) go to the logge
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import importlib.metadata
@@ -254,8 +255,20 @@ def load(path: Path, *, spec: str, context_tokens: int, threads: int) -> LoadedM
     with _LOAD_LOCK:
         loaded = _MODELS.get(key)
         if loaded is None:
+            if not _MODELS:
+                atexit.register(_close_all)
             loaded = _MODELS[key] = _load(resolved, spec, context_tokens, key[2])
         return loaded
+
+
+def _close_all() -> None:
+    """Free the loaded models at exit, while llama-cpp-python is still whole: left to the garbage
+    collector, `Llama.__del__` runs during the interpreter's teardown, after the bindings' globals
+    are gone, and prints a TypeError traceback (llama-cpp-python 0.3.36)."""
+    with _LOAD_LOCK:
+        for loaded in _MODELS.values():
+            loaded.llama.close()
+        _MODELS.clear()
 
 
 def _load(path: Path, spec: str, context_tokens: int, threads: int) -> LoadedModel:
