@@ -35,7 +35,13 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install "/src[$extras]"
 
 FROM python:${PYTHON_VERSION}-slim
-RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin meshscope \
+ARG LOCAL_MODEL=0
+# llama.cpp's libraries link GNU OpenMP (libgomp.so.1), which the slim image does not have.
+RUN if [ "$LOCAL_MODEL" = 1 ]; then \
+      apt-get update && apt-get install -y --no-install-recommends libgomp1 \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi \
+    && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin meshscope \
     && mkdir -p /app/state && chown meshscope /app/state
 COPY --from=build /opt/meshscope /opt/meshscope
 COPY mesh.yaml /app/mesh.yaml

@@ -70,6 +70,9 @@ class Load:
         self.target = target
         self.clients = clients
         self.runs: list[RunRecord] = []
+        """Every run that ended, in the order they ended."""
+        self.in_flight: dict[int, RunRecord] = {}
+        """Each client's run in progress."""
         self.contexts = [uuid.uuid4().hex for _ in range(clients)]
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -107,10 +110,12 @@ class Load:
             record = RunRecord(
                 index, turn, f"c{index} t{turn} #slow={WORDS}", self.contexts[index], time.monotonic()
             )
+            self.in_flight[index] = record
             try:
                 await self._run(client, record)
             except Exception as exc:  # what the client library raises for a broken stream, or none
                 if not record.task_id and not record.chunks and _unreachable(exc):
+                    del self.in_flight[index]
                     await asyncio.sleep(0.2)  # never reached the bridge: not a run
                     turn -= 1
                     continue
@@ -118,6 +123,7 @@ class Load:
                 record.message = str(exc)[:300]
             record.ended = time.monotonic()
             self.runs.append(record)
+            del self.in_flight[index]
 
     async def _run(self, client: Client, record: RunRecord) -> None:
         message = a2a_pb2.Message(

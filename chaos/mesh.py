@@ -46,6 +46,8 @@ class ChaosMesh:
     replicas: list[ServiceProcess | None] = field(init=False)
     orchestrator: ServiceProcess | None = None
     bridge: ServiceProcess | None = None
+    lives: list[tuple[str, ServiceProcess]] = field(default_factory=list)
+    """Every process started, restarts included (whose logs are checked too)."""
 
     def __post_init__(self) -> None:
         self.consul = ConsulDevAgent(self.folder / "consul")
@@ -78,21 +80,22 @@ class ChaosMesh:
             self.start_replica(index)
         mesh_file = self.folder / "mesh.yaml"
         mesh_file.write_text(f"agents: [{AGENT}]\n")
-        self.orchestrator = launch(
-            meshscope_command(
-                "serve", "orchestrator", "-f", str(mesh_file), "--port", str(self.orchestrator_port)
-            ),
-            self._env(),
+        command = meshscope_command(
+            "serve", "orchestrator", "-f", str(mesh_file), "--port", str(self.orchestrator_port)
         )
+        self.orchestrator = self._launched("orchestrator", command, self._env())
         self.start_bridge()
 
+    def _launched(self, name: str, command: list[str], env: dict[str, str]) -> ServiceProcess:
+        process = launch(command, env)
+        self.lives.append((name, process))
+        return process
+
     def start_replica(self, index: int) -> None:
-        self.replicas[index] = launch(
-            meshscope_command(
-                "serve", "agents", "--agents", AGENT, "--model", "scripted", "--port", str(self.ports[index])
-            ),
-            self._env(),
+        command = meshscope_command(
+            "serve", "agents", "--agents", AGENT, "--model", "scripted", "--port", str(self.ports[index])
         )
+        self.replicas[index] = self._launched(f"replica {index}", command, self._env())
 
     def signal_replica(self, index: int, sig: signal.Signals) -> None:
         replica = self.replicas[index]
@@ -105,7 +108,8 @@ class ChaosMesh:
         return replica.proc.wait(timeout)
 
     def start_bridge(self) -> None:
-        self.bridge = launch(
+        self.bridge = self._launched(
+            "bridge",
             meshscope_command("serve", "bridge", "--port", str(self.bridge_port)),
             self._env()
             | {
@@ -127,10 +131,6 @@ class ChaosMesh:
         self.redis.stop()
         self.consul.stop()
 
-    def logs(self) -> dict[str, list[str]]:
-        found = {f"replica {i}": r.log for i, r in enumerate(self.replicas) if r is not None}
-        if self.orchestrator is not None:
-            found["orchestrator"] = self.orchestrator.log
-        if self.bridge is not None:
-            found["bridge"] = self.bridge.log
-        return found
+    def logs(self) -> list[tuple[str, list[str]]]:
+        """What every process printed, each life of a restarted one on its own."""
+        return [(name, process.log) for name, process in self.lives]

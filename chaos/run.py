@@ -9,21 +9,29 @@ Faults, each while CLIENTS A2A clients stream runs through the bridge (`chaos.lo
                   Recovery: its drain (until it exited).
   restart-consul  stop and start Consul (a dev agent: it comes back empty): 0 failed runs.
                   Recovery: until every replica is registered and passing again.
-  restart-redis   stop Redis (SIGTERM: the AOF is flushed) and start it: runs may fail while it is
-                  down; no acknowledged turn lost and no transcript line written twice (checked at the
-                  end, over the whole run). Recovery: until a run started after it completes.
+  restart-redis   stop Redis (SIGTERM: the AOF is flushed) and start it: runs in flight while it is
+                  down may fail, none started after it is back; no acknowledged turn lost and no transcript
+                  line written twice (checked at the end, over the whole run). Recovery: until a run
+                  started after it completes.
   kill-bridge     SIGKILL the bridge, start it again on the same address with its SQLite task store:
-                  every task readable, no task left running, each stream the kill broke resumable
-                  (the stored task holds every chunk the client saw, in order, once).
+                  the runs it cut, and runs sent while it was down, may fail, none after; every task
+                  readable, no task left running, each stream the kill broke resumable (the stored
+                  task's artifacts start with exactly the chunks the client saw).
                   Recovery: until a run started after the restart completes.
-  stall-redis     SIGSTOP Redis for longer than the socket timeout, then SIGCONT: the mesh recovers
-                  by itself, and no session stays locked (checked at the end). Recovery: until a run
-                  started after SIGCONT completes.
+  stall-redis     SIGSTOP Redis for longer than the socket timeout, then SIGCONT: runs in flight during
+                  the stall may fail, none started after; the mesh recovers by itself, and no session
+                  stays locked (checked at the end). Recovery: until a run started after SIGCONT completes.
 
-At the end the load stops and the books are checked: every task the clients saw is readable and
-finished; every completed run's user line is in its session's transcript exactly once (and no line
-is there twice); no lock key is left in Redis once the lock TTL has passed; every client's session
-takes one more turn.
+A fault's window runs from its injection until every run that was in flight before it was repaired
+has ended, so each such run is judged by that fault's rule; a run that fails outside every window
+is counted against the run at the end.
+
+At the end the load stops and the books are checked: no failed run outside a window; every task the
+clients saw is readable, and no task in the store (ListTasks) is left SUBMITTED or WORKING; every
+completed run's user line is in its session's transcript exactly once (and no line is there twice);
+no lock key is left in Redis once the lock TTL has passed; every client's session takes one more
+turn; no traceback in the log of any process, every life of a restarted one included (and the
+SIGTERMed replica must exit 0).
 """
 
 from __future__ import annotations
@@ -69,6 +77,9 @@ class FaultResult:
     """Of those, the ones the fault's rule does not allow."""
     recovery_s: float | None = None
     recovery_what: str = ""
+    outage: tuple[float, float] = (0.0, 0.0)
+    """When what the fault took away was gone (time.monotonic()): from the injection until it was
+    back (the process restarted and serving, Redis answering again)."""
     notes: list[str] = field(default_factory=list)
 
 
@@ -156,6 +167,7 @@ def completed_after(load: Load, moment: float) -> Callable[[], Awaitable[bool]]:
 
 
 async def kill_replica(mesh: ChaosMesh, load: Load, result: FaultResult) -> None:
+    began = time.monotonic()
     mesh.signal_replica(0, signal.SIGKILL)
     result.recovery_s = await until(lambda: _not_passing(mesh, mesh.replica_id(0)), timeout=30)
     result.recovery_what = "replica out of rotation"
@@ -163,6 +175,7 @@ async def kill_replica(mesh: ChaosMesh, load: Load, result: FaultResult) -> None
     mesh.start_replica(0)
     if await until(lambda: all_passing(mesh), timeout=30) is None:
         result.notes.append("the restarted replica did not come back passing")
+    result.outage = (began, time.monotonic())
 
 
 async def _not_passing(mesh: ChaosMesh, replica_id: str) -> bool:
@@ -172,56 +185,73 @@ async def _not_passing(mesh: ChaosMesh, replica_id: str) -> bool:
 async def term_replica(mesh: ChaosMesh, load: Load, result: FaultResult) -> None:
     began = time.monotonic()
     mesh.signal_replica(1, signal.SIGTERM)
-    await asyncio.to_thread(mesh.wait_replica, 1)
+    status = await asyncio.to_thread(mesh.wait_replica, 1)
     result.recovery_s = time.monotonic() - began
     result.recovery_what = "replica drained and exited"
+    if status != 0:  # a drain that crashed is a failure even if no run saw it
+        result.not_allowed += 1
+        result.notes.append(f"the SIGTERMed replica exited {status}, not 0")
     mesh.start_replica(1)
     if await until(lambda: all_passing(mesh), timeout=30) is None:
         result.notes.append("the restarted replica did not come back passing")
+    result.outage = (began, time.monotonic())
 
 
 async def restart_consul(mesh: ChaosMesh, load: Load, result: FaultResult) -> None:
+    began = time.monotonic()
     await asyncio.to_thread(mesh.consul.stop)
     await asyncio.to_thread(mesh.consul.start)
     result.recovery_s = await until(lambda: registered_in_consul(mesh), timeout=60)
     result.recovery_what = "every replica re-registered, passing"
+    result.outage = (began, time.monotonic())
 
 
 async def restart_redis(mesh: ChaosMesh, load: Load, result: FaultResult) -> None:
+    began = time.monotonic()
     await asyncio.to_thread(mesh.redis.stop)  # SIGTERM: Redis flushes its AOF and exits
     await asyncio.to_thread(mesh.redis.start)
     back = time.monotonic()
+    result.outage = (began, back)
     result.recovery_s = await until(completed_after(load, back), timeout=60)
     result.recovery_what = "a run started after the restart completed"
 
 
 async def kill_bridge(mesh: ChaosMesh, load: Load, result: FaultResult) -> None:
+    began = time.monotonic()
     await asyncio.to_thread(mesh.kill_bridge)
     await asyncio.to_thread(mesh.start_bridge)
     back = time.monotonic()
+    result.outage = (began, back)
     result.recovery_s = await until(completed_after(load, back), timeout=60)
     result.recovery_what = "a run started after the restart completed"
 
 
 async def stall_redis(mesh: ChaosMesh, load: Load, result: FaultResult) -> None:
     assert mesh.redis.proc is not None
+    began = time.monotonic()
     mesh.redis.proc.send_signal(signal.SIGSTOP)
     await asyncio.sleep(float(ENV["MESHSCOPE_REDIS_SOCKET_TIMEOUT_S"]) * 3)
     mesh.redis.proc.send_signal(signal.SIGCONT)
     back = time.monotonic()
+    result.outage = (began, back)
     result.recovery_s = await until(completed_after(load, back), timeout=60)
     result.recovery_what = "a run started after SIGCONT completed"
 
 
+def _during_outage(record: RunRecord, result: FaultResult) -> bool:
+    """The run was in flight while what the fault took away was gone (it started before it was back)."""
+    return record.started < result.outage[1]
+
+
 Fault = Callable[[ChaosMesh, Load, FaultResult], Awaitable[None]]
-FAULTS: dict[str, tuple[Fault, Callable[[RunRecord], bool]]] = {
+FAULTS: dict[str, tuple[Fault, Callable[[RunRecord, FaultResult], bool]]] = {
     # name: (inject and recover, which failed runs the fault's rule allows)
-    "kill-replica": (kill_replica, lambda r: r.streamed),
-    "term-replica": (term_replica, lambda r: False),
-    "restart-consul": (restart_consul, lambda r: False),
-    "restart-redis": (restart_redis, lambda r: True),
-    "kill-bridge": (kill_bridge, lambda r: True),
-    "stall-redis": (stall_redis, lambda r: True),
+    "kill-replica": (kill_replica, lambda r, f: r.streamed),  # on the killed replica, after its first event
+    "term-replica": (term_replica, lambda r, f: False),
+    "restart-consul": (restart_consul, lambda r, f: False),
+    "restart-redis": (restart_redis, _during_outage),  # runs may fail while Redis is down, not after
+    "kill-bridge": (kill_bridge, _during_outage),  # the streams the kill cut, and runs sent meanwhile
+    "stall-redis": (stall_redis, _during_outage),
 }
 
 
@@ -229,7 +259,9 @@ FAULTS: dict[str, tuple[Fault, Callable[[RunRecord], bool]]] = {
 
 
 async def check_tasks(mesh: ChaosMesh, load: Load) -> dict[str, int]:
-    """Every task readable and finished; each broken stream's chunks stored in order, once."""
+    """Every task a client saw readable; no task in the store unfinished; each broken stream's chunks
+    a prefix of its stored artifacts (nothing the client got is missing from the task, none came
+    twice before the break)."""
     unreadable = unfinished = resumed_wrong = 0
     config = ClientConfig(streaming=False, httpx_client=httpx.AsyncClient(timeout=30))
     client = await ClientFactory(config).create_from_url(f"{mesh.bridge_url}/agents/{AGENT}")
@@ -240,12 +272,22 @@ async def check_tasks(mesh: ChaosMesh, load: Load) -> dict[str, int]:
             except Exception:
                 unreadable += 1
                 continue
-            if task.status.state in (a2a_pb2.TASK_STATE_SUBMITTED, a2a_pb2.TASK_STATE_WORKING):
-                unfinished += 1
             if record.outcome == "broken":
                 stored = "".join("".join(p.text for p in a.parts) for a in task.artifacts)
                 if not stored.startswith("".join(record.chunks)):
                     resumed_wrong += 1
+        # Every task in the store, the ones no client saw the id of included (a stream cut before
+        # its first event): none may be left running.
+        for state in (a2a_pb2.TASK_STATE_SUBMITTED, a2a_pb2.TASK_STATE_WORKING):
+            token = ""
+            while True:
+                page = await client.list_tasks(
+                    a2a_pb2.ListTasksRequest(status=state, page_size=100, page_token=token)
+                )
+                unfinished += len(page.tasks)
+                token = page.next_page_token
+                if not token:
+                    break
     finally:
         await client.close()
     return {
@@ -331,6 +373,7 @@ async def run_chaos(
             return len({r.client for r in load.runs if r.outcome == "completed"}) == clients
 
         await until(warm, timeout=WARM_UP_S, interval=0.2)
+        windows: list[tuple[float, float]] = []
         for name in faults:
             inject, allowed = FAULTS[name]
             steady_from = time.monotonic()
@@ -345,18 +388,31 @@ async def run_chaos(
             echo(f"chaos: {name} ...")
             await inject(mesh, load, result)
             await asyncio.sleep(SETTLE_S)
+            back = result.outage[1] or time.monotonic()
+
+            async def outage_runs_ended(back: float = back) -> bool:  # each run that saw it: judged here
+                return not any(r.started < back for r in load.in_flight.values())
+
+            await until(outage_runs_ended, timeout=120, interval=0.1)
             ended = time.monotonic()
+            windows.append((began, ended))
             window = [r for r in load.overlapping(began, ended) if r.ended]
             result.rate_during = load.completed_between(began, ended) / (ended - began)
             result.runs = len(window)
             failed = [r for r in window if r.outcome != "completed"]
             result.failed = len(failed)
-            result.not_allowed = sum(1 for r in failed if not allowed(r))
+            result.not_allowed += sum(1 for r in failed if not allowed(r, result))
             result.notes += sorted({f"{r.outcome}: {r.reason}: {r.message[:120]}" for r in failed})[:6]
             report.faults.append(result)
             counted = f"{result.failed} failed ({result.not_allowed} not allowed)"
             echo(f"chaos: {name}: {counted}, recovery {result.recovery_s}")
         await load.stop()
+        report.checks["runs failed outside every fault's window"] = sum(
+            1
+            for r in load.runs
+            if r.outcome != "completed"
+            and not any(r.started < end and r.ended >= start for start, end in windows)
+        )
         report.runs = len(load.runs)
         report.completed = sum(1 for r in load.runs if r.outcome == "completed")
         report.checks |= await check_tasks(mesh, load)
@@ -365,8 +421,8 @@ async def run_chaos(
         report.checks |= await check_sessions_take_turns(mesh, load)
     finally:
         await asyncio.to_thread(mesh.stop)
-    report.checks["tracebacks in the mesh's logs"] = sum(
-        1 for lines in mesh.logs().values() for line in lines if "Traceback" in line
+    report.checks["tracebacks in the mesh's logs (every process life)"] = sum(
+        1 for _, lines in mesh.logs() for line in lines if "Traceback" in line
     )
     return report
 

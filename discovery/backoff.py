@@ -58,8 +58,9 @@ class Outage:
         kind: str = "unreachable",
         level: int = logging.WARNING,
         retrying: str = "retrying",
+        then: str = "then with growing back-off",
     ) -> None:
-        """Record a failure; `delay` (seconds) is when the loop tries again.
+        """Record a failure; `delay` (seconds) is when the loop tries again, `then` how after that.
 
         Logged at `level` when an outage starts or its `kind` changes (Consul stops
         refusing and starts being unreachable, say), at DEBUG otherwise.
@@ -70,11 +71,12 @@ class Outage:
             self.kind = kind
             self.log.log(
                 level,
-                "%s: %s; %s in %.1fs, then with growing back-off (further failures logged at DEBUG)",
+                "%s: %s; %s in %.1fs, %s (further failures logged at DEBUG)",
                 self.what,
                 reason,
                 retrying,
                 delay,
+                then,
             )
         else:
             self.log.debug("%s: still failing (%s); %s in %.1fs", self.what, reason, retrying, delay)

@@ -29,6 +29,7 @@ meshscope's:
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -149,11 +150,46 @@ serves endpoint changes within seconds): resolving more often would see nothing 
 def parse_dns_services(value: str) -> dict[str, tuple[str, int]]:
     """`analyst=analyst-headless:50051;writer=writer.mesh.svc.cluster.local:50051` as
     {agent: (name, port)}: one name per agent; `ConfigError` naming the variable for anything else."""
+    import dns.exception
+    import dns.name
+
     services = parse_static_endpoints(value, "MESHSCOPE_DNS_SERVICES")
     for agent, names in services.items():
         if len(names) > 1:
             raise ConfigError(f"MESHSCOPE_DNS_SERVICES: agent {agent!r} has more than one name")
+        name = names[0][0]
+        if not is_ip_address(name):
+            try:
+                dns.name.from_text(name)
+            except dns.exception.DNSException as exc:
+                raise ConfigError(
+                    f"MESHSCOPE_DNS_SERVICES ({agent}): {name!r} is not a DNS name: {exc}"
+                ) from None
     return {agent: names[0] for agent, names in services.items()}
+
+
+def is_ip_address(value: str) -> bool:
+    """Whether `value` is an IPv4 or IPv6 address (not a name)."""
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _nameserver(raw: str) -> tuple[str, int]:
+    """`MESHSCOPE_DNS_NAMESERVER`: an IP address (dnspython asks servers by address), with an
+    optional port: `10.96.0.10`, `10.96.0.10:5353`, `::1`, `[::1]:5353`."""
+    if is_ip_address(raw):
+        return raw, 53
+    if raw.startswith("[") and raw.endswith("]") and is_ip_address(raw[1:-1]):
+        return raw[1:-1], 53
+    host, port = parse_host_port(raw, "MESHSCOPE_DNS_NAMESERVER")
+    if not is_ip_address(host):
+        raise ConfigError(
+            f"MESHSCOPE_DNS_NAMESERVER={raw!r} is not valid: expected an IP address, optionally with a port"
+        )
+    return host, port
 
 
 @dataclass(frozen=True)

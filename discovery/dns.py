@@ -9,14 +9,20 @@ the set at the next resolution.
 
   MESHSCOPE_DNS_SERVICES     agent=name:port;agent=name:port     (required with MESHSCOPE_DISCOVERY=dns)
   MESHSCOPE_DNS_INTERVAL_S   seconds between resolutions          5
-  MESHSCOPE_DNS_NAMESERVER   host[:port] to ask instead of /etc/resolv.conf's
+  MESHSCOPE_DNS_NAMESERVER   an IP address[:port] to ask instead of resolv.conf's servers
 
 A name that does not exist (NXDOMAIN) or has no address records is an agent with no replica (a
 Service whose pods are all unready). A resolver that does not answer (timeout, SERVFAIL, refused)
-keeps the last set: a flaky DNS server must not empty the mesh; the outage is logged once when it
-starts and once when it ends. Resolution is dnspython's asyncio resolver, which reads the system's
-resolv.conf (search domains, ndots) as glibc does; the loop's `getaddrinfo` would hide NXDOMAIN from
-a timeout and cache nothing less than the system does.
+for both record types keeps the last set: a flaky DNS server must not empty the mesh; the outage is
+logged once when it starts and once when it ends. When one type answers and the other does not (a
+server that drops AAAA queries), the answering type's records are the set. An IP address given
+instead of a name is that one replica.
+
+Resolution is dnspython's asyncio resolver, which reads resolv.conf's search domains and ndots (kept
+when MESHSCOPE_DNS_NAMESERVER replaces its servers). It asks DNS servers only: /etc/hosts entries
+(Kubernetes hostAliases, Compose extra_hosts) are not seen. The loop's `getaddrinfo` would see them,
+but it tells neither NXDOMAIN from a timeout nor an empty answer from a failure, which is what
+keeps a flaky DNS server from emptying the mesh.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import dns.exception
 import dns.resolver
 
 from meshscope.discovery.backoff import Outage
-from meshscope.discovery.config import DnsSettings
+from meshscope.discovery.config import DnsSettings, is_ip_address
 from meshscope.discovery.model import Instance, replica_id_for
 from meshscope.discovery.watcher import _Notifier
 
@@ -47,7 +53,12 @@ class DnsWatcher(_Notifier):
     def __init__(self, settings: DnsSettings) -> None:
         super().__init__()
         self.settings = settings
-        self._resolver = dns.asyncresolver.Resolver(configure=settings.nameserver is None)
+        try:
+            self._resolver = dns.asyncresolver.Resolver()  # resolv.conf: servers, search domains, ndots
+        except dns.resolver.NoResolverConfiguration:
+            if settings.nameserver is None:
+                raise
+            self._resolver = dns.asyncresolver.Resolver(configure=False)
         if settings.nameserver is not None:
             host, port = settings.nameserver
             self._resolver.nameservers = [host]
@@ -55,6 +66,8 @@ class DnsWatcher(_Notifier):
         self._resolver.lifetime = RESOLVE_TIMEOUT_S
         self._task: asyncio.Task[None] | None = None
         self._outage = Outage(log, "resolving the agents' DNS names")
+        self.failure: str | None = None
+        """Why the last resolution of some name failed (None: every name answered)."""
 
     async def start(self) -> None:
         """Resolve every name once (so the orchestrator starts with the replicas there are), then
@@ -93,19 +106,28 @@ class DnsWatcher(_Notifier):
             )
         if failed:
             agent, reason = failed[0]
-            self._outage.failed(f"{agent}: {reason}", self.settings.interval_s, kind="unanswered")
+            self.failure = f"{agent}: {reason}"
+            self._outage.failed(
+                self.failure, self.settings.interval_s, kind="unanswered", then="then at that interval"
+            )
         else:
+            self.failure = None
             self._outage.recovered()
 
     async def _addresses(self, name: str) -> set[str] | str:
-        """The IPv4 and IPv6 addresses of `name` (empty: none exist), or why the resolver failed."""
+        """The IPv4 and IPv6 addresses of `name` (empty: none exist), or why the resolver failed
+        (for both record types: one that answers is enough)."""
+        if is_ip_address(name):
+            return {name}
         found: set[str] = set()
+        failures: list[str] = []
         for record_type in ("A", "AAAA"):
             try:
                 answer = await self._resolver.resolve(name, record_type, search=True)
             except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
                 continue
             except (dns.exception.Timeout, dns.resolver.NoNameservers) as exc:
-                return f"{name} {record_type}: {type(exc).__name__}"
+                failures.append(f"{name} {record_type}: {type(exc).__name__}")
+                continue
             found.update(record.to_text() for record in answer)
-        return found
+        return failures[0] if len(failures) == 2 else found

@@ -5,8 +5,8 @@ The mesh: one agent process serving `analyst` and `writer` (scripted model), the
 gRPC requests, every method of `meshscope.v1.AgentService` and `meshscope.v1.Orchestrator`, their
 bytes from `fuzz.protos.requests`, and `http_budget` HTTP requests to the bridge from
 `fuzz.http.http_requests`. The verdict: no gRPC status INTERNAL or UNKNOWN (a request the server
-cannot use is the caller's mistake: INVALID_ARGUMENT and kin), no HTTP 5xx other than the 503 the
-bridge answers while the orchestrator is unreachable (it is not, here), no traceback in any log,
+cannot use is the caller's mistake: INVALID_ARGUMENT and kin), no HTTP 5xx and no JSON-RPC internal
+error (-32603, in an answer's body or an SSE event), no traceback in any log,
 and every server alive and answering afterwards (health SERVING, a real run through the bridge).
 """
 
@@ -57,7 +57,7 @@ class FuzzReport:
     grpc_statuses: Counter[str] = field(default_factory=Counter)
     http_statuses: Counter[int] = field(default_factory=Counter)
     bad: list[str] = field(default_factory=list)
-    """The requests that got INTERNAL, UNKNOWN or a 5xx (the first 20)."""
+    """The requests that got INTERNAL, UNKNOWN, a 5xx or JSON-RPC's -32603 (the first 20)."""
     bad_count: int = 0
     tracebacks: dict[str, int] = field(default_factory=dict)
     alive: dict[str, bool] = field(default_factory=dict)
@@ -79,7 +79,7 @@ class FuzzReport:
         lines = [f"{self.requests} requests"]
         lines.append("gRPC statuses: " + ", ".join(f"{k} {v}" for k, v in self.grpc_statuses.most_common()))
         lines.append("HTTP statuses: " + ", ".join(f"{k} {v}" for k, v in sorted(self.http_statuses.items())))
-        lines.append(f"INTERNAL/UNKNOWN/5xx: {self.bad_count}")
+        lines.append(f"INTERNAL/UNKNOWN/5xx/-32603: {self.bad_count}")
         lines += [f"  {b}" for b in self.bad]
         lines.append("tracebacks in logs: " + ", ".join(f"{k} {v}" for k, v in self.tracebacks.items()))
         lines.append(
@@ -144,9 +144,9 @@ def fuzz_http(bridge_url: str, budget: int, report: FuzzReport) -> None:
         @_settings(budget)
         @given(http_requests())
         def one(request: HttpRequest) -> None:
-            status = _send(http, request)
+            status, internal = _send(http, request)
             report.http_statuses[status] += 1
-            if status >= 500:
+            if status >= 500 or internal:
                 report._bad(
                     f"{request.method} {request.path} -> {status} <- {request.body[:120]!r} {request.headers}"
                 )
@@ -154,14 +154,18 @@ def fuzz_http(bridge_url: str, budget: int, report: FuzzReport) -> None:
         one()
 
 
-def _send(http: httpx.Client, request: HttpRequest) -> int:
-    """The response's status (an SSE answer is read for at most STREAM_READ_S, then dropped)."""
+def _send(http: httpx.Client, request: HttpRequest) -> tuple[int, bool]:
+    """The response's status, and whether its body carries JSON-RPC's internal error (-32603, in a
+    200 answer or an SSE event): a 5xx in all but status (an SSE answer is read for at most
+    STREAM_READ_S, then dropped)."""
+    seen = b""
     with http.stream(request.method, request.path, headers=request.headers, content=request.body) as response:
         began = time.monotonic()
-        for _ in response.iter_raw():
-            if time.monotonic() - began > STREAM_READ_S:
+        for chunk in response.iter_raw():
+            seen = (seen + chunk)[-65536:]
+            if b"-32603" in seen or time.monotonic() - began > STREAM_READ_S:
                 break
-        return response.status_code
+        return response.status_code, b"-32603" in seen
 
 
 def _alive(mesh: dict[str, ServiceProcess]) -> dict[str, bool]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from collections.abc import Mapping
 
@@ -25,12 +26,19 @@ def _static(settings: DiscoverySettings) -> dict[str, tuple[Instance, ...]]:
     }
 
 
+class DnsUnanswered(Exception):
+    """DNS did not answer for some agent's name (its message says which)."""
+
+
 async def _resolved(settings: DiscoverySettings) -> dict[str, tuple[Instance, ...]]:
-    """One resolution of every agent's DNS name (a resolver that does not answer: no replicas shown)."""
+    """One resolution of every agent's DNS name; `DnsUnanswered` when a resolver did not answer."""
     from meshscope.discovery.dns import DnsWatcher
 
+    logging.getLogger("meshscope.discovery").setLevel(logging.ERROR)  # one line, below, says it
     watcher = DnsWatcher(settings.dns)
     await watcher.resolve_all()
+    if watcher.failure is not None:
+        raise DnsUnanswered(watcher.failure)
     return {agent: watcher.instances(agent) for agent in sorted(settings.dns.services)}
 
 
@@ -77,7 +85,11 @@ def run(as_json: bool) -> int:
     if settings.backend == "static":
         agents = _static(settings)
     elif settings.backend == "dns":
-        agents = asyncio.run(_resolved(settings))
+        try:
+            agents = asyncio.run(_resolved(settings))
+        except DnsUnanswered as exc:
+            print(f"meshscope: DNS did not answer ({exc})", file=sys.stderr)
+            return 1
     else:
         from meshscope.discovery.consul_client import UNREACHABLE, describe_error
         from meshscope.discovery.watcher import ReadDenied, list_replicas

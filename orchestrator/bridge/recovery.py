@@ -75,18 +75,16 @@ async def fail_orphans(stores: TaskStores, instance: BridgeInstance) -> int:
     from a2a.server.cluster.task_store import ConcurrentTaskModificationError
 
     assert isinstance(stores.tasks, VersionedDatabaseTaskStore)
+    # Only unfinished tasks are read (a filter in the database: the table holds every task ever run),
+    # and only the columns needed to tell whose they are.
+    query = select(TaskModel.id, TaskModel.owner, TaskModel.task_metadata).where(
+        TaskModel.status["state"].as_string().in_(_UNFINISHED)
+    )
+    orphans: list[tuple[str, str]] = []
     async with stores.engine.connect() as connection:
-        rows = (
-            await connection.execute(
-                select(TaskModel.id, TaskModel.owner, TaskModel.status, TaskModel.task_metadata)
-            )
-        ).all()
-    orphans = [
-        (task_id, owner or "")
-        for task_id, owner, status, metadata in rows
-        if (status or {}).get("state") in _UNFINISHED
-        and instance.earlier_life((metadata or {}).get(BRIDGE_KEY))
-    ]
+        async for task_id, owner, recorded in await connection.stream(query):
+            if instance.earlier_life((recorded or {}).get(BRIDGE_KEY)):
+                orphans.append((task_id, owner or ""))
     ended = 0
     for task_id, owner in orphans:
         context = ServerCallContext(user=_Owner(owner))
@@ -118,6 +116,7 @@ async def fail_orphans(stores: TaskStores, instance: BridgeInstance) -> int:
             "meshscope.code": "UNAVAILABLE",
             "meshscope.reason": "ERROR_REASON_CUT_OFF",
             "meshscope.retryable": True,
+            "meshscope.streamed": bool(task.artifacts),
         }
         task.status.CopyFrom(status)
         task.metadata.update(metadata)

@@ -41,3 +41,27 @@ def test_health_of_the_bridge_over_http() -> None:
         )  # no orchestrator
     finally:
         bridge.stop()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([""], "is not host:port"),
+        (["127.0.0.1"], "is not host:port"),  # it dialled port 443
+        (["127.0.0.1:99999"], "is not host:port"),  # it dialled 99999 mod 65536
+        (["http://[::1"], "is not a URL"),  # it was httpx's traceback
+        (["127.0.0.1:1", "--timeout", "inf"], "--timeout inf is not valid"),  # was DEADLINE_EXCEEDED at once
+    ],
+)
+def test_a_bad_health_argument_is_one_line_and_exit_2(args: list[str], message: str) -> None:
+    done = run_cli(["health", *args])
+    assert done.returncode == 2 and message in done.stderr and len(done.stderr.splitlines()) == 1, done.stderr
+
+
+def test_health_checks_ignore_proxy_settings() -> None:
+    agents = start_agents(["--agents", "analyst", "--model", "scripted"])
+    try:
+        proxied = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9", "no_proxy": ""}
+        assert run_cli(["health", agents.address], env=proxied).returncode == 0
+    finally:
+        agents.stop()

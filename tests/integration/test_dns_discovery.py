@@ -37,6 +37,7 @@ class TinyDns(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self.records: dict[str, list[str]] = {}
         self.silent = False
+        self.drop_aaaa = False
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -46,6 +47,8 @@ class TinyDns(asyncio.DatagramProtocol):
         if self.silent or self.transport is None:
             return
         query = dns.message.from_wire(data)
+        if self.drop_aaaa and query.question[0].rdtype == dns.rdatatype.AAAA:
+            return
         response = dns.message.make_response(query)
         question = query.question[0]
         name = question.name.to_text().rstrip(".").lower()
@@ -94,6 +97,20 @@ async def test_the_watcher_follows_the_records_and_keeps_them_while_dns_is_silen
         await wait_for(lambda: _now(addresses(watcher)), lambda a: a == [], timeout=5)
     finally:
         await watcher.stop()
+
+
+async def test_a_server_that_drops_aaaa_queries_still_gives_the_a_records(
+    tiny_dns: tuple[TinyDns, str],
+) -> None:
+    server, nameserver = tiny_dns
+    host, port = nameserver.split(":")
+    server.records[NAME] = ["10.0.0.7"]
+    server.drop_aaaa = True  # found by review: the A answer was thrown away with the AAAA timeout
+    services = {"analyst": (NAME, 50051), "writer": ("10.0.0.9", 50052)}  # an address is itself
+    watcher = DnsWatcher(DnsSettings(services, interval_s=60, nameserver=(host, int(port))))
+    await watcher.resolve_all()
+    assert [i.host for i in watcher.instances("analyst")] == ["10.0.0.7"]
+    assert [i.address for i in watcher.instances("writer")] == ["10.0.0.9:50052"]
 
 
 async def _now(value: T) -> T:

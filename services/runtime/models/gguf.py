@@ -214,6 +214,8 @@ def _import_llama_cpp() -> Any:
         import llama_cpp
     except ImportError as exc:
         raise ConfigError(f"model local needs llama-cpp-python ({exc}): {EXTRA_HINT}") from None
+    except (OSError, RuntimeError) as exc:  # installed, but its shared libraries cannot load
+        raise ConfigError(f"model local: llama-cpp-python cannot load its libraries: {exc}") from None
     return llama_cpp
 
 
