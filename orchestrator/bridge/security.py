@@ -188,6 +188,10 @@ class Guard:
                     jsonrpc_code=-32700,
                 )  # fmt: skip
                 return
+            mixed = _v03_method_with_another_version(scope, headers, body)
+            if mixed is not None:
+                await refuse(scope, send, 400, "INVALID_ARGUMENT", mixed)
+                return
             receive = _replay(body, receive)
         await self.app(scope, receive, send)
 
@@ -228,6 +232,36 @@ class Guard:
             if not message.get("more_body", False):
                 break
         return b"".join(chunks)
+
+
+_V03_PREFIXES = (b'"message/', b'"tasks/', b'"agent/')
+
+
+def _v03_method_with_another_version(scope: Scope, headers: Mapping[bytes, bytes], body: bytes) -> str | None:
+    """Why a JSON-RPC call of an A2A 0.3 method that declares another protocol version is refused
+    (None: it is not one). a2a-sdk 1.3.0 answers it -32603, an internal error, because 0.3 has no
+    "version not supported" code (found by `make fuzz`); it is the caller's contradiction, so it is
+    refused here as an invalid request (-32600), a code 0.3 clients know. Only bodies that name a
+    0.3-style method (`message/send`, `tasks/get`, ...) under a non-0.3 `A2A-Version` are parsed."""
+    version = headers.get(b"a2a-version", b"").strip()
+    if not version or version.startswith(b"0.3") or not _is_jsonrpc(scope):
+        return None  # no version (a 0.3 client's way), or 0.3's
+    if not any(prefix in body for prefix in _V03_PREFIXES):
+        return None
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None  # a2a-sdk answers it: -32700
+    calls = parsed if isinstance(parsed, list) else [parsed]
+    for call in calls:
+        method = call.get("method") if isinstance(call, dict) else None
+        if isinstance(method, str) and "/" in method:
+            shown = version.decode("latin-1")
+            return (
+                f"method {method!r} is A2A 0.3's, but the request says A2A-Version {shown!r}: "
+                "send 0.3, or a 1.0 method"
+            )
+    return None
 
 
 def _utf8_json(body: bytes) -> bool:

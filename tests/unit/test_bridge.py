@@ -216,6 +216,19 @@ async def test_a_body_json_would_not_read_as_utf8_is_a_parse_error(body: bytes) 
     assert response.json()["error"]["code"] == -32700  # JSON-RPC's parse error
 
 
+@pytest.mark.parametrize("version", ["1.0", "junk", "2"])
+async def test_a_0_3_method_under_another_a2a_version_is_an_invalid_request(version: str) -> None:
+    """Found by `make fuzz`: a2a-sdk answered this contradiction -32603, an internal error."""
+    body = b'{"jsonrpc": "2.0", "id": 1, "method": "tasks/resubscribe", "params": {"id": "x"}}'
+    headers = {"content-type": "application/json", "A2A-Version": version}
+    async with guarded() as http:
+        refused = await http.post("/agents/a/", content=body, headers=headers)
+        passed = await http.post("/agents/a/", content=body, headers={**headers, "A2A-Version": "0.3"})
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == -32600
+    assert "tasks/resubscribe" in refused.json()["error"]["message"]
+    assert passed.status_code == 200  # 0.3 with its own version goes through
+
+
 async def test_the_guard_names_the_key_holder_and_refuses_others() -> None:
     async with guarded(api_keys={"k" * 16: "alice"}) as http:
         ok = await http.get("/agents/a/tasks", headers={"Authorization": f"Bearer {'k' * 16}"})
