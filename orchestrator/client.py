@@ -12,6 +12,7 @@ is `meshscope.clients.SessionClient`'s, shared with the agent-service client.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncGenerator, Mapping
 from datetime import timedelta
 from typing import Any
@@ -25,6 +26,26 @@ from meshscope.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from meshscope.wire import user_message
 
 DEFAULT_TARGET = "127.0.0.1:50050"
+RETRY_SERVICE_CONFIG = json.dumps(
+    {
+        "methodConfig": [
+            {
+                "name": [{"service": "meshscope.v1.Orchestrator"}],
+                "retryPolicy": {
+                    "maxAttempts": 4,
+                    "initialBackoff": "0.2s",
+                    "maxBackoff": "1s",
+                    "backoffMultiplier": 2.5,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ]
+    }
+)
+"""gRPC's own retry policy for every call to the orchestrator: a call it refuses UNAVAILABLE before
+answering anything (an orchestrator replica draining, a connection to one that just went) is sent
+again, up to 3 more times, ~0.2-1 s apart. gRPC retries only calls that have received nothing, so a
+run that had started streaming is never run twice."""
 
 
 def orchestrator_address() -> str:
@@ -38,8 +59,10 @@ class OrchestratorClient(SessionClient):
     _stub_type = orchestrator_pb2_grpc.OrchestratorStub
 
     def __init__(self, target: str | None = None, **channel: Any) -> None:
-        """`channel`: `options` and `settings`, as `ChannelClient` takes them."""
-        super().__init__(target or orchestrator_address(), **channel)
+        """`channel`: `options` and `settings`, as `ChannelClient` takes them (`options` come after
+        the retry policy, `RETRY_SERVICE_CONFIG`, and win over it)."""
+        options = [("grpc.service_config", RETRY_SERVICE_CONFIG), *(channel.pop("options", None) or ())]
+        super().__init__(target or orchestrator_address(), options=options, **channel)
 
     async def run(
         self,

@@ -58,9 +58,6 @@ __all__ = ["TARGET_KEY", "TARGET_STATE", "MeshExecutor"]
 
 log = logging.getLogger(__name__)
 
-REFUSED_RETRY_PAUSES_S = (0.2, 0.5, 1.0)
-"""Pauses before trying a run again that the orchestrator refused UNAVAILABLE before it began."""
-
 TARGET_STATE = "meshscope.target"
 """Where the route puts the target (agent or pipeline) in the call context's state."""
 TARGET_KEY = "meshscope.target"
@@ -320,23 +317,12 @@ class MeshExecutor(AgentExecutor):
         assert this is not None
         self._running[this] = relay
         try:
-            for attempt, pause_s in enumerate((*REFUSED_RETRY_PAUSES_S, None)):
-                events = 0
-                try:
-                    async for event in self._orchestrator.run(
-                        target, message, session_id=context_id, user_id=user, metadata=request_metadata
-                    ):
-                        events += 1
-                        await relay.on(event)
-                    break
-                except grpc.aio.AioRpcError as exc:
-                    # Refused before the run began (an orchestrator replica draining, a connection to one
-                    # that just went): nothing ran, so another try is safe, and a restarted or
-                    # scaled-down orchestrator behind a Service costs no task.
-                    if events or exc.code() != grpc.StatusCode.UNAVAILABLE or pause_s is None:
-                        raise
-                    log.info("run of %r refused (%s), trying again (%d)", target, exc.details(), attempt + 1)
-                    await asyncio.sleep(pause_s)
+            # A run the orchestrator refuses before it begins is retried by the client's gRPC retry
+            # policy (`meshscope.orchestrator.client.RETRY_SERVICE_CONFIG`).
+            async for event in self._orchestrator.run(
+                target, message, session_id=context_id, user_id=user, metadata=request_metadata
+            ):
+                await relay.on(event)
         except asyncio.CancelledError:
             if not relay.stopping:
                 raise  # a2a-sdk's cancel (CancelTask): it records CANCELED through `cancel`
