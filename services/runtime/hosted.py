@@ -84,10 +84,13 @@ class HostedAgent:
         self._idle: list[Agent] = []
         # AgentScope's own spans (invoke_agent, chat <model>, execute_tool), under the Invoke span.
         self._middlewares: tuple[MiddlewareBase, ...] = (TracingMiddleware(),) if telemetry.enabled() else ()
-        self._token_attributes = {
+        # The token metric's attributes, made once: they are the same for every model call.
+        model = {
             "gen_ai.request.model": str(model_spec) if model_spec else "",
             "gen_ai.agent.name": definition.name,
         }
+        self._input_tokens = {**model, "gen_ai.token.type": "input"}
+        self._output_tokens = {**model, "gen_ai.token.type": "output"}
 
     @property
     def name(self) -> str:
@@ -112,8 +115,8 @@ class HostedAgent:
 
     def count_tokens(self, event: ModelCallEndEvent) -> None:
         """Record one model call's tokens (gen_ai.client.token.usage, input and output)."""
-        TOKENS.record(event.input_tokens, {**self._token_attributes, "gen_ai.token.type": "input"})
-        TOKENS.record(event.output_tokens, {**self._token_attributes, "gen_ai.token.type": "output"})
+        TOKENS.record(event.input_tokens, self._input_tokens)
+        TOKENS.record(event.output_tokens, self._output_tokens)
 
     def release(self, agent: StreamingAgent, *, reusable: bool) -> None:
         """Give back a turn's agent; only agents whose turn completed normally are reused."""

@@ -37,7 +37,7 @@ class Refusing(orchestrator_pb2_grpc.OrchestratorServicer):
 
 async def serve(servicer: Refusing) -> tuple[grpc.aio.Server, str]:
     server = grpc.aio.server()
-    orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     return server, f"127.0.0.1:{port}"

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from opentelemetry import metrics
-from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.metrics import CallbackOptions, Histogram, Observation
 
 __all__ = [
     "EJECTIONS",
@@ -40,17 +40,21 @@ _meter = metrics.get_meter("meshscope")
 RUNS_ACTIVE = _meter.create_up_down_counter(
     "meshscope.orchestrator.runs.active", unit="{run}", description="Runs in flight, by target."
 )
-RUN_DURATION = _meter.create_histogram(
-    "meshscope.orchestrator.run.duration",
-    unit="s",
-    description="From a run's start to its end or failure, by target and status.",
-    explicit_bucket_boundaries_advisory=SECONDS,
+
+
+def _duration(name: str, description: str) -> Histogram:
+    """A histogram of seconds with the `SECONDS` buckets."""
+    return _meter.create_histogram(
+        name, unit="s", description=description, explicit_bucket_boundaries_advisory=SECONDS
+    )
+
+
+RUN_DURATION = _duration(
+    "meshscope.orchestrator.run.duration", "From a run's start to its end or failure, by target and status."
 )
-TIME_TO_FIRST_EVENT = _meter.create_histogram(
+TIME_TO_FIRST_EVENT = _duration(
     "meshscope.orchestrator.run.time_to_first_event",
-    unit="s",
-    description="From a run's start to the first agent event relayed to its caller, by target.",
-    explicit_bucket_boundaries_advisory=SECONDS,
+    "From a run's start to the first agent event relayed to its caller, by target.",
 )
 RUN_ERRORS = _meter.create_counter(
     "meshscope.orchestrator.run.errors",
@@ -62,17 +66,12 @@ EJECTIONS = _meter.create_counter(
     unit="{ejection}",
     description="Replicas taken out of rotation after failing before their first event, by agent.",
 )
-LOCK_WAIT = _meter.create_histogram(
+LOCK_WAIT = _duration(
     "meshscope.agent.session.lock.wait",
-    unit="s",
-    description="Time a turn waited for its (session, agent) lock, by agent and outcome (taken or busy).",
-    explicit_bucket_boundaries_advisory=SECONDS,
+    "Time a turn waited for its (session, agent) lock, by agent and outcome (taken or busy).",
 )
-POOL_WAIT = _meter.create_histogram(
-    "meshscope.agent.redis.pool.wait",
-    unit="s",
-    description="Time a Redis command waited for a pooled connection.",
-    explicit_bucket_boundaries_advisory=SECONDS,
+POOL_WAIT = _duration(
+    "meshscope.agent.redis.pool.wait", "Time a Redis command waited for a pooled connection."
 )
 TOKENS = _meter.create_histogram(
     "gen_ai.client.token.usage",
