@@ -29,21 +29,25 @@ __all__ = ["run_span", "step_span", "traced"]
 T = TypeVar("T")
 
 
+_TRACER = telemetry.tracer("meshscope.orchestrator")
+"""The API's proxy tracer: made once, it records through the provider `telemetry.start` sets."""
+
+
 def run_span(target: str, kind: str, run_id: str, session_id: str) -> Span:
     """The span of one run, child of the current span (the Run call's gRPC server span)."""
     attributes = {"meshscope.target": target, "meshscope.target.kind": kind, "meshscope.run.id": run_id}
-    if session_id:
-        attributes["meshscope.session.id"] = session_id
-    span: Span = telemetry.tracer("meshscope.orchestrator").start_span(f"run {target}", attributes=attributes)
-    return span
+    return _started(f"run {target}", attributes, session_id)
 
 
 def step_span(step: str, agent: str, session_id: str) -> Span:
     """The span of one step, child of the current span (its run's, or a parallel parent's)."""
-    attributes = {"meshscope.step": step, "meshscope.agent": agent}
-    if session_id:
+    return _started(f"step {step}", {"meshscope.step": step, "meshscope.agent": agent}, session_id)
+
+
+def _started(name: str, attributes: dict[str, str], session_id: str) -> Span:
+    if session_id:  # a run without a session has no session attribute, not an empty one
         attributes["meshscope.session.id"] = session_id
-    span: Span = telemetry.tracer("meshscope.orchestrator").start_span(f"step {step}", attributes=attributes)
+    span: Span = _TRACER.start_span(name, attributes=attributes)
     return span
 
 
