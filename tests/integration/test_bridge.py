@@ -602,20 +602,32 @@ async def test_a_push_url_into_the_bridges_own_network_is_refused_by_default(mes
         await client.close()
 
 
+async def a_long_task_streaming(
+    client: Client, chunks: int
+) -> tuple[AsyncGenerator[a2a_pb2.StreamResponse, None], str, list[str]]:
+    """A task 20 s long (400 words), streamed until its first `chunks` artifact chunks arrived: the
+    stream (still open), the task id, and the chunks' texts."""
+    stream = cast(
+        AsyncGenerator[a2a_pb2.StreamResponse, None], client.send_message(user_message("long #slow=400"))
+    )
+    task_id = ""
+    seen: list[str] = []
+    async for item in stream:
+        if item.HasField("task"):
+            task_id = item.task.id
+        if item.HasField("artifact_update"):
+            seen.append(text_of(item.artifact_update.artifact.parts))
+            if len(seen) == chunks:
+                break
+    return stream, task_id, seen
+
+
 async def test_a_stopped_bridge_ends_its_running_tasks_failed_and_exits_cleanly(mesh: Mesh) -> None:
     database = f"sqlite+aiosqlite:///{mesh.folder / 'stop.db'}"
     bridge = mesh.start_bridge({"MESHSCOPE_SHUTDOWN_GRACE_S": "2"}, database=database)
     client = await client_for(f"{bridge.address}/agents/analyst")
     try:
-        stream = cast(
-            AsyncGenerator[a2a_pb2.StreamResponse, None], client.send_message(user_message("long #slow=400"))
-        )
-        task_id = ""
-        async for item in stream:
-            if item.HasField("task"):
-                task_id = item.task.id
-            if item.HasField("artifact_update"):
-                break
+        stream, task_id, _ = await a_long_task_streaming(client, chunks=1)
         bridge.terminate()  # SIGTERM while the task runs: 20 s of words are left
         rest = [item async for item in stream]
     finally:
@@ -640,19 +652,8 @@ async def test_a_killed_bridge_leaves_no_task_running_and_its_streams_resume_wit
     port = int(bridge.address.rsplit(":", 1)[1])
     client = await client_for(f"{bridge.address}/agents/analyst")
     finished = final_task(await send(client, user_message("done before the crash")))
-    seen: list[str] = []
     try:
-        stream = cast(
-            AsyncGenerator[a2a_pb2.StreamResponse, None], client.send_message(user_message("long #slow=400"))
-        )
-        task_id = ""
-        async for item in stream:
-            if item.HasField("task"):
-                task_id = item.task.id
-            if item.HasField("artifact_update"):
-                seen.append(text_of(item.artifact_update.artifact.parts))
-                if len(seen) == 3:
-                    break
+        stream, task_id, seen = await a_long_task_streaming(client, chunks=3)
         bridge.proc.kill()  # SIGKILL: no drain, the task is left WORKING in the store
         bridge.proc.wait()
         with pytest.raises(Exception):  # noqa: B017, PT011 - the stream breaks, however the transport says so

@@ -60,10 +60,11 @@ class TinyDns(asyncio.DatagramProtocol):
 
 
 @pytest.fixture
-async def tiny_dns() -> AsyncIterator[tuple[TinyDns, str]]:
+async def tiny_dns() -> AsyncIterator[tuple[TinyDns, tuple[str, int]]]:
+    """The server and its address (host, port)."""
     loop = asyncio.get_running_loop()
     transport, server = await loop.create_datagram_endpoint(TinyDns, local_addr=("127.0.0.1", 0))
-    yield server, f"127.0.0.1:{transport.get_extra_info('sockname')[1]}"
+    yield server, ("127.0.0.1", transport.get_extra_info("sockname")[1])
     transport.close()
 
 
@@ -72,14 +73,11 @@ def addresses(watcher: DnsWatcher) -> list[str]:
 
 
 async def test_the_watcher_follows_the_records_and_keeps_them_while_dns_is_silent(
-    tiny_dns: tuple[TinyDns, str],
+    tiny_dns: tuple[TinyDns, tuple[str, int]],
 ) -> None:
     server, nameserver = tiny_dns
-    host, port = nameserver.split(":")
     server.records[NAME] = ["10.0.0.1"]
-    watcher = DnsWatcher(
-        DnsSettings({"analyst": (NAME, 50051)}, interval_s=0.2, nameserver=(host, int(port)))
-    )
+    watcher = DnsWatcher(DnsSettings({"analyst": (NAME, 50051)}, interval_s=0.2, nameserver=nameserver))
     await watcher.start()
     try:
         assert addresses(watcher) == ["10.0.0.1"]  # resolved before start returns
@@ -88,9 +86,8 @@ async def test_the_watcher_follows_the_records_and_keeps_them_while_dns_is_silen
         await wait_for(lambda: _now(addresses(watcher)), lambda a: a == ["10.0.0.1", "10.0.0.2"], timeout=5)
         server.records[NAME] = ["10.0.0.2"]  # one left
         await wait_for(lambda: _now(addresses(watcher)), lambda a: a == ["10.0.0.2"], timeout=5)
-        server.silent = True  # DNS stops answering: after two failed resolutions, the last set stays
-        outage = watcher._outage
-        await wait_for(lambda: _now(outage.failures), lambda n: n >= 2, timeout=20)
+        server.silent = True  # DNS stops answering: once a resolution has failed, the last set stays
+        await wait_for(lambda: _now(watcher.failure), lambda failure: failure is not None, timeout=20)
         assert addresses(watcher) == ["10.0.0.2"]
         server.silent = False
         del server.records[NAME]  # the name is gone (no ready pod): no replica
@@ -100,14 +97,13 @@ async def test_the_watcher_follows_the_records_and_keeps_them_while_dns_is_silen
 
 
 async def test_a_server_that_drops_aaaa_queries_still_gives_the_a_records(
-    tiny_dns: tuple[TinyDns, str],
+    tiny_dns: tuple[TinyDns, tuple[str, int]],
 ) -> None:
     server, nameserver = tiny_dns
-    host, port = nameserver.split(":")
     server.records[NAME] = ["10.0.0.7"]
     server.drop_aaaa = True  # found by review: the A answer was thrown away with the AAAA timeout
     services = {"analyst": (NAME, 50051), "writer": ("10.0.0.9", 50052)}  # an address is itself
-    watcher = DnsWatcher(DnsSettings(services, interval_s=60, nameserver=(host, int(port))))
+    watcher = DnsWatcher(DnsSettings(services, interval_s=60, nameserver=nameserver))
     await watcher.resolve_all()
     assert [i.host for i in watcher.instances("analyst")] == ["10.0.0.7"]
     assert [i.address for i in watcher.instances("writer")] == ["10.0.0.9:50052"]
@@ -184,15 +180,15 @@ def two_pods() -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
 
 
 async def test_the_orchestrator_balances_across_the_pods_dns_returns(
-    tiny_dns: tuple[TinyDns, str], two_pods: tuple[ServiceProcess, ServiceProcess], tmp_path: Path
+    tiny_dns: tuple[TinyDns, tuple[str, int]], two_pods: tuple[ServiceProcess, ServiceProcess], tmp_path: Path
 ) -> None:
-    server, nameserver = tiny_dns
+    server, (host, port_53) = tiny_dns
     port = two_pods[0].address.rsplit(":", 1)[1]
     server.records[NAME] = ["127.0.0.2"]
     env = {
         "MESHSCOPE_DISCOVERY": "dns",
         "MESHSCOPE_DNS_SERVICES": f"analyst={NAME}:{port}",
-        "MESHSCOPE_DNS_NAMESERVER": nameserver,
+        "MESHSCOPE_DNS_NAMESERVER": f"{host}:{port_53}",
         "MESHSCOPE_DNS_INTERVAL_S": "0.3",
     }
     # In a thread: the DNS server answers on this loop, and the orchestrator resolves as it starts.
