@@ -183,8 +183,7 @@ class Bridge:
             api_keys=settings.api_keys,
             rate_limit=rate_limit,
         )
-        settings_read = telemetry.settings()
-        if settings_read is not None and settings_read.on:
+        if telemetry.on():
             self.app = traced(self.app)
 
     async def drain(self, grace_s: float) -> None:

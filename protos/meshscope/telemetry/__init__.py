@@ -27,6 +27,7 @@ import socket
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from meshscope.addresses import host_port
 from meshscope.telemetry.settings import TelemetrySettings
 
 __all__ = [
@@ -34,9 +35,8 @@ __all__ = [
     "client_interceptors",
     "configure",
     "enabled",
-    "metrics_address",
+    "on",
     "server_interceptors",
-    "settings",
     "shutdown",
     "start",
     "tracer",
@@ -60,9 +60,9 @@ def configure(service: str, environ: Mapping[str, str] | None = None) -> bool:
     return _settings.on
 
 
-def settings() -> TelemetrySettings | None:
-    """The settings `configure` read (None before it ran)."""
-    return _settings
+def on() -> bool:
+    """Whether anything is exported (traces or metrics), as `configure` decided."""
+    return _settings is not None and _settings.on
 
 
 def enabled() -> bool:
@@ -108,19 +108,7 @@ def start(instance_id: str | None = None, replica_ids: Sequence[str] = ()) -> No
         metrics.set_meter_provider(_meter_provider)
         if _metrics_server is not None:
             host, port = _metrics_server.server_address[:2]
-            log.info("metrics for Prometheus at http://%s/metrics", _host_port(host, port))
-
-
-def _host_port(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def metrics_address() -> tuple[str, int] | None:
-    """Where this process serves /metrics for Prometheus (None when it does not)."""
-    if _metrics_server is None:
-        return None
-    host, port = _metrics_server.server_address[:2]
-    return str(host), int(port)
+            log.info("metrics for Prometheus at http://%s/metrics", host_port(str(host), int(port)))
 
 
 def server_interceptors() -> list[Any]:
