@@ -42,10 +42,12 @@ RETRY_SERVICE_CONFIG = json.dumps(
         ]
     }
 )
-"""gRPC's own retry policy for every call to the orchestrator: a call it refuses UNAVAILABLE before
-answering anything (an orchestrator replica draining, a connection to one that just went) is sent
-again, up to 3 more times, ~0.2-1 s apart. gRPC retries only calls that have received nothing, so a
-run that had started streaming is never run twice."""
+"""gRPC's own retry policy for calls to the orchestrator (`retry_refused=True`): a call it refuses
+UNAVAILABLE before answering anything (an orchestrator replica draining, a connection to one that
+just went) is sent again, up to 3 more times, ~0.2-1 s apart. gRPC retries only calls that have
+received nothing, so a run that had started streaming is never run twice. The bridge turns it on
+(several orchestrators behind one address: the next try reaches another); other clients see the
+refusal itself, DRAINING and all."""
 
 
 def orchestrator_address() -> str:
@@ -58,10 +60,13 @@ class OrchestratorClient(SessionClient):
 
     _stub_type = orchestrator_pb2_grpc.OrchestratorStub
 
-    def __init__(self, target: str | None = None, **channel: Any) -> None:
-        """`channel`: `options` and `settings`, as `ChannelClient` takes them (`options` come after
-        the retry policy, `RETRY_SERVICE_CONFIG`, and win over it)."""
-        options = [("grpc.service_config", RETRY_SERVICE_CONFIG), *(channel.pop("options", None) or ())]
+    def __init__(self, target: str | None = None, *, retry_refused: bool = False, **channel: Any) -> None:
+        """`retry_refused`: retry calls refused before they began (`RETRY_SERVICE_CONFIG`).
+        `channel`: `options` and `settings`, as `ChannelClient` takes them (`options` win over the
+        retry policy)."""
+        options = list(channel.pop("options", None) or ())
+        if retry_refused:
+            options.insert(0, ("grpc.service_config", RETRY_SERVICE_CONFIG))
         super().__init__(target or orchestrator_address(), options=options, **channel)
 
     async def run(

@@ -112,7 +112,7 @@ async def serve(settings: BridgeSettings, grace_s: float) -> None:
         address = f"{socket.gethostname()}:{sock.getsockname()[1]}"
         instance = BridgeInstance(address)
         await fail_orphans(stores, instance)  # tasks a killed bridge on this address left running
-        orchestrator = OrchestratorClient()
+        orchestrator = OrchestratorClient(retry_refused=True)
         base_url = settings.base_url(sock.getsockname()[1])
         telemetry.start(address)
         bridge = Bridge(

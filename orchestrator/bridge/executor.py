@@ -317,8 +317,8 @@ class MeshExecutor(AgentExecutor):
         assert this is not None
         self._running[this] = relay
         try:
-            # A run the orchestrator refuses before it begins is retried by the client's gRPC retry
-            # policy (`meshscope.orchestrator.client.RETRY_SERVICE_CONFIG`).
+            # A run the orchestrator refuses before it begins is retried by the bridge's client's
+            # gRPC retry policy (`OrchestratorClient(retry_refused=True)`, bridge/entry.py).
             async for event in self._orchestrator.run(
                 target, message, session_id=context_id, user_id=user, metadata=request_metadata
             ):

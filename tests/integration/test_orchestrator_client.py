@@ -1,5 +1,6 @@
-"""The orchestrator client's retry policy, against a real gRPC server that refuses as a draining
-orchestrator does: a run refused before it began is sent again; one that had begun is never rerun."""
+"""The orchestrator client's retry policy (the bridge's), against a real gRPC server that refuses as a
+draining orchestrator does: a run refused before it began is sent again; one that had begun is never
+rerun; without the policy the refusal reaches the caller as it is."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ async def test_a_run_refused_before_it_began_is_sent_again() -> None:
     servicer = Refusing(refusals=2)
     server, address = await serve(servicer)
     try:
-        async with OrchestratorClient(address) as client:
+        async with OrchestratorClient(address, retry_refused=True) as client:
             kinds = [event.WhichOneof("kind") async for event in client.run("analyst", "hi")]
     finally:
         await server.stop(0)
@@ -59,7 +60,7 @@ async def test_a_run_that_had_begun_is_not_run_twice() -> None:
     servicer = Refusing(fail_after_start=True)
     server, address = await serve(servicer)
     try:
-        async with OrchestratorClient(address) as client:
+        async with OrchestratorClient(address, retry_refused=True) as client:
             seen = []
             with pytest.raises(grpc.aio.AioRpcError) as failed:
                 async for event in client.run("analyst", "hi"):
@@ -68,3 +69,16 @@ async def test_a_run_that_had_begun_is_not_run_twice() -> None:
         await server.stop(0)
     assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
     assert seen == ["run_start"] and servicer.calls == 1
+
+
+async def test_without_the_policy_a_refusal_reaches_the_caller() -> None:
+    servicer = Refusing(refusals=1)
+    server, address = await serve(servicer)
+    try:
+        async with OrchestratorClient(address) as client:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                async for _ in client.run("analyst", "hi"):
+                    pass
+    finally:
+        await server.stop(0)
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE and servicer.calls == 1
